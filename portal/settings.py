@@ -1,0 +1,232 @@
+"""Settings, read from the environment through small strict helpers.
+
+Everything tunable lives here. The OAuth knobs sit together under ``OAUTH``.
+A variable ``NAME_FILE`` may name a file that holds the value of ``NAME``
+(for secrets mounted by an orchestrator).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """The value of ``name``, or of the file named by ``name_FILE``, or ``default``."""
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {file_name}: {exc}") from exc
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    value = value.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), not {value!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    value = env(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from exc
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}")
+    return number
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = env(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", False)
+
+_DEV_SECRET_KEY = "django-insecure-development-only-never-use-in-production"
+SECRET_KEY = env("SECRET_KEY") or _DEV_SECRET_KEY
+if not DEBUG and (SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 32):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a random value of at least 32 characters when DEBUG is off "
+        '(for example: python -c "import secrets; print(secrets.token_urlsafe(50))").'
+    )
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_htmx",
+    "template_partials",
+    "clients",
+    "oauth",
+    "portal",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers go on while one process writes (several gunicorn workers).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "clients.api.errors.exception_handler",
+}
+
+# --- OAuth ---------------------------------------------------------------------------------------
+OAUTH_ISSUER = (env("OAUTH_ISSUER") or "http://127.0.0.1:8000").rstrip("/")
+
+OAUTH = {
+    # The ``iss`` of every token and the base of every published URL.
+    "ISSUER": OAUTH_ISSUER,
+    # "RS256" (default, what the guide's verifiers expect) or "ES256".
+    "SIGNING_ALG": env("OAUTH_SIGNING_ALG", "RS256"),
+    "RSA_KEY_SIZE": env_int("OAUTH_RSA_KEY_SIZE", 2048, minimum=2048),
+    # Secrets that encrypt the signing keys at rest; the first encrypts, all decrypt.
+    # Defaults to a key derived from SECRET_KEY.
+    "KEY_ENCRYPTION_KEYS": env_list("OAUTH_KEY_ENCRYPTION_KEYS", []) or [SECRET_KEY],
+    "SECRET_PREFIX": env("OAUTH_SECRET_PREFIX", "test_"),
+    "TOKEN_EXPIRY_DEFAULT": 3600,
+    "TOKEN_EXPIRY_MIN": 60,
+    "TOKEN_EXPIRY_MAX": 86400,
+    "MAX_SECRETS_PER_CLIENT": 5,
+    "JWKS_MAX_AGE": env_int("OAUTH_JWKS_MAX_AGE", 300, minimum=0),
+    # The audience and scope a management client's tokens carry for /api/v1.
+    "MANAGEMENT_AUDIENCE": env("OAUTH_MANAGEMENT_AUDIENCE") or f"{OAUTH_ISSUER}/api/v1",
+    "MANAGEMENT_SCOPE": "management",
+    # Verified secrets are remembered in-process for this long (HMAC-keyed).
+    "SECRET_CACHE_SECONDS": env_int("OAUTH_SECRET_CACHE_SECONDS", 300, minimum=0),
+    "LAST_USED_RESOLUTION_SECONDS": 60,
+    # argon2id parameters for client secrets (RFC 9106 second recommended option).
+    "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", 3, minimum=1),
+    "ARGON2_MEMORY_COST": env_int("OAUTH_ARGON2_MEMORY_COST", 65536, minimum=8),
+    "ARGON2_PARALLELISM": env_int("OAUTH_ARGON2_PARALLELISM", 1, minimum=1),
+}
+
+# How our own management API verifies bearer tokens (the resource-server kit's setting).
+RESOURCE_SERVER = {
+    "ISSUER": OAUTH_ISSUER,
+    "AUDIENCE": OAUTH["MANAGEMENT_AUDIENCE"],
+    "JWKS_URL": None,
+}
+
+# --- Logging -------------------------------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}
+
+# --- Production hardening ------------------------------------------------------------------------
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)

@@ -1,0 +1,8 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("oauth.urls")),
+    path("api/v1/", include("clients.api.urls")),
+    path("admin/", admin.site.urls),
+]
