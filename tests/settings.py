@@ -11,7 +11,7 @@ os.environ.setdefault("OAUTH_ARGON2_TIME_COST", "1")
 os.environ.setdefault("OAUTH_ARGON2_MEMORY_COST", "1024")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 
-from portal.settings import *  # noqa: E402,F403
+from portal.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
@@ -20,3 +20,5 @@ STORAGES = {
 }
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,22 @@
+from django.urls import path, re_path
+
+from clients.api import views
+from clients.api.errors import not_found
+
+app_name = "api"
+
+ORG = "organizations/<str:organization_id>"
+CLIENT = f"{ORG}/clients/<str:client_id>"
+
+urlpatterns = [
+    path("organizations", views.OrganizationListView.as_view(), name="organization-list"),
+    path(ORG, views.OrganizationDetailView.as_view(), name="organization-detail"),
+    path(f"{ORG}/clients", views.ClientListView.as_view(), name="client-list"),
+    path(CLIENT, views.ClientDetailView.as_view(), name="client-detail"),
+    path(f"{CLIENT}/secrets", views.SecretListView.as_view(), name="secret-list"),
+    path(
+        f"{CLIENT}/secrets/<str:secret_id>", views.SecretDetailView.as_view(), name="secret-detail"
+    ),
+    # Anything else under /api/v1 is a 404 in the API's own format, not an HTML page.
+    re_path(r"^.*$", not_found),
+]

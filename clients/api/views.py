@@ -1,0 +1,153 @@
+"""The management REST API: thin views that parse, call a service, and render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from clients import selectors, services
+from clients.api import serializers as s
+from clients.api.pagination import page
+from clients.services import Actor
+from oauth.guards import BearerTokenAuthentication, HasScopes
+
+
+def client_ip(request: Request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class ManagementView(APIView):
+    """Bearer tokens from our own token endpoint, verified like any resource server would."""
+
+    authentication_classes = [BearerTokenAuthentication]
+    permission_classes = [HasScopes]
+
+    @property
+    def required_scopes(self) -> list[str]:
+        return [settings.OAUTH["MANAGEMENT_SCOPE"]]
+
+    def actor(self) -> Actor:
+        claims = self.request.auth
+        return Actor.for_client(claims.client_id, ip=client_ip(self.request))
+
+    @staticmethod
+    def parse(serializer_class: type, request: Request, partial: bool = False) -> dict[str, Any]:
+        serializer = serializer_class(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+
+class OrganizationListView(ManagementView):
+    def get(self, request: Request) -> Response:
+        from clients.models import Organization
+
+        items, paging = page(
+            Organization.objects.order_by("create_time", "id"), request.query_params, "orgs"
+        )
+        return Response({"organizations": [s.organization_json(o) for o in items], **paging})
+
+    def post(self, request: Request) -> Response:
+        data = self.parse(s.OrganizationInput, request)
+        organization = services.organization_create(actor=self.actor(), **data)
+        return Response({"organization": s.organization_json(organization)}, status=201)
+
+
+class OrganizationDetailView(ManagementView):
+    def get(self, request: Request, organization_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        return Response({"organization": s.organization_json(organization)})
+
+    def patch(self, request: Request, organization_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        data = self.parse(s.OrganizationPatch, request, partial=True)
+        organization = services.organization_update(
+            actor=self.actor(), organization=organization, **data
+        )
+        return Response({"organization": s.organization_json(organization)})
+
+
+class ClientListView(ManagementView):
+    def get(self, request: Request, organization_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        items, paging = page(
+            selectors.client_list(organization), request.query_params, f"clients:{organization.id}"
+        )
+        return Response({"clients": [s.client_json(c) for c in items], **paging})
+
+    def post(self, request: Request, organization_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        data = self.parse(s.ClientInput, request)
+        client, plain = services.client_create(
+            actor=self.actor(), organization=organization, **data
+        )
+        client = selectors.client_get(organization, client.id)
+        return Response(
+            {"client": s.client_json(client), "plain_secret": plain},
+            status=status.HTTP_201_CREATED,
+            headers={"Cache-Control": "no-store"},
+        )
+
+
+class ClientDetailView(ManagementView):
+    def get(self, request: Request, organization_id: str, client_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        return Response({"client": s.client_json(selectors.client_get(organization, client_id))})
+
+    def patch(self, request: Request, organization_id: str, client_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        client = selectors.client_get(organization, client_id)
+        data = self.parse(s.ClientPatch, request, partial=True)
+        services.client_update(actor=self.actor(), client=client, **data)
+        return Response({"client": s.client_json(selectors.client_get(organization, client_id))})
+
+    def delete(self, request: Request, organization_id: str, client_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        client = selectors.client_get(organization, client_id)
+        services.client_delete(actor=self.actor(), client=client)
+        return Response({})
+
+
+class SecretListView(ManagementView):
+    def get(self, request: Request, organization_id: str, client_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        client = selectors.client_get(organization, client_id)
+        return Response({"secrets": [s.secret_json(x) for x in client.secrets.all()]})
+
+    def post(self, request: Request, organization_id: str, client_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        client = selectors.client_get(organization, client_id)
+        data = self.parse(s.SecretInput, request) if request.data else {}
+        expire_time = data.get("expire_time")
+        if "expiry_seconds" in data:
+            expire_time = services.expire_time_from_seconds(data["expiry_seconds"])
+        secret, plain = services.secret_add(
+            actor=self.actor(), client=client, expire_time=expire_time
+        )
+        return Response(
+            {"secret": s.secret_json(secret), "plain_secret": plain},
+            status=status.HTTP_201_CREATED,
+            headers={"Cache-Control": "no-store"},
+        )
+
+
+class SecretDetailView(ManagementView):
+    def get(
+        self, request: Request, organization_id: str, client_id: str, secret_id: str
+    ) -> Response:
+        organization = selectors.organization_get(organization_id)
+        client = selectors.client_get(organization, client_id)
+        return Response({"secret": s.secret_json(selectors.secret_get(client, secret_id))})
+
+    def delete(
+        self, request: Request, organization_id: str, client_id: str, secret_id: str
+    ) -> Response:
+        organization = selectors.organization_get(organization_id)
+        client = selectors.client_get(organization, client_id)
+        secret = selectors.secret_get(client, secret_id)
+        services.secret_delete(actor=self.actor(), secret=secret)
+        return Response({})

@@ -1,0 +1,300 @@
+"""Organizations, API clients, their secrets, and the audit log.
+
+Every state change goes through ``clients.services``; models only hold data and
+their own invariants.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+# Claim names a custom claim may never override.
+RESERVED_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "oid", "scope", "scopes"}
+)
+
+MAX_NAME_LENGTH = 128
+MAX_DESCRIPTION_LENGTH = 512
+MAX_SCOPES = 50
+MAX_AUDIENCES = 20
+MAX_CUSTOM_CLAIMS = 20
+MAX_SCOPE_LENGTH = 128
+MAX_AUDIENCE_LENGTH = 256
+MAX_CLAIM_KEY_LENGTH = 64
+MAX_CLAIM_VALUE_LENGTH = 256
+
+
+def random_id(prefix: str) -> str:
+    """A prefixed random 17-digit id (``org_59615193906282635``): not a sequence."""
+    return f"{prefix}{secrets.randbelow(9 * 10**16) + 10**16}"
+
+
+def new_organization_id() -> str:
+    return random_id("org_")
+
+
+def new_client_id() -> str:
+    return random_id("m2morg_")
+
+
+def new_management_client_id() -> str:
+    return random_id("skc_")
+
+
+def new_secret_id() -> str:
+    return random_id("sks_")
+
+
+class Organization(models.Model):
+    """A customer of the API provider; owns API clients and members."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_organization_id)
+    display_name = models.CharField(max_length=MAX_NAME_LENGTH)
+    external_id = models.CharField(max_length=128, unique=True, null=True, blank=True)
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+    update_time = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["create_time", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.id})"
+
+
+class ApiClient(models.Model):
+    """An OAuth client. ``organization`` is None for a management client (``skc_``)."""
+
+    id = models.CharField(primary_key=True, max_length=32, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="clients", null=True, blank=True
+    )
+    name = models.CharField(max_length=MAX_NAME_LENGTH)
+    description = models.CharField(max_length=MAX_DESCRIPTION_LENGTH, blank=True, default="")
+    scopes = models.JSONField(default=list, blank=True)
+    audience = models.JSONField(default=list, blank=True)
+    custom_claims = models.JSONField(default=list, blank=True)
+    expiry = models.PositiveIntegerField(default=3600)
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+    update_time = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["create_time", "id"]
+        indexes = [models.Index(fields=["organization", "create_time", "id"])]
+        verbose_name = "API client"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    @property
+    def client_id(self) -> str:
+        return self.id
+
+    @property
+    def is_management(self) -> bool:
+        return self.organization_id is None
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        oauth = settings.OAUTH
+        if not self.name or not self.name.strip():
+            errors.setdefault("name", []).append("name is required")
+        low, high = oauth["TOKEN_EXPIRY_MIN"], oauth["TOKEN_EXPIRY_MAX"]
+        if not isinstance(self.expiry, int) or not low <= self.expiry <= high:
+            errors.setdefault("expiry", []).append(f"expiry must be between {low} and {high}")
+        for field, problems in validate_client_lists(
+            self.scopes, self.audience, self.custom_claims
+        ).items():
+            errors.setdefault(field, []).extend(problems)
+        if errors:
+            raise ValidationError(errors)
+
+
+def validate_client_lists(scopes: object, audience: object, custom_claims: object) -> dict:
+    """Field violations of the list fields, keyed like ``scopes[1]``."""
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    if not isinstance(scopes, list):
+        add("scopes", "scopes must be a list of strings")
+    else:
+        if len(scopes) > MAX_SCOPES:
+            add("scopes", f"at most {MAX_SCOPES} scopes")
+        seen: set[str] = set()
+        for i, scope in enumerate(scopes):
+            if not isinstance(scope, str) or not SCOPE_TOKEN_RE.match(scope):
+                add(f"scopes[{i}]", "a scope is a non-empty RFC 6749 scope token (no spaces)")
+            elif len(scope) > MAX_SCOPE_LENGTH:
+                add(f"scopes[{i}]", f"a scope is at most {MAX_SCOPE_LENGTH} characters")
+            elif scope in seen:
+                add(f"scopes[{i}]", f"duplicate scope {scope!r}")
+            else:
+                seen.add(scope)
+    if not isinstance(audience, list):
+        add("audience", "audience must be a list of strings")
+    else:
+        if len(audience) > MAX_AUDIENCES:
+            add("audience", f"at most {MAX_AUDIENCES} audiences")
+        seen = set()
+        for i, aud in enumerate(audience):
+            if not isinstance(aud, str) or not aud.strip() or aud != aud.strip():
+                add(f"audience[{i}]", "an audience is a non-empty string without outer spaces")
+            elif len(aud) > MAX_AUDIENCE_LENGTH or any(ord(c) < 0x20 for c in aud):
+                add(
+                    f"audience[{i}]",
+                    f"an audience is at most {MAX_AUDIENCE_LENGTH} printable characters",
+                )
+            elif aud in seen:
+                add(f"audience[{i}]", f"duplicate audience {aud!r}")
+            else:
+                seen.add(aud)
+    if not isinstance(custom_claims, list):
+        add("custom_claims", "custom_claims must be a list of {key, value} objects")
+    else:
+        if len(custom_claims) > MAX_CUSTOM_CLAIMS:
+            add("custom_claims", f"at most {MAX_CUSTOM_CLAIMS} custom claims")
+        keys: set[str] = set()
+        for i, claim in enumerate(custom_claims):
+            if not isinstance(claim, dict) or set(claim) != {"key", "value"}:
+                add(f"custom_claims[{i}]", "a custom claim is an object with exactly key and value")
+                continue
+            key, value = claim["key"], claim["value"]
+            if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:-]*", key):
+                add(
+                    f"custom_claims[{i}].key",
+                    "a claim key starts with a letter or _ and holds letters, digits, _ . : -",
+                )
+            elif len(key) > MAX_CLAIM_KEY_LENGTH:
+                add(
+                    f"custom_claims[{i}].key",
+                    f"a claim key is at most {MAX_CLAIM_KEY_LENGTH} characters",
+                )
+            elif key in RESERVED_CLAIMS:
+                add(f"custom_claims[{i}].key", f"{key!r} is a registered claim name")
+            elif key in keys:
+                add(f"custom_claims[{i}].key", f"duplicate claim key {key!r}")
+            else:
+                keys.add(key)
+            if not isinstance(value, str):
+                add(f"custom_claims[{i}].value", "a claim value is a string")
+            elif len(value) > MAX_CLAIM_VALUE_LENGTH:
+                add(
+                    f"custom_claims[{i}].value",
+                    f"a claim value is at most {MAX_CLAIM_VALUE_LENGTH} characters",
+                )
+    return errors
+
+
+class ManagementClient(ApiClient):
+    """Proxy for environment-level clients of the management API (``skc_…``)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "management client"
+
+
+class ClientSecret(models.Model):
+    """A client secret. Only its argon2id hash is stored; the plain value is shown once."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "ACTIVE"
+        INACTIVE = "INACTIVE"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_secret_id, editable=False)
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="secrets")
+    secret_hash = models.CharField(max_length=256, editable=False)
+    secret_suffix = models.CharField(max_length=4, editable=False)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+    update_time = models.DateTimeField(auto_now=True)
+    last_used_time = models.DateTimeField(null=True, blank=True)
+    expire_time = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["create_time", "id"]
+
+    def __str__(self) -> str:
+        return f"…{self.secret_suffix} ({self.id})"
+
+    def is_expired(self, now=None) -> bool:
+        return self.expire_time is not None and self.expire_time <= (now or timezone.now())
+
+    @property
+    def effective_status(self) -> str:
+        """``EXPIRED`` for an active secret past its expire_time, else the stored status."""
+        if self.status == self.Status.ACTIVE and self.is_expired():
+            return "EXPIRED"
+        return self.status
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, when and from where. Never edited or deleted."""
+
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    actor_type = models.CharField(max_length=16)  # user | client | system
+    actor_id = models.CharField(max_length=64, blank=True, default="")
+    actor_display = models.CharField(max_length=255, blank=True, default="")
+    organization_id = models.CharField(max_length=32, blank=True, default="", db_index=True)
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=32)
+    target_id = models.CharField(max_length=64, db_index=True)
+    client_id = models.CharField(max_length=32, blank=True, default="", db_index=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        indexes = [models.Index(fields=["organization_id", "-time"])]
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.actor_display or self.actor_id} {self.action}"
+
+
+# --- Secret material -----------------------------------------------------------------------------
+# Kept beside the model that owns the secret: one function makes it (and returns the plain value
+# once), one checks a presented value against the stored argon2id hash.
+
+_hasher: PasswordHasher | None = None
+
+
+def secret_hasher() -> PasswordHasher:
+    """The process-wide argon2id hasher, with the parameters from settings."""
+    global _hasher
+    if _hasher is None:
+        oauth = settings.OAUTH
+        _hasher = PasswordHasher(
+            time_cost=oauth["ARGON2_TIME_COST"],
+            memory_cost=oauth["ARGON2_MEMORY_COST"],
+            parallelism=oauth["ARGON2_PARALLELISM"],
+            type=Type.ID,
+        )
+    return _hasher
+
+
+def make_plain_secret() -> str:
+    """A new plain secret: the recognisable prefix and 258 bits from the OS CSPRNG, URL-safe."""
+    return settings.OAUTH["SECRET_PREFIX"] + secrets.token_urlsafe(43)
+
+
+def hash_secret(plain: str) -> str:
+    return secret_hasher().hash(plain)
+
+
+def check_secret(plain: str, secret_hash: str) -> bool:
+    """True when ``plain`` matches the argon2id ``secret_hash`` (constant-time compare)."""
+    try:
+        return secret_hasher().verify(secret_hash, plain)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,56 @@
+"""Reads, with tenancy built in: every lookup is scoped to its parent, or it is a 404."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.http import Http404
+
+from clients.models import ApiClient, ClientSecret, Organization
+
+
+def organization_get(organization_id: str) -> Organization:
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        raise Http404("organization not found")
+    return organization
+
+
+def client_list(organization: Organization, search: str = "") -> QuerySet[ApiClient]:
+    """The organization's clients with their secrets in one extra query, oldest first."""
+    clients = ApiClient.objects.filter(organization=organization)
+    if search:
+        clients = clients.filter(Q(name__icontains=search) | Q(id__icontains=search))
+    return (
+        clients.prefetch_related(
+            Prefetch("secrets", queryset=ClientSecret.objects.order_by("create_time", "id"))
+        )
+        .annotate(
+            active_secret_count=Count(
+                "secrets", filter=Q(secrets__status=ClientSecret.Status.ACTIVE)
+            )
+        )
+        .order_by("create_time", "id")
+    )
+
+
+def client_get(organization: Organization, client_id: str) -> ApiClient:
+    """A client of this organization, or 404 (also for another organization's client)."""
+    client = (
+        ApiClient.objects.filter(organization=organization, pk=client_id)
+        .prefetch_related(
+            Prefetch("secrets", queryset=ClientSecret.objects.order_by("create_time", "id"))
+        )
+        .first()
+    )
+    if client is None:
+        raise Http404("client not found")
+    return client
+
+
+def secret_get(client: ApiClient, secret_id: str) -> ClientSecret:
+    secret = (
+        ClientSecret.objects.filter(client=client, pk=secret_id).select_related("client").first()
+    )
+    if secret is None:
+        raise Http404("secret not found")
+    return secret

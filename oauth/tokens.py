@@ -1,0 +1,217 @@
+"""The token endpoint's hot path: authenticate a client, build its claims, sign.
+
+One SQL query per request reads the client, its usable secrets and the current
+key id together. A secret verified once is remembered per process under an HMAC
+of the presented value (with a per-process random key), so argon2 runs once per
+secret and process; the secret's row is still read on every request, so a
+revoked, deleted or expired secret fails at once. Nothing is written on success
+except ``last_used_time``, at most once a minute per secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from clients.models import ApiClient, ClientSecret, check_secret, hash_secret
+from oauth import keys
+from oauth.models import SigningKey
+
+
+@dataclass(frozen=True)
+class AuthenticatedClient:
+    """What the token endpoint needs to know about a client once it has proven who it is."""
+
+    client_id: str
+    organization_id: str | None
+    scopes: list[str]
+    audience: list[str]
+    custom_claims: list[dict[str, str]]
+    expiry: int
+    current_kid: str | None
+    secret_id: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scopes: list[str]
+    jti: str
+    claims: dict[str, Any]
+
+
+def _sql() -> str:
+    client = ApiClient._meta.db_table
+    secret = ClientSecret._meta.db_table
+    key = SigningKey._meta.db_table
+    # Only our own table names are interpolated; every value is a bound parameter.
+    return (
+        f"SELECT c.id, c.organization_id, c.scopes, c.audience, c.custom_claims, c.expiry, "
+        f"s.id, s.secret_hash, s.secret_suffix, "
+        f"CASE WHEN s.last_used_time IS NULL OR s.last_used_time < %s THEN 1 ELSE 0 END, "
+        f"(SELECT k.kid FROM {key} k WHERE k.retire_time IS NULL "
+        f"ORDER BY k.create_time DESC LIMIT 1) "
+        f"FROM {client} c JOIN {secret} s ON s.client_id = c.id "
+        f"WHERE c.id = %s AND s.status = 'ACTIVE' AND (s.expire_time IS NULL OR s.expire_time > %s)"
+    )
+
+
+_SQL: str | None = None
+_TOUCH_SQL: str | None = None
+
+# Per-process memory of verified secrets: HMAC(process key, client_id NUL secret) -> (secret id,
+# monotonic deadline). The HMAC key never leaves this process; a wrong secret is never stored.
+_CACHE_KEY = os.urandom(32)
+_verified: dict[bytes, tuple[str, float]] = {}
+_VERIFIED_MAX = 10_000
+_cache_lock = threading.Lock()
+_dummy_hash: str | None = None
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _dummy_check(secret: str) -> None:
+    """Spend what a real check costs, so timing does not tell whether a client id exists."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = hash_secret(secrets.token_urlsafe(32))
+    check_secret(secret, _dummy_hash)
+
+
+def _cache_key(client_id: str, secret: str) -> bytes:
+    return hmac.new(
+        _CACHE_KEY, f"{client_id}\x00{secret}".encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).digest()
+
+
+def forget_verified_secrets() -> None:
+    """Empty this process's verification cache (tests, and after a mass revocation)."""
+    with _cache_lock:
+        _verified.clear()
+
+
+def authenticate_with_secret(client_id: str, secret: str) -> AuthenticatedClient | None:
+    """The client when ``secret`` is one of its active, unexpired secrets; None otherwise."""
+    global _SQL
+    if _SQL is None:
+        _SQL = _sql()
+    now = timezone.now()
+    adapt = connection.ops.adapt_datetimefield_value
+    stale = now - timedelta(seconds=settings.OAUTH["LAST_USED_RESOLUTION_SECONDS"])
+    with connection.cursor() as cursor:
+        cursor.execute(_SQL, [adapt(stale), client_id, adapt(now)])
+        rows = cursor.fetchall()
+    suffix = secret[-4:]
+    candidates = [row for row in rows if hmac.compare_digest(row[8], suffix)]
+    if not candidates:
+        _dummy_check(secret)
+        return None
+    key = _cache_key(client_id, secret)
+    cached = _verified.get(key)
+    matched = None
+    if cached is not None and cached[1] > time.monotonic():
+        matched = next((row for row in candidates if row[6] == cached[0]), None)
+    if matched is None:
+        matched = next((row for row in candidates if check_secret(secret, row[7])), None)
+        if matched is None:
+            return None
+        ttl = settings.OAUTH["SECRET_CACHE_SECONDS"]
+        if ttl > 0:
+            with _cache_lock:
+                if len(_verified) >= _VERIFIED_MAX:
+                    _verified.clear()
+                _verified[key] = (matched[6], time.monotonic() + ttl)
+    if matched[9]:
+        _touch(matched[6], now, stale)
+    return AuthenticatedClient(
+        client_id=matched[0],
+        organization_id=matched[1],
+        scopes=_json(matched[2]),
+        audience=_json(matched[3]),
+        custom_claims=_json(matched[4]),
+        expiry=matched[5],
+        current_kid=matched[10],
+        secret_id=matched[6],
+    )
+
+
+def _touch(secret_id: str, now: Any, stale: Any) -> None:
+    """Record use, at most once a minute per secret; never fail a token request over it."""
+    global _TOUCH_SQL
+    if _TOUCH_SQL is None:
+        table = ClientSecret._meta.db_table
+        _TOUCH_SQL = (
+            f"UPDATE {table} SET last_used_time = %s "
+            f"WHERE id = %s AND (last_used_time IS NULL OR last_used_time < %s)"
+        )
+    adapt = connection.ops.adapt_datetimefield_value
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_TOUCH_SQL, [adapt(now), secret_id, adapt(stale)])
+    except DatabaseError:
+        # A busy SQLite writer or a read replica: the next request will try again.
+        pass
+
+
+def _signing_key(current_kid: str | None) -> keys.LoadedKey:
+    if current_kid is None:
+        return keys.current_loaded_key()
+    return keys.loaded_key_by_kid(current_kid)
+
+
+def new_jti() -> str:
+    return f"tkn_{secrets.randbits(80)}"
+
+
+def issue_token(
+    client: AuthenticatedClient,
+    *,
+    scopes: list[str] | None = None,
+    audience: list[str] | None = None,
+) -> IssuedToken:
+    """Sign an access token (RFC 9068 shape, plus the guide's ``scopes`` and ``oid``)."""
+    scopes = client.scopes if scopes is None else scopes
+    audience = client.audience if audience is None else audience
+    issued_at = int(time.time())
+    jti = new_jti()
+    claims: dict[str, Any] = {item["key"]: item["value"] for item in client.custom_claims}
+    claims.update(
+        {
+            "iss": settings.OAUTH["ISSUER"],
+            "sub": client.client_id,
+            "client_id": client.client_id,
+        }
+    )
+    if client.organization_id:
+        claims["oid"] = client.organization_id
+    if audience:
+        claims["aud"] = audience[0] if len(audience) == 1 else list(audience)
+    claims["scopes"] = list(scopes)
+    if scopes:
+        claims["scope"] = " ".join(scopes)
+    claims.update(
+        {"iat": issued_at, "nbf": issued_at, "exp": issued_at + client.expiry, "jti": jti}
+    )
+    access_token = _signing_key(client.current_kid).encode(claims)
+    return IssuedToken(
+        access_token=access_token,
+        expires_in=client.expiry,
+        scopes=list(scopes),
+        jti=jti,
+        claims=claims,
+    )

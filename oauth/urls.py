@@ -1,0 +1,12 @@
+from django.urls import path
+
+from oauth import views
+
+app_name = "oauth"
+
+urlpatterns = [
+    path("oauth/token", views.token, name="token"),
+    path(".well-known/jwks.json", views.jwks, name="jwks"),
+    path("keys", views.jwks, name="keys"),
+    path(".well-known/oauth-authorization-server", views.discovery, name="discovery"),
+]

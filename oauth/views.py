@@ -1,0 +1,229 @@
+"""The OAuth endpoints: token (RFC 6749 §4.4), JWKS, and discovery (RFC 8414)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+from urllib.parse import unquote_plus
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
+from django.views.decorators.csrf import csrf_exempt
+
+from oauth import keys
+from oauth.tokens import authenticate_with_secret, issue_token
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# Parameters that RFC 8707 (resource) and common practice (audience) allow more than once.
+REPEATABLE = frozenset({"resource", "audience"})
+
+
+class OAuthError(Exception):
+    """An RFC 6749 §5.2 error response."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+        self.headers = headers or {}
+
+
+def json_response(
+    body: dict[str, Any], status: int = 200, headers: dict | None = None
+) -> HttpResponse:
+    response = HttpResponse(
+        json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def oauth_error_response(error: OAuthError) -> HttpResponse:
+    return json_response(
+        {"error": error.error, "error_description": error.description},
+        status=error.status,
+        headers={**NO_STORE, **error.headers},
+    )
+
+
+def method_not_allowed(allowed: str) -> HttpResponse:
+    return json_response(
+        {"error": "invalid_request", "error_description": f"method not allowed; use {allowed}"},
+        status=405,
+        headers={"Allow": allowed, **NO_STORE},
+    )
+
+
+def invalid_client(
+    description: str = "client authentication failed", basic: bool = True
+) -> OAuthError:
+    headers = {"WWW-Authenticate": 'Basic realm="oauth", charset="UTF-8"'}
+    return OAuthError("invalid_client", description, status=401, headers=headers)
+
+
+def read_form(request: HttpRequest) -> dict[str, list[str]]:
+    """The form parameters, strictly: right content type, UTF-8, each at most once."""
+    if request.content_type != FORM_CONTENT_TYPE:
+        raise OAuthError("invalid_request", f"the request body must be {FORM_CONTENT_TYPE}")
+    try:
+        form = request.POST
+    except RequestDataTooBig as exc:
+        raise OAuthError("invalid_request", "the request body is too large", status=413) from exc
+    except (MultiPartParserError, UnicodeDecodeError, ValueError) as exc:
+        raise OAuthError("invalid_request", "the request body cannot be parsed") from exc
+    params = dict(form.lists())
+    for name, values in params.items():
+        if len(values) > 1 and name not in REPEATABLE:
+            raise OAuthError("invalid_request", f"parameter {name!r} is repeated")
+    return params
+
+
+def client_credentials_from(
+    request: HttpRequest, params: dict[str, list[str]]
+) -> tuple[str, str, str]:
+    """(client_id, client_secret, method) from HTTP Basic or the form, exactly one of them."""
+    header = request.META.get("HTTP_AUTHORIZATION")
+    form_id = params.get("client_id", [None])[0]
+    form_secret = params.get("client_secret", [None])[0]
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic":
+            raise invalid_client(
+                "only HTTP Basic client authentication is accepted in Authorization"
+            )
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise invalid_client("malformed HTTP Basic credentials") from exc
+        raw_id, colon, raw_secret = decoded.partition(":")
+        if not colon:
+            raise invalid_client("malformed HTTP Basic credentials")
+        # RFC 6749 §2.3.1: the id and secret are form-urlencoded before base64.
+        client_id, client_secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+        if form_secret is not None:
+            raise OAuthError(
+                "invalid_request", "use one client authentication method, not Basic and the form"
+            )
+        if form_id is not None and form_id != client_id:
+            raise OAuthError("invalid_request", "client_id differs from the Basic credentials")
+        return client_id, client_secret, "client_secret_basic"
+    if form_id is not None and form_secret is not None:
+        return form_id, form_secret, "client_secret_post"
+    if form_id is not None:
+        raise invalid_client("client_secret is missing")
+    raise invalid_client("client authentication is required")
+
+
+def _requested_scopes(params: dict[str, list[str]], registered: list[str]) -> list[str]:
+    raw = params.get("scope", [""])[0]
+    requested = raw.split()
+    if not requested:
+        return list(registered)
+    unknown = [scope for scope in requested if scope not in registered]
+    if unknown:
+        raise OAuthError("invalid_scope", "requested scope is not granted to this client")
+    # Keep the registered order, once each.
+    wanted = set(requested)
+    return [scope for scope in registered if scope in wanted]
+
+
+def _requested_audience(params: dict[str, list[str]], registered: list[str]) -> list[str]:
+    requested: list[str] = []
+    for name in ("audience", "resource"):
+        for value in params.get(name, []):
+            requested.extend(value.split() if name == "audience" else [value])
+    if not requested:
+        return list(registered)
+    if any(aud not in registered for aud in requested):
+        raise OAuthError("invalid_target", "requested audience is not registered for this client")
+    wanted = set(requested)
+    return [aud for aud in registered if aud in wanted]
+
+
+def _token(request: HttpRequest) -> HttpResponse:
+    params = read_form(request)
+    grant_type = params.get("grant_type", [None])[0]
+    if not grant_type:
+        raise OAuthError("invalid_request", "grant_type is required")
+    if grant_type != "client_credentials":
+        raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
+    client_id, client_secret, _method = client_credentials_from(request, params)
+    if not client_id or not client_secret or len(client_id) > 64 or len(client_secret) > 512:
+        raise invalid_client()
+    client = authenticate_with_secret(client_id, client_secret)
+    if client is None:
+        raise invalid_client()
+    scopes = _requested_scopes(params, client.scopes)
+    audience = _requested_audience(params, client.audience)
+    token = issue_token(client, scopes=scopes, audience=audience)
+    body: dict[str, Any] = {
+        "access_token": token.access_token,
+        "token_type": "Bearer",
+        "expires_in": token.expires_in,
+    }
+    if token.scopes:
+        body["scope"] = " ".join(token.scopes)
+    return json_response(body, headers=NO_STORE)
+
+
+@csrf_exempt
+def token(request: HttpRequest) -> HttpResponse:
+    """POST /oauth/token: the client_credentials grant."""
+    if request.method != "POST":
+        return method_not_allowed("POST")
+    try:
+        return _token(request)
+    except OAuthError as error:
+        return oauth_error_response(error)
+    except DatabaseError:
+        return json_response(
+            {"error": "temporarily_unavailable", "error_description": "try again shortly"},
+            status=503,
+            headers={"Retry-After": "5", **NO_STORE},
+        )
+
+
+def jwks(request: HttpRequest) -> HttpResponse:
+    """GET /.well-known/jwks.json (and /keys): the public signing keys."""
+    if request.method not in ("GET", "HEAD"):
+        return method_not_allowed("GET, HEAD")
+    keys.ensure_signing_key()
+    body = {"keys": [key.public_jwk for key in keys.published_keys()]}
+    return json_response(
+        body, headers={"Cache-Control": f"public, max-age={settings.OAUTH['JWKS_MAX_AGE']}"}
+    )
+
+
+def metadata() -> dict[str, Any]:
+    """RFC 8414 authorization server metadata."""
+    issuer = settings.OAUTH["ISSUER"]
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth/token",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": [settings.OAUTH["MANAGEMENT_SCOPE"]],
+    }
+
+
+def discovery(request: HttpRequest) -> HttpResponse:
+    """GET /.well-known/oauth-authorization-server."""
+    if request.method not in ("GET", "HEAD"):
+        return method_not_allowed("GET, HEAD")
+    return json_response(metadata(), headers={"Cache-Control": "public, max-age=300"})
