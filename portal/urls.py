@@ -3,5 +3,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("oauth.urls")),
+    path("api/v1/", include("clients.api.urls")),
     path("admin/", admin.site.urls),
 ]
