@@ -315,11 +315,13 @@ def _httpx_auth_class() -> type[httpx.Auth]:
         requires_request_body = True
 
         def __init__(self, credentials: ClientCredentials) -> None:
+            """Wrap ``credentials``; one instance may serve many clients and threads."""
             self.credentials = credentials
 
         def sync_auth_flow(
             self, request: httpx.Request
         ) -> Generator[httpx.Request, httpx.Response, None]:
+            """Send with the bearer token; on 401, once more with a new token."""
             token = self.credentials.token()
             request.headers["Authorization"] = _bearer(token)
             response = yield request
@@ -330,6 +332,7 @@ def _httpx_auth_class() -> type[httpx.Auth]:
                 yield request
 
         async def async_auth_flow(self, request: httpx.Request) -> Any:
+            """As ``sync_auth_flow``, fetching tokens off the event loop when needed."""
             import anyio.to_thread  # an httpx dependency; works under asyncio and trio
 
             credentials = self.credentials
