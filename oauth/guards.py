@@ -8,7 +8,8 @@ Configuration is one setting::
         "JWKS_URL": None,                           # None: discovered from the issuer
         # optional: "ALGORITHMS", "LEEWAY", "REQUIRED_TYP", "INTROSPECT",
         # "INTROSPECTION_URL", "CLIENT_ID", "CLIENT_SECRET", "JWKS_CACHE_SECONDS",
-        # "MIN_REFETCH_INTERVAL", "HTTP_TIMEOUT"
+        # "MIN_REFETCH_INTERVAL", "HTTP_TIMEOUT", "JWKS_LOADER" (a callable or its dotted
+        # path returning the JWKS document, instead of HTTP)
     }
 
 Plain Django::
@@ -59,6 +60,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.authentication import BaseAuthentication
@@ -99,6 +101,7 @@ _SETTING_KEYS = {
     "JWKS_CACHE_SECONDS": "jwks_cache_seconds",
     "MIN_REFETCH_INTERVAL": "min_refetch_interval",
     "HTTP_TIMEOUT": "http_timeout",
+    "JWKS_LOADER": "jwks_loader",
 }
 
 _verifier: TokenVerifier | None = None
@@ -135,18 +138,25 @@ def _build_verifier(config: Any) -> TokenVerifier:
         raise ImproperlyConfigured(f"RESOURCE_SERVER: unknown keys {sorted(unknown)}")
     kwargs = {_SETTING_KEYS[name]: value for name, value in config.items() if value is not None}
     issuer = kwargs.pop("issuer")
+    if isinstance(kwargs.get("jwks_loader"), str):
+        kwargs["jwks_loader"] = import_string(kwargs["jwks_loader"])
     try:
         return TokenVerifier(issuer, **kwargs)
     except ValueError as exc:
         raise ImproperlyConfigured(f"RESOURCE_SERVER: {exc}") from exc
 
 
+def reset_verifier() -> None:
+    """Forget the process-wide verifier and its key cache (tests; after a settings change)."""
+    global _verifier
+    with _verifier_lock:
+        _verifier = None
+
+
 @receiver(setting_changed)
 def _reset_verifier(*, setting: str, **kwargs: Any) -> None:
-    global _verifier
     if setting == "RESOURCE_SERVER":
-        with _verifier_lock:
-            _verifier = None
+        reset_verifier()
 
 
 # --- Parsing and answers (shared by both adapters) -----------------------------------------------

@@ -50,7 +50,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -390,6 +390,10 @@ class TokenVerifier:
         min_refetch_interval: the least time between two JWKS fetches, whatever
             the number of unknown ``kid`` values seen.
         http_timeout: timeout in seconds for each HTTP request to the issuer.
+        jwks_loader: a callable returning the JWKS document, used instead of
+            fetching ``jwks_url`` (for an authorization server that verifies its
+            own tokens in-process: a sync worker must never call itself over HTTP).
+            Its keys stay fresh for ``jwks_cache_seconds``.
     """
 
     #: After keys go stale, how long they keep verifying tokens while every
@@ -412,6 +416,7 @@ class TokenVerifier:
         jwks_cache_seconds: float = 300,
         min_refetch_interval: float = 5.0,
         http_timeout: float = 5.0,
+        jwks_loader: Callable[[], Any] | None = None,
     ) -> None:
         """Configure the verifier; nothing is fetched until the first ``verify``."""
         if not issuer:
@@ -447,6 +452,7 @@ class TokenVerifier:
         self.jwks_cache_seconds = jwks_cache_seconds
         self.min_refetch_interval = min_refetch_interval
         self.http_timeout = http_timeout
+        self.jwks_loader = jwks_loader
 
         self._allowed = frozenset(algorithms)
         self._algorithm_list = list(algorithms)
@@ -616,8 +622,15 @@ class TokenVerifier:
         return max(1, int(self.min_refetch_interval + 0.999))
 
     def _fetch_keys(self) -> _KeySet:
-        url = self.jwks_url or self._discover("jwks_uri")
-        document, headers = self._get_json(url)
+        if self.jwks_loader is not None:
+            url = "jwks_loader"
+            try:
+                document, headers = self.jwks_loader(), {}
+            except Exception as exc:  # a loader failure is an outage, like a network error
+                raise _FetchError(f"jwks_loader failed: {exc.__class__.__name__}") from None
+        else:
+            url = self.jwks_url or self._discover("jwks_uri")
+            document, headers = self._get_json(url)
         keys = _parse_jwks(document, self._allowed)
         max_age = _max_age(headers.get("Cache-Control"))
         lifetime = self.jwks_cache_seconds if max_age is None else max_age

@@ -30,10 +30,14 @@ def api(client, management):
     class Api:
         token_value = token
 
-        def call(self, method, path, body=None, raw=None, token=token, content_type="application/json"):
+        def call(
+            self, method, path, body=None, raw=None, token=token, content_type="application/json"
+        ):
             headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
             data = raw if raw is not None else (json.dumps(body) if body is not None else "")
-            return getattr(client, method)(f"/api/v1{path}", data, content_type=content_type, **headers)
+            return getattr(client, method)(
+                f"/api/v1{path}", data, content_type=content_type, **headers
+            )
 
     return Api()
 
@@ -48,6 +52,10 @@ def assert_error(response, status: int, code: int, error_code: str | None = None
     if error_code:
         assert body["details"][0]["error_code"] == error_code
     return body
+
+
+def secrets_path(creds: Credentials) -> str:
+    return f"/organizations/{creds.client.organization_id}/clients/{creds.client_id}/secrets"
 
 
 def violations(body: dict) -> dict[str, str]:
@@ -66,7 +74,9 @@ def snapshot() -> tuple:
 
 
 def test_it_creates_and_reads_an_organization(api):
-    response = api.call("post", "/organizations", {"display_name": "Initech", "external_id": "ini-1"})
+    response = api.call(
+        "post", "/organizations", {"display_name": "Initech", "external_id": "ini-1"}
+    )
     assert response.status_code == 201, response.content
     org = response.json()["organization"]
     assert re.fullmatch(r"org_\d{17}", org["id"])
@@ -79,19 +89,34 @@ def test_it_creates_and_reads_an_organization(api):
 
 
 def test_organization_ids_are_random_not_a_sequence(api):
-    ids = [api.call("post", "/organizations", {"display_name": f"o{i}"}).json()["organization"]["id"] for i in range(3)]
+    ids = [
+        api.call("post", "/organizations", {"display_name": f"o{i}"}).json()["organization"]["id"]
+        for i in range(3)
+    ]
     numbers = [int(i[4:]) for i in ids]
     assert sorted(numbers) != numbers or numbers[1] - numbers[0] != 1
 
 
 def test_a_duplicate_external_id_is_400(api, org):
     before = snapshot()
-    body = assert_error(api.call("post", "/organizations", {"display_name": "x", "external_id": "acme"}), 400, 3)
+    body = assert_error(
+        api.call("post", "/organizations", {"display_name": "x", "external_id": "acme"}), 400, 3
+    )
     assert "external_id" in violations(body)
     assert snapshot() == before
 
 
-@pytest.mark.parametrize("body", [{}, {"display_name": ""}, {"display_name": 5}, {"display_name": "x" * 129}, {"display_name": "x", "color": "red"}, []])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"display_name": ""},
+        {"display_name": 5},
+        {"display_name": "x" * 129},
+        {"display_name": "x", "color": "red"},
+        [],
+    ],
+)
 def test_bad_organization_bodies_are_400(api, body):
     before = snapshot()
     assert_error(api.call("post", "/organizations", body), 400, 3, "INVALID_ARGUMENT")
@@ -135,7 +160,11 @@ def test_it_registers_the_guides_client(api, org, client):
 def test_expiry_defaults_to_3600(api, org):
     body = api.call("post", f"/organizations/{org.id}/clients", {"name": "minimal"}).json()
     assert body["client"]["expiry"] == 3600
-    assert body["client"]["scopes"] == [] and body["client"]["audience"] == [] and body["client"]["custom_claims"] == []
+    assert (
+        body["client"]["scopes"] == []
+        and body["client"]["audience"] == []
+        and body["client"]["custom_claims"] == []
+    )
 
 
 @pytest.mark.parametrize(
@@ -150,8 +179,14 @@ def test_expiry_defaults_to_3600(api, org):
         ({"name": "ok", "scopes": ["read", "has space"]}, "scopes[1]"),
         ({"name": "ok", "scopes": ["read", "read"]}, "scopes[1]"),
         ({"name": "ok", "audience": [""]}, "audience[0]"),
-        ({"name": "ok", "custom_claims": [{"key": "iss", "value": "evil"}]}, "custom_claims[0].key"),
-        ({"name": "ok", "custom_claims": [{"key": "scopes", "value": "x"}]}, "custom_claims[0].key"),
+        (
+            {"name": "ok", "custom_claims": [{"key": "iss", "value": "evil"}]},
+            "custom_claims[0].key",
+        ),
+        (
+            {"name": "ok", "custom_claims": [{"key": "scopes", "value": "x"}]},
+            "custom_claims[0].key",
+        ),
         ({"name": "ok", "custom_claims": [{"key": "a", "value": 1}]}, "custom_claims[0].value"),
         ({"name": "ok", "custom_claims": [{"key": "a"}]}, "custom_claims[0].value"),
         ({"name": "ok", "expiry": 59}, "expiry"),
@@ -171,20 +206,43 @@ def test_bad_client_bodies_are_400_and_change_nothing(api, org, body, field):
 
 
 def test_reserved_claim_keys_are_all_refused(api, org):
-    for key in ("iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "oid", "scope", "scopes"):
+    for key in (
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "nbf",
+        "iat",
+        "jti",
+        "client_id",
+        "oid",
+        "scope",
+        "scopes",
+    ):
         body = {"name": "x", "custom_claims": [{"key": key, "value": "v"}]}
         assert api.call("post", f"/organizations/{org.id}/clients", body).status_code == 400, key
 
 
 def test_malformed_json_is_400(api, org):
     before = snapshot()
-    body = assert_error(api.call("post", f"/organizations/{org.id}/clients", raw="{not json"), 400, 3)
+    body = assert_error(
+        api.call("post", f"/organizations/{org.id}/clients", raw="{not json"), 400, 3
+    )
     assert "JSON" in body["message"]
     assert snapshot() == before
 
 
 def test_a_non_json_content_type_is_415(api, org):
-    assert_error(api.call("post", f"/organizations/{org.id}/clients", raw="name=x", content_type="application/x-www-form-urlencoded"), 415, 3)
+    assert_error(
+        api.call(
+            "post",
+            f"/organizations/{org.id}/clients",
+            raw="name=x",
+            content_type="application/x-www-form-urlencoded",
+        ),
+        415,
+        3,
+    )
 
 
 def test_an_oversized_body_is_413(api, org):
@@ -199,18 +257,26 @@ def test_list_pages_with_opaque_tokens(api, org):
     first = api.call("get", f"/organizations/{org.id}/clients?page_size=2").json()
     assert [c["client_id"] for c in first["clients"]] == ids[:2]
     assert first["total_size"] == 5 and first["prev_page_token"] == ""
-    second = api.call("get", f"/organizations/{org.id}/clients?page_size=2&page_token={first['next_page_token']}").json()
+    second = api.call(
+        "get", f"/organizations/{org.id}/clients?page_size=2&page_token={first['next_page_token']}"
+    ).json()
     assert [c["client_id"] for c in second["clients"]] == ids[2:4]
-    third = api.call("get", f"/organizations/{org.id}/clients?page_size=2&page_token={second['next_page_token']}").json()
+    third = api.call(
+        "get", f"/organizations/{org.id}/clients?page_size=2&page_token={second['next_page_token']}"
+    ).json()
     assert [c["client_id"] for c in third["clients"]] == ids[4:]
     assert third["next_page_token"] == ""
-    back = api.call("get", f"/organizations/{org.id}/clients?page_size=2&page_token={second['prev_page_token']}").json()
+    back = api.call(
+        "get", f"/organizations/{org.id}/clients?page_size=2&page_token={second['prev_page_token']}"
+    ).json()
     assert back["clients"] == first["clients"]
     default = api.call("get", f"/organizations/{org.id}/clients").json()
     assert len(default["clients"]) == 5
 
 
-@pytest.mark.parametrize("query", ["page_size=0", "page_size=101", "page_size=abc", "page_token=garbage"])
+@pytest.mark.parametrize(
+    "query", ["page_size=0", "page_size=101", "page_size=abc", "page_token=garbage"]
+)
 def test_bad_paging_is_400(api, org, query):
     assert_error(api.call("get", f"/organizations/{org.id}/clients?{query}"), 400, 3)
 
@@ -218,8 +284,12 @@ def test_bad_paging_is_400(api, org, query):
 def test_a_page_token_of_another_organization_is_400(api, org, other_org):
     for i in range(3):
         client_create(actor=SYSTEM, organization=org, name=f"c{i}")
-    token = api.call("get", f"/organizations/{org.id}/clients?page_size=1").json()["next_page_token"]
-    assert_error(api.call("get", f"/organizations/{other_org.id}/clients?page_token={token}"), 400, 3)
+    token = api.call("get", f"/organizations/{org.id}/clients?page_size=1").json()[
+        "next_page_token"
+    ]
+    assert_error(
+        api.call("get", f"/organizations/{other_org.id}/clients?page_token={token}"), 400, 3
+    )
 
 
 def test_patch_changes_given_fields_and_keeps_others(api, guide_client):
@@ -228,7 +298,9 @@ def test_patch_changes_given_fields_and_keeps_others(api, guide_client):
     assert response.status_code == 200, response.content
     updated = response.json()["client"]
     assert updated["description"] == "new" and updated["scopes"] == ["read:deployments"]
-    assert updated["name"] == GUIDE_CLIENT["name"] and updated["audience"] == GUIDE_CLIENT["audience"]
+    assert (
+        updated["name"] == GUIDE_CLIENT["name"] and updated["audience"] == GUIDE_CLIENT["audience"]
+    )
 
 
 def test_a_bad_patch_changes_nothing(api, guide_client):
@@ -253,7 +325,7 @@ def test_delete_client_stops_its_secrets_at_once(api, client, guide_client):
 
 
 def test_add_and_delete_secrets(api, client, guide_client):
-    base = f"/organizations/{guide_client.client.organization_id}/clients/{guide_client.client_id}/secrets"
+    base = secrets_path(guide_client)
     response = api.call("post", base)
     assert response.status_code == 201, response.content
     body = response.json()
@@ -261,7 +333,9 @@ def test_add_and_delete_secrets(api, client, guide_client):
     assert body["secret"]["secret_suffix"] == body["plain_secret"][-4:]
     new = Credentials(guide_client.client, body["plain_secret"])
     assert request_token(client, new).status_code == 200
-    old_id = ClientSecret.objects.exclude(pk=body["secret"]["id"]).get(client=guide_client.client).id
+    old_id = (
+        ClientSecret.objects.exclude(pk=body["secret"]["id"]).get(client=guide_client.client).id
+    )
     assert api.call("delete", f"{base}/{old_id}").json() == {}
     assert request_token(client, guide_client).status_code == 401
     assert request_token(client, new).status_code == 200
@@ -269,7 +343,7 @@ def test_add_and_delete_secrets(api, client, guide_client):
 
 
 def test_a_client_holds_at_most_five_secrets(api, guide_client):
-    base = f"/organizations/{guide_client.client.organization_id}/clients/{guide_client.client_id}/secrets"
+    base = secrets_path(guide_client)
     for _ in range(4):
         assert api.call("post", base).status_code == 201
     before = snapshot()
@@ -279,7 +353,7 @@ def test_a_client_holds_at_most_five_secrets(api, guide_client):
 
 
 def test_secret_with_expiry(api, client, guide_client):
-    base = f"/organizations/{guide_client.client.organization_id}/clients/{guide_client.client_id}/secrets"
+    base = secrets_path(guide_client)
     body = api.call("post", base, {"expiry_seconds": 3600}).json()
     assert body["secret"]["expire_time"] is not None
     future = (timezone.now() + timedelta(days=1)).isoformat()
@@ -288,10 +362,15 @@ def test_secret_with_expiry(api, client, guide_client):
     assert_error(api.call("post", base, {"expire_time": "tomorrow"}), 400, 3)
     assert_error(api.call("post", base, {"expiry_seconds": 5}), 400, 3)
     secret_id = body["secret"]["id"]
-    ClientSecret.objects.filter(pk=secret_id).update(expire_time=timezone.now() - timedelta(seconds=1))
+    ClientSecret.objects.filter(pk=secret_id).update(
+        expire_time=timezone.now() - timedelta(seconds=1)
+    )
     shown = api.call("get", f"{base}/{secret_id}").json()["secret"]
     assert shown["status"] == "EXPIRED"
-    assert request_token(client, Credentials(guide_client.client, body["plain_secret"])).status_code == 401
+    assert (
+        request_token(client, Credentials(guide_client.client, body["plain_secret"])).status_code
+        == 401
+    )
 
 
 # --- Tenancy -----------------------------------------------------------------------------------
@@ -301,7 +380,14 @@ def test_another_organizations_objects_are_404(api, org, other_client):
     path = f"/organizations/{org.id}/clients/{other_client.client_id}"
     secret_id = ClientSecret.objects.get(client=other_client.client).id
     before = snapshot()
-    for method, sub in [("get", ""), ("patch", ""), ("delete", ""), ("post", "/secrets"), ("get", "/secrets"), ("delete", f"/secrets/{secret_id}")]:
+    for method, sub in [
+        ("get", ""),
+        ("patch", ""),
+        ("delete", ""),
+        ("post", "/secrets"),
+        ("get", "/secrets"),
+        ("delete", f"/secrets/{secret_id}"),
+    ]:
         body = {"name": "hijack"} if method == "patch" else None
         assert_error(api.call(method, path + sub, body), 404, 5)
     assert snapshot() == before
@@ -310,7 +396,9 @@ def test_another_organizations_objects_are_404(api, org, other_client):
 def test_a_secret_of_another_client_is_404(api, org, guide_client):
     mine, _ = client_create(actor=SYSTEM, organization=org, name="second")
     secret_id = ClientSecret.objects.get(client=guide_client.client).id
-    assert_error(api.call("delete", f"/organizations/{org.id}/clients/{mine.id}/secrets/{secret_id}"), 404, 5)
+    assert_error(
+        api.call("delete", f"/organizations/{org.id}/clients/{mine.id}/secrets/{secret_id}"), 404, 5
+    )
     assert ClientSecret.objects.filter(pk=secret_id).exists()
 
 
@@ -348,7 +436,11 @@ def test_a_customer_token_is_refused(api, client, guide_client):
 
 def test_a_token_without_the_management_scope_is_403(api, client, org, settings):
     created, secret = client_create(
-        actor=SYSTEM, organization=org, name="sneaky", audience=[settings.OAUTH["MANAGEMENT_AUDIENCE"]], scopes=["other"]
+        actor=SYSTEM,
+        organization=org,
+        name="sneaky",
+        audience=[settings.OAUTH["MANAGEMENT_AUDIENCE"]],
+        scopes=["other"],
     )
     token = request_token(client, Credentials(created, secret)).json()["access_token"]
     response = api.call("get", "/organizations", token=token)
@@ -365,7 +457,9 @@ def test_unknown_routes_and_methods(api, org):
 
 
 def test_every_change_is_audited_with_the_management_client(api, org, management):
-    created = api.call("post", f"/organizations/{org.id}/clients", {"name": "audited"}).json()["client"]
+    created = api.call("post", f"/organizations/{org.id}/clients", {"name": "audited"}).json()[
+        "client"
+    ]
     path = f"/organizations/{org.id}/clients/{created['client_id']}"
     api.call("patch", path, {"description": "d"})
     secret = api.call("post", f"{path}/secrets").json()["secret"]
@@ -373,7 +467,14 @@ def test_every_change_is_audited_with_the_management_client(api, org, management
     api.call("delete", path)
     events = AuditEvent.objects.filter(client_id=created["client_id"]).order_by("time", "id")
     actions = [e.action for e in events]
-    assert actions == ["client.create", "secret.create", "client.update", "secret.create", "secret.delete", "client.delete"]
+    assert actions == [
+        "client.create",
+        "secret.create",
+        "client.update",
+        "secret.create",
+        "secret.delete",
+        "client.delete",
+    ]
     for event in events:
         assert event.actor_type == "client" and event.actor_id == management.client_id
         assert event.organization_id == org.id

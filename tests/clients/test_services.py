@@ -113,7 +113,9 @@ def test_a_second_delete_is_a_clean_no_op(guide_client):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_adds_never_exceed_five_secrets(org):
-    if connection.vendor == "sqlite" and connection.settings_dict["NAME"].startswith("file:memorydb"):
+    if connection.vendor == "sqlite" and connection.settings_dict["NAME"].startswith(
+        "file:memorydb"
+    ):
         pytest.skip("an in-memory SQLite database is not shared between threads")
     client, _ = client_create(actor=SYSTEM, organization=org, name="racy")
     results: list[str] = []

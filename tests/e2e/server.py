@@ -61,7 +61,9 @@ class ServerDatabase:
 class ServerProcess:
     """``gunicorn portal.wsgi`` (or runserver) on a free port, with its own environment."""
 
-    def __init__(self, database: ServerDatabase, *, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, database: ServerDatabase, *, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -100,10 +102,16 @@ class ServerProcess:
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn", "portal.wsgi",
-                "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(workers),
-                "--access-logfile", "-",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "portal.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--access-logfile",
+                "-",
             ],
             cwd=ROOT,
             env=self.env,

@@ -51,12 +51,16 @@ def test_the_whole_flow_of_the_guide(server, management):
     api.headers["Authorization"] = f"Bearer {management_token(server, management)}"
 
     # 1. An organization for the customer.
-    response = api.post(f"{server.url}/api/v1/organizations", json={"display_name": "Acme Corp"}, timeout=10)
+    response = api.post(
+        f"{server.url}/api/v1/organizations", json={"display_name": "Acme Corp"}, timeout=10
+    )
     assert response.status_code == 201, response.text
     org_id = response.json()["organization"]["id"]
 
     # 2. Register the guide's client; the secret is in this response only.
-    response = api.post(f"{server.url}/api/v1/organizations/{org_id}/clients", json=GUIDE_CLIENT, timeout=10)
+    response = api.post(
+        f"{server.url}/api/v1/organizations/{org_id}/clients", json=GUIDE_CLIENT, timeout=10
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     client_id, plain_secret = body["client"]["client_id"], body["plain_secret"]
@@ -65,7 +69,11 @@ def test_the_whole_flow_of_the_guide(server, management):
     response = requests.post(
         f"{server.url}/oauth/token",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": plain_secret},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": plain_secret,
+        },
         timeout=10,
     )
     assert response.status_code == 200, response.text
@@ -74,7 +82,9 @@ def test_the_whole_flow_of_the_guide(server, management):
     assert token["scope"] == "deploy:applications read:deployments"
 
     # 4. The API server verifies it with the JWKS, found through discovery.
-    metadata = requests.get(f"{server.url}/.well-known/oauth-authorization-server", timeout=10).json()
+    metadata = requests.get(
+        f"{server.url}/.well-known/oauth-authorization-server", timeout=10
+    ).json()
     assert metadata["issuer"] == server.url
     assert metadata["token_endpoint"] == f"{server.url}/oauth/token"
     jwks_client = jwt.PyJWKClient(metadata["jwks_uri"])
@@ -93,7 +103,11 @@ def test_the_whole_flow_of_the_guide(server, management):
     # Rotation without downtime, then the old secret stops working.
     secrets_url = f"{server.url}/api/v1/organizations/{org_id}/clients/{client_id}/secrets"
     new = api.post(secrets_url, timeout=10).json()
-    old_id = next(s["id"] for s in api.get(secrets_url, timeout=10).json()["secrets"] if s["id"] != new["secret"]["id"])
+    old_id = next(
+        s["id"]
+        for s in api.get(secrets_url, timeout=10).json()["secrets"]
+        if s["id"] != new["secret"]["id"]
+    )
     assert api.delete(f"{secrets_url}/{old_id}", timeout=10).json() == {}
     refused = requests.post(
         f"{server.url}/oauth/token",
@@ -131,7 +145,12 @@ def test_production_settings_refuse_a_missing_secret_key():
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
     env["DJANGO_SETTINGS_MODULE"] = "portal.settings"
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
