@@ -1,0 +1,1 @@
+"""Runnable examples of the resource-server kit (not part of the installed package)."""

@@ -1,0 +1,581 @@
+"""The resource-server kit end to end: our server and the example deployment API as real processes.
+
+Our authorization server runs under gunicorn (``tests.e2e.server``); the example API
+(``examples/deployment_api``) runs under gunicorn too, trusting our server as its issuer and
+finding the JWKS through discovery. Clients are registered through the management API and get
+their tokens from the real token endpoint.
+
+How the refused tokens are made, so that each one differs from a good token in one way only:
+
+* wrong audience, missing scope: real tokens from our token endpoint, for clients registered
+  with another audience or fewer scopes;
+* tampered: a real token whose payload was edited (a scope added) after signing;
+* wrong issuer, expired, not yet valid: signed by our server's *current signing key*, by the
+  server's own signing code (``LoadedKey.encode``) run in the server's environment through
+  ``manage.py shell``, with one claim changed. The private key never leaves the server's
+  environment, and a control token minted the same way with unchanged claims is accepted, so
+  each refusal is down to the one claim (the test also checks the refusal's description);
+* ``alg: none``, HS256 keyed with our published public key, unknown ``kid``: built by hand
+  here, as an attacker would, with our real ``kid`` where one is needed.
+
+JWKS fetches and token requests are counted in our server's gunicorn access log.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from oauth.client import ClientCredentials
+from tests.conftest import GUIDE_CLIENT
+from tests.e2e.server import ROOT, ServerDatabase, ServerProcess, free_port
+
+pytestmark = pytest.mark.e2e
+
+AUDIENCE = "deployment-api.acmecorp.com"
+# The example API's default MIN_REFETCH_INTERVAL (the kit's default too).
+REFETCH_INTERVAL = 5.0
+DEPLOYMENT = {"application": "inventory-service", "version": "1.4.2", "environment": "prod"}
+
+
+# --- Processes -----------------------------------------------------------------------------------
+
+
+class ExampleAPI:
+    """``gunicorn examples.deployment_api.wsgi``: one worker, many threads, one shared verifier."""
+
+    def __init__(self, issuer: str, log_dir: Path, *, extra_env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"example-api-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "examples.deployment_api.settings",
+            "ISSUER": issuer,
+            "MIN_REFETCH_INTERVAL": str(REFETCH_INTERVAL),
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        self.env.pop("PYTEST_CURRENT_TEST", None)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> ExampleAPI:
+        log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "examples.deployment_api.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "1",
+                "--threads",
+                "8",
+                "--access-logfile",
+                "-",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"example API exited early:\n{self.log_text()}")
+            try:
+                # Unauthenticated, so it fetches nothing from the issuer.
+                if requests.get(f"{self.url}/deployments", timeout=5).status_code == 401:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"example API did not start:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text()
+
+
+def access_log_count(server: ServerProcess, method: str, path: str) -> int:
+    """How many requests for ``method path`` our server has logged so far."""
+    # The log line is written just after the response went out; let it land.
+    time.sleep(0.3)
+    return len(re.findall(rf'"{method} {re.escape(path)}[ ?]', server.log_text()))
+
+
+def jwks_hits(server: ServerProcess) -> int:
+    return access_log_count(server, "GET", "/.well-known/jwks.json")
+
+
+def token_requests(server: ServerProcess) -> int:
+    return access_log_count(server, "POST", "/oauth/token")
+
+
+# --- Clients, registered through the management API ----------------------------------------------
+
+
+def register_clients(server: ServerProcess) -> dict[str, Any]:
+    """An organization with four clients; returns their credentials and the org id."""
+    management = json.loads(server.manage("create_management_client", "--name", "kit-e2e").stdout)
+    token = requests.post(
+        f"{server.url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(management["client_id"], management["client_secret"]),
+        timeout=10,
+    ).json()["access_token"]
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    response = api.post(
+        f"{server.url}/api/v1/organizations", json={"display_name": "Acme Corp"}, timeout=10
+    )
+    assert response.status_code == 201, response.text
+    org_id = response.json()["organization"]["id"]
+    bodies = {
+        "deployer": GUIDE_CLIENT,
+        "reader": {**GUIDE_CLIENT, "name": "Dashboard", "scopes": ["read:deployments"]},
+        "elsewhere": {**GUIDE_CLIENT, "name": "Billing bot", "audience": ["billing.acmecorp.com"]},
+        "short": {**GUIDE_CLIENT, "name": "Short-lived", "expiry": 60},
+    }
+    registered: dict[str, Any] = {"org_id": org_id}
+    for name, body in bodies.items():
+        response = api.post(
+            f"{server.url}/api/v1/organizations/{org_id}/clients", json=body, timeout=10
+        )
+        assert response.status_code == 201, response.text
+        registered[name] = (response.json()["client"]["client_id"], response.json()["plain_secret"])
+    return registered
+
+
+def token_for(server: ServerProcess, credentials: tuple[str, str], **form: str) -> str:
+    response = requests.post(
+        f"{server.url}/oauth/token",
+        data={"grant_type": "client_credentials", **form},
+        auth=credentials,
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def credentials_for(server: ServerProcess, client: tuple[str, str], **kwargs: Any):
+    return ClientCredentials(f"{server.url}/oauth/token", client[0], client[1], **kwargs)
+
+
+# --- Tokens that are not what they claim ---------------------------------------------------------
+
+MINT_WITH_SERVER_KEY = """
+import json, sys
+from oauth import keys
+key = keys.current_loaded_key()
+claim_sets = json.loads(sys.stdin.read())
+print(json.dumps({name: key.encode(claims) for name, claims in claim_sets.items()}))
+"""
+
+
+def mint_with_server_key(server: ServerProcess, claim_sets: dict[str, dict]) -> dict[str, str]:
+    """Tokens signed by the server's current key, by its own signing code, in its environment."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", MINT_WITH_SERVER_KEY],
+        input=json.dumps(claim_sets),
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(result.stdout)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_json(value: Any) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def segment_json(segment: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def build_forged_tokens(server: ServerProcess, clients: dict[str, Any]) -> dict[str, str]:
+    """Every refused case of the issue, plus ``control``: minted like the forged ones, but good."""
+    good = token_for(server, clients["deployer"])
+    header_segment, payload_segment, _ = good.split(".")
+    header, claims = segment_json(header_segment), segment_json(payload_segment)
+    now = int(time.time())
+    fresh = {**claims, "iat": now, "nbf": now, "exp": now + 600, "jti": uuid.uuid4().hex}
+    tokens = mint_with_server_key(
+        server,
+        {
+            "control": fresh,
+            "wrong_issuer": {**fresh, "iss": "http://127.0.0.1:1"},
+            # Past the verifier's 30 s leeway, both ways.
+            "expired": {**fresh, "iat": now - 900, "nbf": now - 900, "exp": now - 300},
+            "not_yet_valid": {**fresh, "nbf": now + 300},
+        },
+    )
+    # A reader edits its real token to add the scope it lacks; the signature stays.
+    reader = token_for(server, clients["reader"])
+    reader_header, reader_payload, reader_signature = reader.split(".")
+    edited = segment_json(reader_payload)
+    edited["scopes"] = ["deploy:applications", "read:deployments"]
+    edited["scope"] = "deploy:applications read:deployments"
+    tokens["tampered"] = f"{reader_header}.{b64url_json(edited)}.{reader_signature}"
+
+    tokens["alg_none"] = f"{b64url_json({**header, 'alg': 'none'})}.{payload_segment}."
+
+    # The classic confusion attack: HMAC with the issuer's public key (PEM) as the secret.
+    jwks = requests.get(f"{server.url}/.well-known/jwks.json", timeout=10).json()
+    jwk = next(key for key in jwks["keys"] if key["kid"] == header["kid"])
+    public_pem = jwt.PyJWK(jwk).key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = f"{b64url_json({**header, 'alg': 'HS256'})}.{payload_segment}"
+    mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+    tokens["hs256_public_key"] = f"{signing_input}.{b64url(mac)}"
+
+    tokens["unknown_kid"] = jwt.encode(
+        fresh, attacker_key(), algorithm="RS256", headers={"kid": "forged-kid", "typ": "at+jwt"}
+    )
+    tokens["wrong_audience"] = token_for(server, clients["elsewhere"])
+    return tokens
+
+
+_attacker_key: rsa.RSAPrivateKey | None = None
+
+
+def attacker_key() -> rsa.RSAPrivateKey:
+    global _attacker_key
+    if _attacker_key is None:
+        _attacker_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return _attacker_key
+
+
+def forged_kid_token(claims: dict[str, Any]) -> str:
+    return jwt.encode(
+        claims,
+        attacker_key(),
+        algorithm="RS256",
+        headers={"kid": f"forged-{uuid.uuid4().hex}", "typ": "at+jwt"},
+    )
+
+
+# --- Fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("kit-server")
+    database = ServerDatabase(tmp)
+    process = ServerProcess(database).start(tmp)
+    yield process
+    process.stop()
+    database.drop()
+
+
+@pytest.fixture(scope="module")
+def clients(server):
+    return register_clients(server)
+
+
+@pytest.fixture(scope="module")
+def api(server, tmp_path_factory):
+    example = ExampleAPI(server.url, tmp_path_factory.mktemp("kit-api")).start()
+    yield example
+    example.stop()
+
+
+@pytest.fixture(scope="module")
+def forged(server, clients):
+    return build_forged_tokens(server, clients)
+
+
+def call(api: ExampleAPI, method: str, token: str | None) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if method == "POST":
+        return requests.post(f"{api.url}/deployments", json=DEPLOYMENT, headers=headers, timeout=10)
+    return requests.get(f"{api.url}/deployments", headers=headers, timeout=10)
+
+
+def invalid_token_challenge(description: str) -> str:
+    return f'Bearer realm="api", error="invalid_token", error_description="{description}"'
+
+
+# POST goes through oauth.guards.require_scopes, GET through DRF's BearerTokenAuthentication.
+ROUTES = ["POST", "GET"]
+
+
+# --- Accepted ------------------------------------------------------------------------------------
+
+
+def test_a_token_from_our_server_is_accepted_on_both_routes(server, clients, api):
+    token = token_for(server, clients["deployer"])
+
+    created = call(api, "POST", token)
+    assert created.status_code == 201, created.text
+    deployment = created.json()["deployment"]
+    assert deployment["requested_by"] == clients["deployer"][0]
+    assert deployment["repository"] == "acmecorp/inventory-service"  # a custom claim
+
+    listed = call(api, "GET", token)
+    assert listed.status_code == 200, listed.text
+    assert deployment in listed.json()["deployments"]
+    assert listed.json()["client_id"] == clients["deployer"][0]
+
+
+def test_the_forging_path_itself_yields_accepted_tokens(api, forged):
+    # Without this, the refusals below could be the minting's fault rather than the claim's.
+    for method in ROUTES:
+        response = call(api, method, forged["control"])
+        assert response.status_code in (200, 201), response.text
+
+
+@pytest.mark.parametrize("method", ROUTES)
+def test_no_token_is_refused_with_a_bare_challenge(api, method):
+    response = call(api, method, None)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+# --- Refused -------------------------------------------------------------------------------------
+
+REFUSALS = {
+    "wrong_issuer": "the token was issued by an untrusted issuer",
+    "wrong_audience": "the token is not meant for this audience",
+    "expired": "the token has expired",
+    "not_yet_valid": "the token is not yet valid",
+    "tampered": "the token signature is invalid",
+    "alg_none": "the token algorithm is not allowed",
+    "hs256_public_key": "the token algorithm is not allowed",
+    "unknown_kid": "the token was signed with an unknown key",
+}
+
+
+@pytest.mark.parametrize("method", ROUTES)
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_a_bad_token_is_refused_with_invalid_token(api, forged, case, method):
+    response = call(api, method, forged[case])
+    assert response.status_code == 401, response.text
+    assert response.headers["WWW-Authenticate"] == invalid_token_challenge(REFUSALS[case])
+
+
+def test_a_missing_scope_is_refused_with_insufficient_scope(server, clients, api):
+    # The decorator (POST): a client registered without deploy:applications.
+    reader = token_for(server, clients["reader"])
+    response = call(api, "POST", reader)
+    assert response.status_code == 403, response.text
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer error="insufficient_scope", scope="deploy:applications"'
+    )
+    assert response.json()["scope"] == "deploy:applications"
+    assert call(api, "GET", reader).status_code == 200
+
+    # DRF (GET): the deployer asked our server for a narrower token.
+    narrowed = token_for(server, clients["deployer"], scope="deploy:applications")
+    response = call(api, "GET", narrowed)
+    assert response.status_code == 403, response.text
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer error="insufficient_scope", scope="read:deployments"'
+    )
+    assert call(api, "POST", narrowed).status_code == 201
+
+
+# --- Keys: rotation, forged-kid floods -----------------------------------------------------------
+
+
+def test_a_signing_key_rotation_is_picked_up_without_a_restart(server, clients, api):
+    credentials = credentials_for(server, clients["deployer"])
+    old_token = credentials.token()
+    assert call(api, "GET", old_token).status_code == 200
+    old_kid = jwt.get_unverified_header(old_token)["kid"]
+    master_pid = api.process.pid
+    # An unknown kid may refetch once per interval; make sure this one is allowed to.
+    time.sleep(REFETCH_INTERVAL + 0.5)
+    fetches_before = jwks_hits(server)
+
+    rotated = server.manage("rotate_signing_key").stdout
+    new_kid = re.search(r"new current signing key (\S+)", rotated).group(1)
+    credentials.invalidate()
+    new_token = credentials.token()
+    assert jwt.get_unverified_header(new_token)["kid"] == new_kid != old_kid
+
+    assert call(api, "POST", new_token).status_code == 201
+    assert call(api, "GET", new_token).status_code == 200
+    # Tokens signed before the rotation stay good: the old key is still published.
+    assert call(api, "GET", old_token).status_code == 200
+    assert jwks_hits(server) - fetches_before == 1
+    # Same process, same single worker: picked up live, not by a restart.
+    assert api.process.poll() is None and api.process.pid == master_pid
+    assert api.log_text().count("Booting worker") == 1
+
+
+def test_a_flood_of_forged_kids_costs_at_most_one_jwks_fetch_per_interval(server, clients, api):
+    claims = segment_json(token_for(server, clients["deployer"]).split(".")[1])
+    tokens = [forged_kid_token(claims) for _ in range(1000)]
+    time.sleep(REFETCH_INTERVAL + 0.5)  # the window is open: the first forged kid may refetch
+    fetches_before = jwks_hits(server)
+    local = threading.local()
+
+    def send(index: int) -> tuple[int, str]:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        method = "POST" if index % 2 else "GET"
+        response = local.session.request(
+            method,
+            f"{api.url}/deployments",
+            json=DEPLOYMENT if method == "POST" else None,
+            headers={"Authorization": f"Bearer {tokens[index]}"},
+            timeout=30,
+        )
+        return response.status_code, response.headers.get("WWW-Authenticate", "")
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(send, range(len(tokens))))
+    elapsed = time.monotonic() - started
+    fetches = jwks_hits(server) - fetches_before
+
+    assert answers == [(401, invalid_token_challenge(REFUSALS["unknown_kid"]))] * len(tokens)
+    # Fetches start at least REFETCH_INTERVAL apart, so a burst lasting `elapsed` seconds
+    # allows at most this many; the first forged kid did trigger one.
+    allowed = math.floor(elapsed / REFETCH_INTERVAL) + 1
+    print(f"\n1000 forged-kid requests in {elapsed:.2f}s caused {fetches} JWKS fetch(es)")
+    assert 1 <= fetches <= allowed
+
+
+# --- The calling side ----------------------------------------------------------------------------
+
+
+def test_the_client_caches_one_token_across_many_calls(server, clients, api):
+    before = token_requests(server)
+    credentials = credentials_for(server, clients["deployer"])
+    auth = credentials.requests_auth()
+    go = threading.Barrier(8)
+
+    def work(_: int) -> list[int]:
+        session = requests.Session()
+        session.auth = auth
+        go.wait()  # every thread wants its first token at the same moment
+        statuses = []
+        for _ in range(5):
+            statuses.append(session.post(f"{api.url}/deployments", json=DEPLOYMENT).status_code)
+            statuses.append(session.get(f"{api.url}/deployments").status_code)
+        return statuses
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = [status for batch in pool.map(work, range(8)) for status in batch]
+    with httpx.Client(auth=credentials.httpx_auth(), timeout=10) as client:
+        statuses += [client.get(f"{api.url}/deployments").status_code for _ in range(10)]
+
+    assert statuses == [201, 200] * 40 + [200] * 10
+    assert token_requests(server) - before == 1
+
+
+def test_the_client_refreshes_its_token_before_it_expires(server, clients, api):
+    # The "short" client's tokens live 60 s; with a 30 s margin the client renews at 30 s.
+    credentials = credentials_for(server, clients["short"], refresh_margin=30)
+    session = requests.Session()
+    session.auth = credentials.requests_auth()
+    before = token_requests(server)
+    started = time.monotonic()
+    assert session.get(f"{api.url}/deployments").status_code == 200
+    first = credentials.token()
+    assert session.post(f"{api.url}/deployments", json=DEPLOYMENT).status_code == 201
+    assert token_requests(server) - before == 1
+
+    time.sleep(max(0.0, started + 31 - time.monotonic()))
+    assert session.get(f"{api.url}/deployments").status_code == 200
+    second = credentials.token()
+    assert second != first
+    assert token_requests(server) - before == 2
+    # Renewed early: the first token still had about half its life left.
+    assert call(api, "GET", first).status_code == 200
+
+
+def test_the_example_client_script_deploys_and_lists(server, clients, api):
+    client_id, secret = clients["deployer"]
+    result = subprocess.run(
+        [sys.executable, "examples/deploy_client.py"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "TOKEN_URL": f"{server.url}/oauth/token",
+            "CLIENT_ID": client_id,
+            "CLIENT_SECRET": secret,
+            "API_URL": api.url,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "POST /deployments -> 201" in result.stdout
+    assert "GET /deployments -> 200" in result.stdout
+    assert secret not in result.stdout
+
+
+# --- The issuer down -----------------------------------------------------------------------------
+
+
+def test_cached_keys_keep_working_while_the_jwks_endpoint_is_down(tmp_path):
+    # Our server publishes its JWKS with max-age=1 and the API may refetch every second,
+    # so within seconds the cached keys are stale and every verification wants a refetch.
+    database = ServerDatabase(tmp_path)
+    server = ServerProcess(database, extra_env={"OAUTH_JWKS_MAX_AGE": "1"}).start(tmp_path)
+    api = None
+    try:
+        clients = register_clients(server)
+        api = ExampleAPI(server.url, tmp_path, extra_env={"MIN_REFETCH_INTERVAL": "1"}).start()
+        token = token_for(server, clients["deployer"])
+        assert call(api, "GET", token).status_code == 200
+        claims = segment_json(token.split(".")[1])
+
+        server.stop()
+        time.sleep(2.5)  # past max-age and the refetch interval: the keys are stale now
+        for method in ROUTES * 3:
+            response = call(api, method, token)
+            assert response.status_code in (200, 201), response.text
+        assert "JWKS refresh failed, serving cached keys" in api.log_text()
+
+        # A kid the cache cannot serve needs the issuer: 503 and Retry-After, not 401.
+        for method in ROUTES:
+            response = call(api, method, forged_kid_token(claims))
+            assert response.status_code == 503, response.text
+            assert response.headers["Retry-After"] == "1"
+    finally:
+        if api is not None:
+            api.stop()
+        server.stop()
+        database.drop()
