@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter
-from prometheus_client import generate_latest as _generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -46,8 +46,8 @@ class _Scrape(Collector):
             yield from source.collect()
 
 
-def exposition() -> bytes:
-    """The current figures in Prometheus text format."""
+def scrape_collector() -> Collector:
+    """Everything one scrape exports."""
     multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc_dir:
         registry = CollectorRegistry()
@@ -55,7 +55,7 @@ def exposition() -> bytes:
         counters: Collector | CollectorRegistry = registry
     else:
         counters = REGISTRY
-    return _generate_latest(_Scrape([counters, SigningKeyAgeCollector()]))  # type: ignore[arg-type]
+    return _Scrape([counters, SigningKeyAgeCollector()])
 
 
 def _authorized(request: HttpRequest, expected: str) -> bool:
@@ -85,6 +85,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         response["Cache-Control"] = "no-store"
         return response
-    response = HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+    # Prometheus text format 0.0.4 unless the scraper asks for OpenMetrics or text 1.0.
+    encode, content_type = choose_encoder(request.META.get("HTTP_ACCEPT", ""))
+    response = HttpResponse(encode(scrape_collector()), content_type=content_type)
     response["Cache-Control"] = "no-store"
     return response
