@@ -48,8 +48,12 @@ def _networks() -> tuple[tuple[IPNetwork, ...], bool]:
     return _trusted(tuple(getattr(settings, "TRUSTED_PROXIES", ())))
 
 
+@lru_cache(maxsize=4096)
 def parse_ip(value: str) -> IPAddress | None:
-    """An address from a header hop: bare, ``[v6]:port`` or ``v4:port``; None if malformed."""
+    """An address from a header hop: bare, ``[v6]:port`` or ``v4:port``; None if malformed.
+
+    Cached: the same few proxy and client addresses come back on every request.
+    """
     value = value.strip()
     if value.startswith("["):
         value = value[1:].partition("]")[0]
@@ -72,6 +76,8 @@ def is_trusted_proxy(address: IPAddress) -> bool:
 def peer_is_trusted(request: HttpRequest) -> bool:
     """Whether the direct peer of this request is a trusted proxy."""
     networks, trust_unix = _networks()
+    if not networks and not trust_unix:
+        return False
     remote = request.META.get("REMOTE_ADDR") or ""
     if not remote:
         return trust_unix
