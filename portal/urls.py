@@ -5,6 +5,7 @@ from portal import health, metrics
 
 urlpatterns = [
     path("", include("oauth.urls")),
+    path("api/v1/", include("clients.api.urls")),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
