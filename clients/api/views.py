@@ -15,10 +15,7 @@ from clients.api import serializers as s
 from clients.api.pagination import page
 from clients.services import Actor
 from oauth.guards import BearerTokenAuthentication, HasScopes
-
-
-def client_ip(request: Request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+from portal.net import client_ip  # the one place that knows about trusted proxies
 
 
 class ManagementView(APIView):
