@@ -4,4 +4,6 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("oauth.urls")),
     path("admin/", admin.site.urls),
+    # The customer portal (its own module: this file is the root URLconf).
+    path("", include("portal.site_urls")),
 ]
