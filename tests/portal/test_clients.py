@@ -1,4 +1,4 @@
-"""Client pages: list, register, detail, edit, secrets, delete; each with owner, viewer, outsider."""
+"""Client pages: list, register, detail, edit, secrets, delete; owner, viewer, outsider."""
 
 from __future__ import annotations
 
