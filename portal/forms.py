@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -183,6 +184,9 @@ class ClientForm(forms.Form):
         }
 
 
+CLAIM_KEY_RE = re.compile(r"custom_claims\[(\d+)\](?:\.(\w+))?")
+
+
 def add_service_errors(form: forms.Form, error: ValidationError) -> None:
     """Show a service's ValidationError on the form: on its field when there is one."""
     if not hasattr(error, "error_dict"):
@@ -193,8 +197,11 @@ def add_service_errors(form: forms.Form, error: ValidationError) -> None:
         if key in form.fields:
             for message in errors:
                 form.add_error(key, message)
-        else:
-            # Keys like ``custom_claims[1].key`` name no form field: say which row.
-            label = key.replace("custom_claims", "custom claim ").replace("[", "").replace("]", "")
+        elif match := CLAIM_KEY_RE.fullmatch(key):
+            # ``custom_claims[1].key`` names no form field: say which row, counting from 1.
+            row, part = int(match.group(1)) + 1, match.group(2) or "claim"
             for message in errors:
-                form.add_error(None, f"{label.strip()}: {message}" if key != "__all__" else message)
+                form.add_error(None, f"custom claim {row} ({part}): {message}")
+        else:
+            for message in errors:
+                form.add_error(None, message)

@@ -15,7 +15,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
-from clients.models import Membership
 from clients.selectors import membership_get
 
 CURRENT_ORGANIZATION = "portal_organization_id"
@@ -45,6 +44,3 @@ def member_view(*, manage_clients: bool = False, manage_members: bool = False) -
 
 def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
-
-
-__all__ = ["CURRENT_ORGANIZATION", "Membership", "client_ip", "member_view"]

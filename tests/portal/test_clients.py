@@ -397,3 +397,34 @@ def test_forms_need_a_csrf_token(owner, org, catalog):
     response = post_form(strict, url(org, "clients", "new"), guide_form())
     assert response.status_code == 403
     assert not ApiClient.objects.filter(organization=org).exists()
+
+
+def test_a_claim_error_names_its_row(as_owner, org, catalog):
+    data = [*guide_form(), ("claim_key", "sub"), ("claim_value", "x")]
+    body = post_form(as_owner, url(org, "clients", "new"), data).content.decode()
+    assert "custom claim 3 (key): &#x27;sub&#x27; is a registered claim name" in body
+
+
+INLINE = re.compile(r"<script(?![^>]*\bsrc=)|\sstyle=|\son[a-z]+=|javascript:", re.I)
+
+
+def test_pages_hold_no_inline_script_or_style(as_owner, org, acme_client):
+    """A Content-Security-Policy without 'unsafe-inline' is coming: keep every page ready."""
+    secret_page = as_owner.post(url(org, "clients", acme_client.client_id, "secrets", "new"))
+    pages = [
+        secret_page,
+        *(
+            as_owner.get(url(org, *parts))
+            for parts in (
+                ("clients",),
+                ("clients", "new"),
+                ("clients", acme_client.client_id),
+                ("clients", acme_client.client_id, "delete", "confirm"),
+                ("audit",),
+                ("members",),
+            )
+        ),
+    ]
+    for response in pages:
+        assert response.status_code == 200
+        assert not INLINE.search(response.content.decode()), response.request["PATH_INFO"]
