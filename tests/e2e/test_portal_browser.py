@@ -169,6 +169,9 @@ def test_sign_up_register_rotate_and_delete(context, server):
     shot(page, "6-members")
     page.get_by_role("link", name="API clients").click()
     shot(page, "1-client-list")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    shot(page, "7-client-list-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # Delete, typing the name.
     page.get_by_role("link", name=CLIENT_NAME).click()
