@@ -290,8 +290,8 @@ def secret_hasher() -> PasswordHasher:
 
 
 def make_plain_secret() -> str:
-    """A new plain secret: the recognisable prefix and 258 bits from the OS CSPRNG, URL-safe."""
-    return settings.OAUTH["SECRET_PREFIX"] + secrets.token_urlsafe(43)
+    """A new plain secret: the recognisable prefix and 256 bits from the OS CSPRNG, URL-safe."""
+    return settings.OAUTH["SECRET_PREFIX"] + secrets.token_urlsafe(32)
 
 
 def hash_secret(plain: str) -> str:

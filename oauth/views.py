@@ -201,10 +201,9 @@ def jwks(request: HttpRequest) -> HttpResponse:
     """GET /.well-known/jwks.json (and /keys): the public signing keys."""
     if request.method not in ("GET", "HEAD"):
         return method_not_allowed("GET, HEAD")
-    keys.ensure_signing_key()
-    body = {"keys": [key.public_jwk for key in keys.published_keys()]}
     return json_response(
-        body, headers={"Cache-Control": f"public, max-age={settings.OAUTH['JWKS_MAX_AGE']}"}
+        keys.jwks_document(),
+        headers={"Cache-Control": f"public, max-age={settings.OAUTH['JWKS_MAX_AGE']}"},
     )
 
 

@@ -213,11 +213,15 @@ OAUTH = {
     "ARGON2_PARALLELISM": env_int("OAUTH_ARGON2_PARALLELISM", 1, minimum=1),
 }
 
-# How our own management API verifies bearer tokens (the resource-server kit's setting).
+# How our own management API verifies bearer tokens: through the resource-server kit, exactly as
+# a customer's API would, except that the JWKS is read in-process (a worker must not call itself).
 RESOURCE_SERVER = {
     "ISSUER": OAUTH_ISSUER,
     "AUDIENCE": OAUTH["MANAGEMENT_AUDIENCE"],
-    "JWKS_URL": None,
+    "ALGORITHMS": ("RS256", "ES256"),
+    "JWKS_LOADER": "oauth.keys.jwks_document",
+    "JWKS_CACHE_SECONDS": 60,
+    "MIN_REFETCH_INTERVAL": 1.0,
 }
 
 # --- Portal --------------------------------------------------------------------------------------

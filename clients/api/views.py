@@ -121,7 +121,9 @@ class SecretListView(ManagementView):
     def post(self, request: Request, organization_id: str, client_id: str) -> Response:
         organization = selectors.organization_get(organization_id)
         client = selectors.client_get(organization, client_id)
-        data = self.parse(s.SecretInput, request) if request.data else {}
+        # An empty body is fine: a secret that never expires.
+        has_body = int(request.META.get("CONTENT_LENGTH") or 0) > 0
+        data = self.parse(s.SecretInput, request) if has_body else {}
         expire_time = data.get("expire_time")
         if "expiry_seconds" in data:
             expire_time = services.expire_time_from_seconds(data["expiry_seconds"])
