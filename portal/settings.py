@@ -243,6 +243,28 @@ METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN") or None
 if METRICS_BEARER_TOKEN is not None and len(METRICS_BEARER_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_BEARER_TOKEN must be at least 16 characters")
 
+# --- Portal --------------------------------------------------------------------------------------
+# The provider may turn self sign-up off; invitations still work then.
+PORTAL_SIGNUP_ENABLED = env_bool("PORTAL_SIGNUP_ENABLED", True)
+PORTAL_INVITATION_MAX_AGE = env_int("PORTAL_INVITATION_MAX_AGE", 7 * 24 * 3600, minimum=60)
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:home"
+LOGOUT_REDIRECT_URL = "portal:login"
+
+# Email (invitations, password reset): the console in development, SMTP otherwise.
+EMAIL_BACKEND = env("EMAIL_BACKEND") or (
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH")  # for the file backend (tests of a real server)
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "webmaster@localhost")
+
 # --- Logging -------------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO")
 # "json" (one object per line, for log shippers) or "text" (for people).

@@ -10,4 +10,6 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
+    # The customer portal (its own module: this file is the root URLconf).
+    path("", include("portal.site_urls")),
 ]
