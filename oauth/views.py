@@ -16,7 +16,9 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from oauth import keys
+from oauth import metrics as token_metrics
 from oauth.tokens import authenticate_with_secret, issue_token
+from portal.logs import log_context
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -161,12 +163,14 @@ def _token(request: HttpRequest) -> HttpResponse:
         raise OAuthError("invalid_request", "grant_type is required")
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
-    client_id, client_secret, _method = client_credentials_from(request, params)
+    client_id, client_secret, method = client_credentials_from(request, params)
+    token_metrics.note_client_id(request, client_id)
     if not client_id or not client_secret or len(client_id) > 64 or len(client_secret) > 512:
         raise invalid_client()
     client = authenticate_with_secret(client_id, client_secret)
     if client is None:
         raise invalid_client()
+    log_context(request, client_id=client.client_id, organization_id=client.organization_id)
     scopes = _requested_scopes(params, client.scopes)
     audience = _requested_audience(params, client.audience)
     token = issue_token(client, scopes=scopes, audience=audience)
@@ -177,19 +181,24 @@ def _token(request: HttpRequest) -> HttpResponse:
     }
     if token.scopes:
         body["scope"] = " ".join(token.scopes)
+    token_metrics.record_token_issued(method, request)
     return json_response(body, headers=NO_STORE)
 
 
 @csrf_exempt
+@token_metrics.timed
 def token(request: HttpRequest) -> HttpResponse:
     """POST /oauth/token: the client_credentials grant."""
     if request.method != "POST":
+        token_metrics.record_token_failure("invalid_request", request)
         return method_not_allowed("POST")
     try:
         return _token(request)
     except OAuthError as error:
+        token_metrics.record_token_failure(error.error, request)
         return oauth_error_response(error)
     except DatabaseError:
+        token_metrics.record_token_failure("temporarily_unavailable", request)
         return json_response(
             {"error": "temporarily_unavailable", "error_description": "try again shortly"},
             status=503,
