@@ -130,7 +130,9 @@ def access_log_count(server: ServerProcess, method: str, path: str) -> int:
     """How many requests for ``method path`` our server has logged so far."""
     # The log line is written just after the response went out; let it land.
     time.sleep(0.3)
-    return len(re.findall(rf'"{method} {re.escape(path)}[ ?]', server.log_text()))
+    # gunicorn's access-log request line ("GET /path HTTP/1.1"), not the app's JSON log line.
+    pattern = rf'"{method} {re.escape(path)}(?:\?[^ "]*)? HTTP/'
+    return len(re.findall(pattern, server.log_text()))
 
 
 def jwks_hits(server: ServerProcess) -> int:
