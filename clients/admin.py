@@ -17,6 +17,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
@@ -154,7 +155,9 @@ def secret_once(
 ) -> HttpResponse:
     """The only response that ever holds a plain secret: never cached, never stored."""
     opts = modeladmin.model._meta
-    change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[client.pk])
+    change_url = reverse(
+        f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(client.pk)]
+    )
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": f"{client.name} is registered",
@@ -623,6 +626,10 @@ class BaseClientAdmin(ServiceAdmin):
             ((c["key"], c["value"]) for c in obj.custom_claims),
         )
 
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> tuple:
+        # A new client's first secret is shown on the next page; there is no inline to fill.
+        return self.inlines if obj is not None else ()
+
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         # A re-sent add form must not create a second client: the nonce remembers it was used.
         return {**super().get_changeform_initial_data(request), "nonce": nonce_issue(request)}
@@ -647,7 +654,7 @@ class BaseClientAdmin(ServiceAdmin):
         nonce_spend(
             request,
             request.POST.get("nonce", ""),
-            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]),
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)]),
         )
         return secret_once(self, request, obj, plain)
 
