@@ -741,6 +741,10 @@ class ApiClientAdmin(BaseClientAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         """Secrets are read-only here; nothing else relates to a client."""
+        for formset in formsets:
+            # Writes nothing (the secrets inline has no editable field, no add, no delete);
+            # it only fills the lists the admin's change message reads.
+            formset.save(commit=False)
 
 
 class ManagementClientForm(forms.ModelForm):
@@ -789,6 +793,10 @@ class ManagementClientAdmin(BaseClientAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         """Secrets are read-only here."""
+        for formset in formsets:
+            # Writes nothing (the secrets inline has no editable field, no add, no delete);
+            # it only fills the lists the admin's change message reads.
+            formset.save(commit=False)
 
 
 # --- Secrets -------------------------------------------------------------------------------------
