@@ -471,6 +471,7 @@ class TokenVerifier:
         self._keyset: _KeySet | None = None
         self._fetch_lock = threading.Lock()
         self._last_fetch_at = float("-inf")
+        self._last_unknown_fetch_at = float("-inf")
         self._last_fetch_failed = False
         self._metadata: dict[str, Any] | None = None
         # header segment -> (alg, kid); filled only by tokens that verified, so
@@ -592,7 +593,14 @@ class TokenVerifier:
         now = time.monotonic()
         if keyset is not None and now < keyset.fresh_until and keyset.find(kid, alg) is not None:
             return keyset  # refreshed by the thread we waited for
-        if now - self._last_fetch_at < self.min_refetch_interval:
+        # Unknown kids may cause one fetch per interval, and a failing issuer is retried at most
+        # once per interval. The first fetch and routine refreshes of stale keys don't use up the
+        # unknown-kid allowance: a key rotated just after them is picked up at once.
+        unknown = keyset is not None and keyset.find(kid, alg) is None
+        interval = self.min_refetch_interval
+        if (unknown and now - self._last_unknown_fetch_at < interval) or (
+            self._last_fetch_failed and now - self._last_fetch_at < interval
+        ):
             # Throttled: answer from what we have.
             if keyset is not None and now < keyset.stale_until:
                 if self._last_fetch_failed and keyset.find(kid, alg) is None:
@@ -601,6 +609,8 @@ class TokenVerifier:
             raise JWKSUnavailable(retry_after=self._retry_after())
 
         self._last_fetch_at = now
+        if unknown:
+            self._last_unknown_fetch_at = now
         try:
             fresh = self._fetch_keys()
         except _FetchError as exc:
