@@ -403,9 +403,13 @@ def client_key_add(*, actor: Actor, client: ApiClient, jwk: Any) -> ClientKey:
         raise ApiClient.DoesNotExist("client was deleted")
     limit = settings.OAUTH["MAX_KEYS_PER_CLIENT"]
     if ClientKey.objects.filter(client_id=client.pk).count() >= limit:
-        raise ValidationError(f"a client holds at most {limit} keys; delete one first", code="limit")
+        raise ValidationError(
+            f"a client holds at most {limit} keys; delete one first", code="limit"
+        )
     if ClientKey.objects.filter(client_id=client.pk, kid=parsed.kid).exists():
-        raise ValidationError({"jwk.kid": [f"this client already has a key with kid {parsed.kid!r}"]})
+        raise ValidationError(
+            {"jwk.kid": [f"this client already has a key with kid {parsed.kid!r}"]}
+        )
     key = ClientKey.objects.create(
         client=client, kid=parsed.kid, kty=parsed.kty, alg=parsed.alg, jwk=parsed.jwk
     )

@@ -1,4 +1,4 @@
-"""``private_key_jwt`` client authentication: JWT client assertions (RFC 7523 §2.2, §3; RFC 7521 §4.2).
+"""``private_key_jwt`` client authentication with JWT assertions (RFC 7523 §2.2, §3; 7521 §4.2).
 
 The client signs a short-lived JWT with a private key whose public half it registered
 (``oauth.models.ClientKey``) and sends it as ``client_assertion``. We check, in order: the form
