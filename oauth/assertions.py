@@ -106,6 +106,7 @@ _CLAIM_ERRORS: list[tuple[type[Exception], str]] = [
     (jwt.InvalidAudienceError, "the client assertion's aud must name this server's token endpoint"),
     (jwt.InvalidIssuerError, "the client assertion's iss must be the client_id"),
     (jwt.MissingRequiredClaimError, "the client assertion lacks a required claim"),
+    (jwt.exceptions.InvalidJTIError, "the client assertion's jti must be a string"),
 ]
 
 

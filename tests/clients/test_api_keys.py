@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from clients.models import AuditEvent
 from oauth.models import ClientKey
 from tests.assertion_helpers import ec_key, private_jwk, public_jwk, rsa_key
-from tests.clients.test_api import RFC3339, api, assert_error, violations  # noqa: F401
+from tests.clients.test_api import RFC3339, assert_error, violations
 
 pytestmark = pytest.mark.django_db
 
@@ -80,9 +80,7 @@ def test_rfc7638_example_thumbprint():
     )
 
 
-@pytest.mark.parametrize(
-    ("curve", "alg"), [(ec.SECP256R1(), "ES256"), (ec.SECP384R1(), "ES384")]
-)
+@pytest.mark.parametrize(("curve", "alg"), [(ec.SECP256R1(), "ES256"), (ec.SECP384R1(), "ES384")])
 def test_it_registers_ec_keys(api, guide_client, curve, alg):
     jwk = public_jwk(ec_key(curve))
     key = api.call("post", keys_path(guide_client), {"jwk": jwk}).json()["key"]
