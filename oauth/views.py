@@ -19,8 +19,10 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from oauth import assertions, keys
+from oauth import metrics as token_metrics
 from oauth.jwk import ASSERTION_ALGORITHMS
 from oauth.tokens import AuthenticatedClient, authenticate_with_secret, issue_token
+from portal.logs import log_context
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -176,23 +178,31 @@ def _requested_audience(params: dict[str, list[str]], registered: list[str]) -> 
     return [aud for aud in registered if aud in wanted]
 
 
-def authenticate_client(request: HttpRequest, params: dict[str, list[str]]) -> AuthenticatedClient:
-    """The calling client, by secret (Basic or post) or by assertion; ``invalid_client`` else.
+def authenticate_client(
+    request: HttpRequest, params: dict[str, list[str]]
+) -> tuple[AuthenticatedClient, str]:
+    """The calling client and its method: a secret (Basic or post) or an assertion.
 
-    Shared by the token, introspection and revocation endpoints.
+    Raises ``invalid_client`` when authentication fails. Shared by the token, introspection and
+    revocation endpoints.
     """
     client_id, credential, method = client_credentials_from(request, params)
+    if client_id:
+        token_metrics.note_client_id(request, client_id)
     if method == "private_key_jwt":
         try:
-            return assertions.authenticate_with_assertion(credential, client_id)
+            client = assertions.authenticate_with_assertion(credential, client_id)
         except assertions.AssertionRejected as exc:
             raise _assertion_error(exc) from exc
-    if not client_id or not credential or len(client_id) > 64 or len(credential) > 512:
-        raise invalid_client()
-    client = authenticate_with_secret(client_id, credential)
-    if client is None:
-        raise invalid_client()
-    return client
+    else:
+        if not client_id or not credential or len(client_id) > 64 or len(credential) > 512:
+            raise invalid_client()
+        found = authenticate_with_secret(client_id, credential)
+        if found is None:
+            raise invalid_client()
+        client = found
+    log_context(request, client_id=client.client_id, organization_id=client.organization_id)
+    return client, method
 
 
 def _token(request: HttpRequest) -> HttpResponse:
@@ -202,7 +212,7 @@ def _token(request: HttpRequest) -> HttpResponse:
         raise OAuthError("invalid_request", "grant_type is required")
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
-    client = authenticate_client(request, params)
+    client, method = authenticate_client(request, params)
     scopes = _requested_scopes(params, client.scopes)
     audience = _requested_audience(params, client.audience)
     token = issue_token(client, scopes=scopes, audience=audience)
@@ -213,19 +223,24 @@ def _token(request: HttpRequest) -> HttpResponse:
     }
     if token.scopes:
         body["scope"] = " ".join(token.scopes)
+    token_metrics.record_token_issued(method, request)
     return json_response(body, headers=NO_STORE)
 
 
 @csrf_exempt
+@token_metrics.timed
 def token(request: HttpRequest) -> HttpResponse:
     """POST /oauth/token: the client_credentials grant."""
     if request.method != "POST":
+        token_metrics.record_token_failure("invalid_request", request)
         return method_not_allowed("POST")
     try:
         return _token(request)
     except OAuthError as error:
+        token_metrics.record_token_failure(error.error, request)
         return oauth_error_response(error)
     except DatabaseError:
+        token_metrics.record_token_failure("temporarily_unavailable", request)
         return json_response(
             {"error": "temporarily_unavailable", "error_description": "try again shortly"},
             status=503,

@@ -65,7 +65,7 @@ def introspect(request: HttpRequest) -> HttpResponse:
     """POST /oauth/introspect: is this token active, and what does it say?"""
     params = read_form(request)
     token = _token_param(params)
-    caller = authenticate_client(request, params)
+    caller, _method = authenticate_client(request, params)
     claims = verify_own_token(token)
     if (
         claims is None
@@ -81,7 +81,7 @@ def revoke(request: HttpRequest) -> HttpResponse:
     """POST /oauth/revoke: 200 for every well-formed, authenticated request (RFC 7009 §2.2)."""
     params = read_form(request)
     token = _token_param(params)
-    caller = authenticate_client(request, params)
+    caller, _method = authenticate_client(request, params)
     claims = verify_own_token(token)
     # Unknown, expired or foreign tokens: nothing to do, and nothing to tell (RFC 7009 §2.2).
     if claims is not None and may_see(caller.client_id, caller.organization_id, claims):

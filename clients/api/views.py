@@ -15,10 +15,8 @@ from clients.api import serializers as s
 from clients.api.pagination import page
 from clients.services import Actor
 from oauth.guards import BearerTokenAuthentication, HasScopes
-
-
-def client_ip(request: Request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+from portal.logs import log_context
+from portal.net import client_ip  # the one place that knows about trusted proxies
 
 
 class ManagementView(APIView):
@@ -30,6 +28,14 @@ class ManagementView(APIView):
     @property
     def required_scopes(self) -> list[str]:
         return [settings.OAUTH["MANAGEMENT_SCOPE"]]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authenticates, checks scopes
+        log_context(
+            request._request,
+            client_id=request.auth.client_id,
+            organization_id=kwargs.get("organization_id"),
+        )
 
     def actor(self) -> Actor:
         claims = self.request.auth

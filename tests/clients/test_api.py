@@ -502,3 +502,14 @@ def test_no_plain_secret_in_the_database_or_logs(api, org, client, caplog):
         assert plain[5:] not in text
     stored = ClientSecret.objects.filter(client_id=created["client"]["client_id"]).first()
     assert stored.secret_hash.startswith("$argon2id$")
+
+
+def test_the_access_line_names_the_management_client_and_organization(api, org, management):
+    from tests.ops.helpers import captured_json
+
+    with captured_json() as logs:
+        api.call("get", f"/organizations/{org.id}/clients")
+    (line,) = [entry for entry in logs.parsed() if entry["logger"] == "portal.access"]
+    assert line["client_id"] == management.client_id
+    assert line["organization_id"] == org.id
+    assert api.token_value not in "\n".join(logs.lines)
