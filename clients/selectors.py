@@ -6,6 +6,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from clients.models import ApiClient, AuditEvent, ClientSecret, Membership, Organization
+from oauth.models import ClientKey
 
 
 def organization_get(organization_id: str) -> Organization:
@@ -22,7 +23,8 @@ def client_list(organization: Organization, search: str = "") -> QuerySet[ApiCli
         clients = clients.filter(Q(name__icontains=search) | Q(id__icontains=search))
     return (
         clients.prefetch_related(
-            Prefetch("secrets", queryset=ClientSecret.objects.order_by("create_time", "id"))
+            Prefetch("secrets", queryset=ClientSecret.objects.order_by("create_time", "id")),
+            Prefetch("keys", queryset=ClientKey.objects.order_by("create_time", "id")),
         )
         .annotate(
             active_secret_count=Count(
@@ -38,7 +40,8 @@ def client_get(organization: Organization, client_id: str) -> ApiClient:
     client = (
         ApiClient.objects.filter(organization=organization, pk=client_id)
         .prefetch_related(
-            Prefetch("secrets", queryset=ClientSecret.objects.order_by("create_time", "id"))
+            Prefetch("secrets", queryset=ClientSecret.objects.order_by("create_time", "id")),
+            Prefetch("keys", queryset=ClientKey.objects.order_by("create_time", "id")),
         )
         .first()
     )
@@ -95,3 +98,11 @@ def audit_list(organization: Organization, client_id: str = "") -> QuerySet[Audi
     if client_id:
         events = events.filter(client_id=client_id)
     return events.order_by("-time", "-id")
+
+
+def client_key_get(client: ApiClient, key_id: str) -> ClientKey:
+    """A public key of this client, or 404."""
+    key = ClientKey.objects.filter(client=client, pk=key_id).select_related("client").first()
+    if key is None:
+        raise Http404("key not found")
+    return key

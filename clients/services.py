@@ -30,6 +30,8 @@ from clients.models import (
     new_client_id,
     new_management_client_id,
 )
+from oauth.jwk import JWKError, parse_public_jwk
+from oauth.models import ClientKey, RevokedToken
 
 
 @dataclass(frozen=True)
@@ -744,3 +746,94 @@ def api_scope_delete(*, actor: Actor, scope: ApiScope) -> None:
         target_id=str(scope.api_id),
         details={"scope": scope.name},
     )
+
+
+# --- Client public keys (private_key_jwt, RFC 7523) ----------------------------------------------
+
+
+@transaction.atomic
+def client_key_add(*, actor: Actor, client: ApiClient, jwk: Any) -> ClientKey:
+    """Register a public key the client will sign its assertions with.
+
+    A JWK with private members, an unsupported key, or a kid the client already uses is a
+    ``ValidationError`` (field ``jwk.<member>``), and nothing is stored.
+    """
+    try:
+        parsed = parse_public_jwk(jwk)
+    except JWKError as exc:
+        field = "jwk" if exc.field == "jwk" else f"jwk.{exc.field}"
+        raise ValidationError({field: [exc.message]}) from exc
+    # Lock the client row so that two concurrent adds cannot both pass the checks.
+    if ApiClient.objects.select_for_update().filter(pk=client.pk).first() is None:
+        raise ApiClient.DoesNotExist("client was deleted")
+    limit = settings.OAUTH["MAX_KEYS_PER_CLIENT"]
+    if ClientKey.objects.filter(client_id=client.pk).count() >= limit:
+        raise ValidationError(
+            f"a client holds at most {limit} keys; delete one first", code="limit"
+        )
+    if ClientKey.objects.filter(client_id=client.pk, kid=parsed.kid).exists():
+        raise ValidationError(
+            {"jwk.kid": [f"this client already has a key with kid {parsed.kid!r}"]}
+        )
+    key = ClientKey.objects.create(
+        client=client, kid=parsed.kid, kty=parsed.kty, alg=parsed.alg, jwk=parsed.jwk
+    )
+    audit_record(
+        actor=actor,
+        action="client_key.create",
+        target_type="client_key",
+        target_id=key.id,
+        organization_id=client.organization_id,
+        client_id=client.id,
+        details={"kid": key.kid, "kty": key.kty, "alg": key.alg},
+    )
+    return key
+
+
+@transaction.atomic
+def client_key_delete(*, actor: Actor, key: ClientKey) -> None:
+    """Remove a public key: assertions signed with it fail from the next request on."""
+    deleted, _ = ClientKey.objects.filter(pk=key.pk).delete()
+    if not deleted:
+        return
+    audit_record(
+        actor=actor,
+        action="client_key.delete",
+        target_type="client_key",
+        target_id=key.id,
+        organization_id=key.client.organization_id,
+        client_id=key.client_id,
+        details={"kid": key.kid},
+    )
+
+
+# --- Access tokens (RFC 7009) --------------------------------------------------------------------
+
+
+@transaction.atomic
+def token_revoke(
+    *, actor: Actor, jti: str, client_id: str, organization_id: str | None, expire_time: datetime
+) -> bool:
+    """Remember a token's ``jti`` as revoked until the token expires. False if it already was.
+
+    Rows of tokens that have expired anyway are purged here, so the table stays small.
+    """
+    now = timezone.now()
+    RevokedToken.objects.filter(expire_time__lte=now).delete()
+    if expire_time <= now or RevokedToken.objects.filter(pk=jti).exists():
+        return False
+    try:
+        with transaction.atomic():
+            RevokedToken.objects.create(jti=jti, client_id=client_id, expire_time=expire_time)
+    except IntegrityError:
+        return False  # revoked concurrently: the first request wrote the audit event
+    audit_record(
+        actor=actor,
+        action="token.revoke",
+        target_type="token",
+        target_id=jti,
+        organization_id=organization_id,
+        client_id=client_id,
+        details={"expire_time": expire_time.isoformat()},
+    )
+    return True

@@ -1,4 +1,7 @@
-"""The OAuth endpoints: token (RFC 6749 §4.4), JWKS, and discovery (RFC 8414)."""
+"""The OAuth endpoints: token (RFC 6749 §4.4), JWKS, and discovery (RFC 8414).
+
+Introspection and revocation live in ``oauth.views_tokens`` and reuse ``authenticate_client``.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +18,10 @@ from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
-from oauth import keys
+from oauth import assertions, keys
 from oauth import metrics as token_metrics
-from oauth.tokens import authenticate_with_secret, issue_token
+from oauth.jwk import ASSERTION_ALGORITHMS
+from oauth.tokens import AuthenticatedClient, authenticate_with_secret, issue_token
 from portal.logs import log_context
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -94,11 +98,29 @@ def read_form(request: HttpRequest) -> dict[str, list[str]]:
     return params
 
 
+def _assertion_error(exc: assertions.AssertionRejected) -> OAuthError:
+    if exc.error == "invalid_client":
+        return invalid_client(exc.description)
+    return OAuthError(exc.error, exc.description)
+
+
 def client_credentials_from(
     request: HttpRequest, params: dict[str, list[str]]
-) -> tuple[str, str, str]:
-    """(client_id, client_secret, method) from HTTP Basic or the form, exactly one of them."""
+) -> tuple[str | None, str, str]:
+    """(client_id, credential, method) from HTTP Basic, the form, or a client assertion.
+
+    Exactly one method. For ``private_key_jwt`` the credential is the assertion and the
+    client_id may be None (the assertion's ``iss`` names the client).
+    """
     header = request.META.get("HTTP_AUTHORIZATION")
+    if assertions.wants_assertion(params):
+        try:
+            form_id, assertion = assertions.assertion_credentials(
+                params, has_authorization=header is not None
+            )
+        except assertions.AssertionRejected as exc:
+            raise _assertion_error(exc) from exc
+        return form_id, assertion, "private_key_jwt"
     form_id = params.get("client_id", [None])[0]
     form_secret = params.get("client_secret", [None])[0]
     if header is not None:
@@ -156,6 +178,33 @@ def _requested_audience(params: dict[str, list[str]], registered: list[str]) -> 
     return [aud for aud in registered if aud in wanted]
 
 
+def authenticate_client(
+    request: HttpRequest, params: dict[str, list[str]]
+) -> tuple[AuthenticatedClient, str]:
+    """The calling client and its method: a secret (Basic or post) or an assertion.
+
+    Raises ``invalid_client`` when authentication fails. Shared by the token, introspection and
+    revocation endpoints.
+    """
+    client_id, credential, method = client_credentials_from(request, params)
+    if client_id:
+        token_metrics.note_client_id(request, client_id)
+    if method == "private_key_jwt":
+        try:
+            client = assertions.authenticate_with_assertion(credential, client_id)
+        except assertions.AssertionRejected as exc:
+            raise _assertion_error(exc) from exc
+    else:
+        if not client_id or not credential or len(client_id) > 64 or len(credential) > 512:
+            raise invalid_client()
+        found = authenticate_with_secret(client_id, credential)
+        if found is None:
+            raise invalid_client()
+        client = found
+    log_context(request, client_id=client.client_id, organization_id=client.organization_id)
+    return client, method
+
+
 def _token(request: HttpRequest) -> HttpResponse:
     params = read_form(request)
     grant_type = params.get("grant_type", [None])[0]
@@ -163,14 +212,7 @@ def _token(request: HttpRequest) -> HttpResponse:
         raise OAuthError("invalid_request", "grant_type is required")
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
-    client_id, client_secret, method = client_credentials_from(request, params)
-    token_metrics.note_client_id(request, client_id)
-    if not client_id or not client_secret or len(client_id) > 64 or len(client_secret) > 512:
-        raise invalid_client()
-    client = authenticate_with_secret(client_id, client_secret)
-    if client is None:
-        raise invalid_client()
-    log_context(request, client_id=client.client_id, organization_id=client.organization_id)
+    client, method = authenticate_client(request, params)
     scopes = _requested_scopes(params, client.scopes)
     audience = _requested_audience(params, client.audience)
     token = issue_token(client, scopes=scopes, audience=audience)
@@ -216,6 +258,9 @@ def jwks(request: HttpRequest) -> HttpResponse:
     )
 
 
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
 def metadata() -> dict[str, Any]:
     """RFC 8414 authorization server metadata."""
     issuer = settings.OAUTH["ISSUER"]
@@ -225,7 +270,14 @@ def metadata() -> dict[str, Any]:
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "scopes_supported": [settings.OAUTH["MANAGEMENT_SCOPE"]],
     }
 

@@ -14,6 +14,7 @@ from clients.models import (
     ClientSecret,
     Organization,
 )
+from oauth.models import ClientKey
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -99,6 +100,11 @@ class SecretInput(StrictSerializer):
         return attrs
 
 
+class KeyInput(StrictSerializer):
+    # The JWK itself is checked by the service (oauth.jwk), the one place that knows JWKs.
+    jwk = serializers.JSONField()
+
+
 def organization_json(organization: Organization) -> dict[str, Any]:
     return {
         "id": organization.id,
@@ -121,10 +127,22 @@ def secret_json(secret: ClientSecret) -> dict[str, Any]:
     }
 
 
+def key_json(key: ClientKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "kid": key.kid,
+        "kty": key.kty,
+        "alg": key.alg,
+        "create_time": rfc3339(key.create_time),
+        "jwk": key.jwk,
+    }
+
+
 def client_json(client: ApiClient) -> dict[str, Any]:
     return {
         "client_id": client.id,
         "secrets": [secret_json(secret) for secret in client.secrets.all()],
+        "keys": [key_json(key) for key in client.keys.all()],
         "name": client.name,
         "description": client.description,
         "organization_id": client.organization_id,

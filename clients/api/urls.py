@@ -17,6 +17,8 @@ urlpatterns = [
     path(
         f"{CLIENT}/secrets/<str:secret_id>", views.SecretDetailView.as_view(), name="secret-detail"
     ),
+    path(f"{CLIENT}/keys", views.KeyListView.as_view(), name="key-list"),
+    path(f"{CLIENT}/keys/<str:key_id>", views.KeyDetailView.as_view(), name="key-detail"),
     # Anything else under /api/v1 is a 404 in the API's own format, not an HTML page.
     re_path(r"^.*$", not_found),
 ]

@@ -159,3 +159,35 @@ class SecretDetailView(ManagementView):
         secret = selectors.secret_get(client, secret_id)
         services.secret_delete(actor=self.actor(), secret=secret)
         return Response({})
+
+
+class KeyListView(ManagementView):
+    """The public keys a client signs its assertions with (``private_key_jwt``)."""
+
+    def get(self, request: Request, organization_id: str, client_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        client = selectors.client_get(organization, client_id)
+        return Response({"keys": [s.key_json(key) for key in client.keys.all()]})
+
+    def post(self, request: Request, organization_id: str, client_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        client = selectors.client_get(organization, client_id)
+        data = self.parse(s.KeyInput, request)
+        key = services.client_key_add(actor=self.actor(), client=client, jwk=data["jwk"])
+        return Response({"key": s.key_json(key)}, status=status.HTTP_201_CREATED)
+
+
+class KeyDetailView(ManagementView):
+    def get(self, request: Request, organization_id: str, client_id: str, key_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        client = selectors.client_get(organization, client_id)
+        return Response({"key": s.key_json(selectors.client_key_get(client, key_id))})
+
+    def delete(
+        self, request: Request, organization_id: str, client_id: str, key_id: str
+    ) -> Response:
+        organization = selectors.organization_get(organization_id)
+        client = selectors.client_get(organization, client_id)
+        key = selectors.client_key_get(client, key_id)
+        services.client_key_delete(actor=self.actor(), key=key)
+        return Response({})

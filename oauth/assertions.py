@@ -1,0 +1,197 @@
+"""``private_key_jwt`` client authentication with JWT assertions (RFC 7523 §2.2, §3; 7521 §4.2).
+
+The client signs a short-lived JWT with a private key whose public half it registered
+(``oauth.models.ClientKey``) and sends it as ``client_assertion``. We check, in order: the form
+(one authentication method only), the header (an asymmetric algorithm we allow), ``iss`` =
+``sub`` = the client, a registered key that verifies the signature, ``aud`` (our issuer or token
+endpoint), ``exp`` (present, and at most ``ASSERTION_MAX_LIFETIME`` ahead), ``nbf``/``iat`` (not
+in the future), and last a ``jti`` never seen before: it is written to ``UsedAssertion`` and a
+unique violation means a replay. Every failure is ``invalid_client`` (RFC 7521 §4.2.1), except a
+malformed combination of parameters, which is ``invalid_request``.
+
+This path takes its own queries (client and keys, the replay insert); the secret path's single
+query is untouched.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from clients.models import ApiClient
+from oauth.jwk import ASSERTION_ALGORITHMS
+from oauth.models import UsedAssertion
+from oauth.tokens import AuthenticatedClient
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MAX_ASSERTION_LENGTH = 16 * 1024
+MAX_JTI_LENGTH = 255
+# Clock skew tolerated on exp, nbf and iat, in seconds.
+LEEWAY = 30
+
+
+class AssertionRejected(Exception):
+    """Why a client assertion was refused, as an RFC 6749 §5.2 error code and description."""
+
+    def __init__(self, description: str, error: str = "invalid_client") -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+def wants_assertion(params: dict[str, list[str]]) -> bool:
+    """True when the request tries ``private_key_jwt`` (either assertion parameter is present)."""
+    return "client_assertion_type" in params or "client_assertion" in params
+
+
+def assertion_credentials(
+    params: dict[str, list[str]], *, has_authorization: bool
+) -> tuple[str | None, str]:
+    """(client_id or None, assertion) from the form; the client_id is optional (RFC 7521 §4.2)."""
+    if has_authorization or "client_secret" in params:
+        raise AssertionRejected(
+            "use one client authentication method: a client assertion, not also a secret",
+            "invalid_request",
+        )
+    assertion_type = params.get("client_assertion_type", [None])[0]
+    assertion = params.get("client_assertion", [None])[0]
+    if not assertion_type or not assertion:
+        raise AssertionRejected(
+            "client_assertion_type and client_assertion must be sent together", "invalid_request"
+        )
+    if assertion_type != ASSERTION_TYPE:
+        raise AssertionRejected(f"client_assertion_type must be {ASSERTION_TYPE}")
+    return params.get("client_id", [None])[0], assertion
+
+
+def accepted_audiences() -> list[str]:
+    """What an assertion's ``aud`` may name: our issuer or our token endpoint (RFC 7523 §3)."""
+    issuer = settings.OAUTH["ISSUER"]
+    return [issuer, f"{issuer}/oauth/token"]
+
+
+def _unverified(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    if len(assertion) > MAX_ASSERTION_LENGTH:
+        raise AssertionRejected("the client assertion is too long")
+    try:
+        header = jwt.get_unverified_header(assertion)
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise AssertionRejected("the client assertion is not a well-formed JWT") from exc
+    return header, claims
+
+
+def _verify(assertion: str, jwk: dict[str, str], alg: str, client_id: str) -> dict[str, Any]:
+    """The claims, once the signature and every registered claim check out."""
+    public_key = jwt.PyJWK(jwk, algorithm=alg).key
+    return jwt.decode(
+        assertion,
+        public_key,
+        algorithms=[alg],
+        audience=accepted_audiences(),
+        issuer=client_id,
+        leeway=LEEWAY,
+        options={"require": ["iss", "sub", "aud", "exp", "jti"]},
+    )
+
+
+_CLAIM_ERRORS: list[tuple[type[Exception], str]] = [
+    (jwt.ExpiredSignatureError, "the client assertion has expired"),
+    (jwt.ImmatureSignatureError, "the client assertion is not valid yet (nbf or iat)"),
+    (jwt.InvalidAudienceError, "the client assertion's aud must name this server's token endpoint"),
+    (jwt.InvalidIssuerError, "the client assertion's iss must be the client_id"),
+    (jwt.MissingRequiredClaimError, "the client assertion lacks a required claim"),
+    (jwt.exceptions.InvalidJTIError, "the client assertion's jti must be a string"),
+]
+
+
+def _describe(exc: jwt.PyJWTError) -> str:
+    for kind, message in _CLAIM_ERRORS:
+        if isinstance(exc, kind):
+            if isinstance(exc, jwt.MissingRequiredClaimError):
+                return f"the client assertion lacks the {exc.claim} claim"
+            return message
+    return "the client assertion is invalid"
+
+
+def authenticate_with_assertion(assertion: str, client_id: str | None) -> AuthenticatedClient:
+    """The client that signed ``assertion``; raises ``AssertionRejected`` otherwise."""
+    header, unverified = _unverified(assertion)
+    alg = header.get("alg")
+    if alg not in ASSERTION_ALGORITHMS:
+        raise AssertionRejected(
+            f"the client assertion's alg must be one of {', '.join(ASSERTION_ALGORITHMS)}"
+        )
+    issuer, subject = unverified.get("iss"), unverified.get("sub")
+    if not isinstance(issuer, str) or not issuer or issuer != subject or len(issuer) > 64:
+        raise AssertionRejected("the client assertion's iss and sub must both be the client_id")
+    if client_id is not None and client_id != issuer:
+        raise AssertionRejected("client_id differs from the client assertion's iss")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise AssertionRejected("the client assertion's kid must be a string")
+
+    client = ApiClient.objects.filter(pk=issuer).prefetch_related("keys").first()
+    if client is None:
+        raise AssertionRejected("unknown client or no registered key")
+    candidates = [
+        key for key in client.keys.all() if key.alg == alg and (kid is None or key.kid == kid)
+    ]
+    if not candidates:
+        raise AssertionRejected("no registered key of this client matches the assertion")
+
+    claims: dict[str, Any] | None = None
+    for key in candidates:
+        try:
+            claims = _verify(assertion, key.jwk, alg, issuer)
+            break
+        except jwt.InvalidSignatureError:
+            continue  # try the next key (when no kid was given)
+        except jwt.PyJWTError as exc:
+            raise AssertionRejected(_describe(exc)) from exc
+    if claims is None:
+        raise AssertionRejected("the client assertion's signature does not verify")
+
+    now = int(timezone.now().timestamp())
+    exp = claims["exp"]
+    if exp - now > settings.OAUTH["ASSERTION_MAX_LIFETIME"] + LEEWAY:
+        raise AssertionRejected(
+            "the client assertion lives too long: exp may be at most "
+            f"{settings.OAUTH['ASSERTION_MAX_LIFETIME']} seconds ahead"
+        )
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
+        raise AssertionRejected(f"the client assertion's jti must be 1 to {MAX_JTI_LENGTH} chars")
+    _remember(jti, issuer, datetime.fromtimestamp(exp + LEEWAY, UTC))
+    return AuthenticatedClient(
+        client_id=client.id,
+        organization_id=client.organization_id,
+        scopes=list(client.scopes),
+        audience=list(client.audience),
+        custom_claims=list(client.custom_claims),
+        expiry=client.expiry,
+        current_kid=None,
+    )
+
+
+def _remember(jti: str, client_id: str, expire_time: datetime) -> None:
+    """Record a jti as used until the assertion can no longer pass; a second use is a replay."""
+    try:
+        with transaction.atomic():
+            # Rows past their expiry can never match a valid assertion again: drop them here,
+            # so the table holds only the last few minutes of assertions.
+            UsedAssertion.objects.filter(expire_time__lte=timezone.now()).delete()
+            UsedAssertion.objects.create(jti=jti, client_id=client_id, expire_time=expire_time)
+    except IntegrityError as exc:
+        raise AssertionRejected("the client assertion was already used (jti replayed)") from exc
+
+
+def purge_used_assertions() -> int:
+    """Forget the jtis of assertions that have expired; returns how many rows went."""
+    deleted, _ = UsedAssertion.objects.filter(expire_time__lte=timezone.now()).delete()
+    return deleted

@@ -1,0 +1,104 @@
+"""Reading our own access tokens back: for introspection (RFC 7662) and revocation (RFC 7009).
+
+A token is *active* when its signature verifies with one of our published signing keys, its
+``iss`` is ours, it has not expired, its ``jti`` is not in ``RevokedToken``, and its client still
+exists. Tokens do not record which secret (or key) obtained them, so deleting a secret does not
+deactivate the tokens already issued with it: revoke those tokens (or delete the client).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from clients.models import ApiClient
+from oauth.keys import SUPPORTED_ALGORITHMS
+from oauth.models import RevokedToken, SigningKey
+
+MAX_TOKEN_LENGTH = 16 * 1024
+
+# Public halves of our signing keys, parsed once per process (a kid never changes its key).
+_public_keys: dict[str, Any] = {}
+
+# The claims an introspection answer repeats (RFC 7662 §2.2), in this order.
+ANSWER_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti", "oid")
+
+
+def _published_key(kid: str, alg: str) -> Any | None:
+    now = timezone.now()
+    row = (
+        SigningKey.objects.filter(kid=kid, algorithm=alg)
+        .filter(Q(unpublish_time__isnull=True) | Q(unpublish_time__gt=now))
+        .only("kid", "public_jwk")
+        .first()
+    )
+    if row is None:
+        return None
+    key = _public_keys.get(kid)
+    if key is None:
+        key = _public_keys[kid] = jwt.PyJWK(row.public_jwk, algorithm=alg).key
+    return key
+
+
+def verify_own_token(token: str) -> dict[str, Any] | None:
+    """The claims of an unexpired access token we signed, or None for anything else."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        return None
+    kid, alg = header.get("kid"), header.get("alg")
+    if not isinstance(kid, str) or alg not in SUPPORTED_ALGORITHMS:
+        return None
+    key = _published_key(kid, alg)
+    if key is None:
+        return None
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[alg],
+            issuer=settings.OAUTH["ISSUER"],
+            options={
+                "verify_aud": False,
+                "require": ["iss", "sub", "exp", "iat", "jti", "client_id"],
+            },
+        )
+    except jwt.PyJWTError:
+        return None
+    if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("client_id"), str):
+        return None
+    return claims
+
+
+def is_active(claims: dict[str, Any]) -> bool:
+    """Not revoked, and the client that obtained it still exists."""
+    if RevokedToken.objects.filter(pk=claims["jti"]).exists():
+        return False
+    return ApiClient.objects.filter(pk=claims["client_id"]).exists()
+
+
+def may_see(caller_client_id: str, caller_organization_id: str | None, claims: dict) -> bool:
+    """A management client may see every token; any other client only its own."""
+    return caller_organization_id is None or claims["client_id"] == caller_client_id
+
+
+def introspection_answer(claims: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7662 §2.2 for an active token."""
+    answer: dict[str, Any] = {"active": True}
+    for name in ANSWER_CLAIMS:
+        if name in claims:
+            answer[name] = claims[name]
+    answer["token_type"] = "Bearer"
+    return answer
+
+
+def purge_revoked_tokens() -> int:
+    """Forget revoked tokens that have expired anyway; returns how many rows went."""
+    deleted, _ = RevokedToken.objects.filter(expire_time__lte=timezone.now()).delete()
+    return deleted
