@@ -21,8 +21,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from clients.admin import ReadOnlyAdmin, staff_actor
+from clients.services import client_key_delete
 from oauth import keys
-from oauth.models import SigningKey
+from oauth.models import ClientKey, RevokedToken, SigningKey
 
 
 class RotateForm(forms.Form):
@@ -106,3 +107,50 @@ class SigningKeyAdmin(ReadOnlyAdmin):
             "app_label": opts.app_label,
         }
         return TemplateResponse(request, "admin/oauth/signingkey/rotate.html", context)
+
+
+@admin.register(ClientKey)
+class ClientKeyAdmin(ReadOnlyAdmin):
+    """Public keys clients registered for private_key_jwt; removed through the service."""
+
+    list_display = ("id", "kid", "kty", "alg", "client", "create_time")
+    list_filter = ("kty", "alg", "create_time")
+    search_fields = ("id", "kid", "client__id", "client__name", "client__organization__id")
+    list_select_related = ("client",)
+    fields = ("id", "client", "kid", "kty", "alg", "create_time", "jwk_pretty")
+    readonly_fields = fields
+    actions = ["remove_keys"]
+
+    @admin.display(description="public key (JWK)")
+    def jwk_pretty(self, obj: ClientKey) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.jwk, indent=2))
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        # ReadOnlyAdmin denies delete; this action is the audited way to remove a key.
+        actions = super().get_actions(request)
+        if not request.user.has_perm("oauth.delete_clientkey"):
+            actions.pop("remove_keys", None)
+        return actions
+
+    @admin.action(description="Remove the selected keys (assertions signed with them fail at once)")
+    def remove_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if not request.user.has_perm("oauth.delete_clientkey"):
+            raise PermissionDenied
+        actor = staff_actor(request)
+        count = 0
+        for key in queryset:
+            client_key_delete(actor=actor, key=key)
+            count += 1
+        self.message_user(request, f"Removed {count} key(s).", messages.SUCCESS)
+
+
+@admin.register(RevokedToken)
+class RevokedTokenAdmin(ReadOnlyAdmin):
+    """Revoked access tokens, remembered until they would have expired (then purged)."""
+
+    list_display = ("jti", "client_id", "revoke_time", "expire_time")
+    list_filter = ("revoke_time",)
+    search_fields = ("jti", "client_id")
+    fields = list_display
+    readonly_fields = fields
+    actions = None

@@ -19,7 +19,7 @@ from clients.models import (
 )
 from oauth import keys
 from tests.admin.conftest import assert_clean
-from tests.conftest import Credentials, request_token
+from tests.conftest import Credentials, post_form, request_token
 
 pytestmark = pytest.mark.django_db
 
@@ -506,3 +506,39 @@ def test_a_staff_user_with_view_permission_only_sees_but_cannot_act(client, staf
     secret.refresh_from_db()
     assert secret.status == "ACTIVE"
     assert response.status_code in (200, 302)
+
+
+def test_remove_a_client_public_key(admin_client, superuser, console):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from clients.services import Actor, client_key_add
+    from oauth.keys import public_jwk
+    from oauth.models import ClientKey
+
+    guide = console.credentials["guide"]
+    jwk = public_jwk(ec.generate_private_key(ec.SECP256R1()), "k1", "ES256")
+    key = client_key_add(actor=Actor.system("tests"), client=guide.client, jwk=jwk)
+    page = admin_client.get(reverse("admin:oauth_clientkey_changelist"))
+    assert page.status_code == 200 and key.kid.encode() in page.content
+    response = run_action(admin_client, "oauth_clientkey", "remove_keys", [key.pk])
+    assert response.status_code == 302
+    assert not ClientKey.objects.filter(pk=key.pk).exists()
+    assert_by(last_event("client_key.delete"), superuser)
+
+
+def test_revoked_tokens_are_listed_read_only(admin_client, console, client):
+    from oauth.models import RevokedToken
+
+    guide = console.credentials["guide"]
+    token = request_token(client, guide).json()["access_token"]
+    response = client.post("/oauth/revoke", {"token": token}, HTTP_AUTHORIZATION=guide.basic())
+    assert response.status_code == 200
+    revoked = RevokedToken.objects.get()
+    page = admin_client.get(reverse("admin:oauth_revokedtoken_changelist"))
+    assert page.status_code == 200 and revoked.jti.encode() in page.content
+    assert token.encode() not in page.content
+    change = admin_client.post(
+        reverse("admin:oauth_revokedtoken_delete", args=[quote(revoked.jti)])
+    )
+    assert change.status_code == 403
+    assert RevokedToken.objects.filter(pk=revoked.pk).exists()
