@@ -531,7 +531,9 @@ def test_revoked_tokens_are_listed_read_only(admin_client, console, client):
 
     guide = console.credentials["guide"]
     token = request_token(client, guide).json()["access_token"]
-    response = client.post("/oauth/revoke", {"token": token}, HTTP_AUTHORIZATION=guide.basic())
+    response = post_form(
+        client, "/oauth/revoke", {"token": token}, HTTP_AUTHORIZATION=guide.basic()
+    )
     assert response.status_code == 200
     revoked = RevokedToken.objects.get()
     page = admin_client.get(reverse("admin:oauth_revokedtoken_changelist"))
