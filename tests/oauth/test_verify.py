@@ -317,6 +317,21 @@ def test_key_rotation_is_picked_up_with_one_refetch(kit, verifier):
     assert kit.count(JWKS) == 2
 
 
+def test_a_rotation_right_after_the_first_fetch_is_picked_up_at_once(kit):
+    # The first fetch must not use up the unknown-kid allowance: a key rotated just after an API
+    # started would otherwise be refused for a whole interval.
+    verifier = TokenVerifier(kit.issuer, audience=AUDIENCE, min_refetch_interval=60)
+    verifier.verify(kit.mint())
+    kit.rotate()
+    assert verifier.verify(kit.mint()).client_id == "client-1"
+    assert kit.count(JWKS) == 2
+    # The allowance is now used: another unknown kid within the interval fetches nothing.
+    kit.rotate()
+    with pytest.raises(InvalidToken):
+        verifier.verify(kit.mint())
+    assert kit.count(JWKS) == 2
+
+
 def test_a_flood_of_forged_kids_refetches_at_most_once_per_window(kit):
     interval = 1.0
     verifier = TokenVerifier(kit.issuer, audience=AUDIENCE, min_refetch_interval=interval)
