@@ -1,0 +1,48 @@
+"""Gunicorn settings for the production server: ``gunicorn portal.wsgi -c gunicorn.conf.py``.
+
+Every value can be overridden from the environment (``GUNICORN_*``, or ``HOST``/``PORT``).
+
+Why these defaults (measured with ``make bench`` on a 2-core machine, see bench/README.md):
+- ``sync`` workers: the token endpoint is CPU-bound (one RSA signature) and answers in about a
+  millisecond, so a worker never waits long; threads only add GIL hand-offs, and gthread with
+  keep-alive measured slower than sync on 2 cores. Put a proxy (nginx) in front for slow clients.
+- ``2 * cores + 1`` workers: while one worker waits on the database another signs; more than
+  that only adds memory and context switches.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+_cores = multiprocessing.cpu_count()
+
+bind = os.environ.get(
+    "GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+)
+workers = int(os.environ.get("GUNICORN_WORKERS", str(2 * _cores + 1)))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# A burst of clients waits in the listen queue instead of being refused.
+backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# Recycle workers now and then so that a slow leak cannot grow without bound.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# Each worker imports the app itself: no database connection or key can leak across a fork.
+preload_app = False
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001 (gunicorn's hook signature)
+    """Do once per worker, before its first request, what the first token request would do."""
+    try:
+        from oauth.tokens import warm_up
+
+        warm_up()
+    except Exception:  # a database not migrated yet must not stop the server from starting
+        worker.log.exception("token endpoint warm-up failed; the first request will do it")
