@@ -38,7 +38,7 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 preload_app = False
 
 
-def post_worker_init(worker) -> None:  # noqa: ANN001 (gunicorn's hook signature)
+def post_worker_init(worker) -> None:
     """Do once per worker, before its first request, what the first token request would do."""
     try:
         from oauth.tokens import warm_up

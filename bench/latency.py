@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server import BENCH_SECRET_KEY, database, gunicorn, sequential_latency  # noqa: E402
+from server import BENCH_SECRET_KEY, database, gunicorn, sequential_latency
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server import (  # noqa: E402
+from server import (
     BENCH_SECRET_KEY,
     PG_URL,
     PYTHON,
