@@ -31,6 +31,9 @@ def main() -> int:
     parser.add_argument("-c", type=int, default=32)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--gil", action="store_true", help="sample only threads holding the GIL (Python CPU)"
+    )
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
     if not Path(py_spy).exists():
@@ -55,6 +58,7 @@ def main() -> int:
                 "raw",
                 "--output",
                 str(raw),
+                *(["--gil"] if args.gil else []),
             ]
             spy = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             result: dict = {}

@@ -72,6 +72,7 @@ def run_wrk(server: Server, client: dict[str, str], connections: int, duration: 
         "BENCH_CLIENT_ID": client["client_id"],
         "BENCH_CLIENT_SECRET": client["client_secret"],
     }
+    cpu_before = server.worker_cpu_seconds()
     out = subprocess.run(
         [
             "wrk",
@@ -91,6 +92,10 @@ def run_wrk(server: Server, client: dict[str, str], connections: int, duration: 
     ).stdout
     line = next(line for line in out.splitlines() if line.startswith("BENCH_RESULT "))
     result = json.loads(line.removeprefix("BENCH_RESULT "))
+    # Server CPU per token does not depend on what else runs on the machine, unlike tokens/s.
+    result["cpu_us_per_token"] = (
+        1e6 * (server.worker_cpu_seconds() - cpu_before) / max(result["requests"], 1)
+    )
     result["tokens_per_s"] = result["ok"] / (result["duration_us"] / 1e6)
     result["errors"] = result["failed"] + result["socket_errors"]
     return result
@@ -100,6 +105,7 @@ def describe(label: str, result: dict, ceiling: float) -> str:
     text = (
         f"  {label}: {result['tokens_per_s']:8.1f} tokens/s  p50 {result['p50_us'] / 1000:6.2f} ms"
         f"  p99 {result['p99_us'] / 1000:6.2f} ms  requests {result['requests']}"
+        f"  server CPU {result['cpu_us_per_token']:5.0f} us/request"
         f"  errors {result['errors']} (non-200 or no token {result['failed']},"
         f" socket {result['socket_errors']})  {100 * result['tokens_per_s'] / ceiling:5.1f}%"
         " of the RSA ceiling"
