@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from clients import selectors
 from clients.api import serializers
 from clients.api.pagination import page
-from clients.services import client_create, secret_add
+from clients.services import client_create, secret_add, secret_set_status
 from tests.conftest import SYSTEM
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +46,15 @@ def test_the_client_list_uses_a_constant_number_of_queries(org, other_org, query
     assert all(c["secrets"] for c in many_body["clients"])
     # organization, count, the page of clients, and their secrets (one prefetch)
     assert len(few) == len(many) == 4, many
+
+
+def test_the_list_counts_active_secrets(org):
+    make_clients(org, 4)  # clients 1 and 3 hold two secrets
+    first = selectors.client_list(org)[1]
+    secret = first.secrets.all()[0]
+    secret_set_status(actor=SYSTEM, secret=secret, status="INACTIVE")
+    counts = [c.active_secret_count for c in selectors.client_list(org)]
+    assert counts == [1, 1, 1, 2]
 
 
 def test_the_next_page_costs_the_same(org):
