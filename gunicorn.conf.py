@@ -2,12 +2,15 @@
 
 Every value can be overridden from the environment (``GUNICORN_*``, or ``HOST``/``PORT``).
 
-Why these defaults (measured with ``make bench`` on a 2-core machine, see bench/README.md):
-- ``sync`` workers: the token endpoint is CPU-bound (one RSA signature) and answers in about a
-  millisecond, so a worker never waits long; threads only add GIL hand-offs, and gthread with
-  keep-alive measured slower than sync on 2 cores. Put a proxy (nginx) in front for slow clients.
-- ``2 * cores + 1`` workers: while one worker waits on the database another signs; more than
-  that only adds memory and context switches.
+Why these defaults (measured with ``make bench``/``bench/profile.py`` on a 2-core machine, see
+bench/README.md):
+- ``gthread``, one worker per core, 4 threads each, keep-alive: the token endpoint is CPU-bound
+  (one RSA signature) with one short database round trip, so a few threads per process overlap
+  that wait and one process per core uses every core. Gunicorn's ``sync`` worker closes the
+  connection after every answer and waits for the client's FIN before taking the next one
+  (gunicorn's ``close_graceful``), which measured 2-3x fewer tokens/s at 32 connections.
+  Put a proxy (nginx) in front for slow clients.
+- More processes or threads than that only added memory and context switches in the benchmark.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ _cores = multiprocessing.cpu_count()
 bind = os.environ.get(
     "GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 )
-workers = int(os.environ.get("GUNICORN_WORKERS", str(2 * _cores + 1)))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+workers = int(os.environ.get("GUNICORN_WORKERS", str(_cores)))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # A burst of clients waits in the listen queue instead of being refused.
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))

@@ -12,6 +12,7 @@ DEBUG on), to Django unchanged. tests/e2e/test_token_server.py checks that both 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -49,7 +50,8 @@ class TokenFastPath:
         self.extra_headers = self._middleware_headers()
         self.hsts = self._hsts()
         self.proxy_ssl_header = settings.SECURE_PROXY_SSL_HEADER
-        self.last_healthy = 0.0
+        # Django's connections are per thread, so is the time each last answered.
+        self.local = threading.local()
 
     @staticmethod
     def _middleware_headers() -> list[tuple[str, str]]:
@@ -107,19 +109,34 @@ class TokenFastPath:
         secure = self._is_secure(environ)
         if (settings.SECURE_SSL_REDIRECT and not secure) or not self._host_allowed(environ):
             return self.app(environ, start_response)
-        self._begin()
+        skipped_check = self._begin()
+        read_bytes: list[bytes] = []
+
+        def read(size: int) -> bytes:
+            read_bytes.append(environ["wsgi.input"].read(size))
+            return read_bytes[-1]
+
+        answer = (
+            environ["REQUEST_METHOD"],
+            environ.get("CONTENT_TYPE", ""),
+            content_length_of(environ.get("CONTENT_LENGTH")),
+            environ.get("HTTP_AUTHORIZATION"),
+        )
         try:
-            status, headers, body = token_endpoint(
-                environ["REQUEST_METHOD"],
-                environ.get("CONTENT_TYPE", ""),
-                content_length_of(environ.get("CONTENT_LENGTH")),
-                environ.get("HTTP_AUTHORIZATION"),
-                environ["wsgi.input"].read,
-            )
+            status, headers, body = token_endpoint(*answer, read)
+            if status == 503 and skipped_check:
+                # The connection we did not health-check was dead (a database restart): what the
+                # check would have done, afterwards. The failed query is the first thing the
+                # endpoint does, so nothing happened yet and asking again is safe.
+                for conn in connections.all(initialized_only=True):
+                    conn.close()
+                status, headers, body = token_endpoint(
+                    *answer, lambda size: b"".join(read_bytes)[:size]
+                )
         finally:
             self._end()
         if status != 503:
-            self.last_healthy = time.monotonic()
+            self.local.last_healthy = time.monotonic()
         response_headers = [*headers.items(), ("Content-Length", str(len(body)))]
         response_headers += self.extra_headers
         if secure and self.hsts:
@@ -127,14 +144,19 @@ class TokenFastPath:
         start_response(self.status_lines[status], response_headers)
         return [body]
 
-    def _begin(self) -> None:
-        """What Django's request_started does for the database (close_old_connections)."""
+    def _begin(self) -> bool:
+        """What Django's request_started does for the database (close_old_connections).
+
+        True when the health check of an open connection is skipped as recently proven.
+        """
+        recent = time.monotonic() - getattr(self.local, "last_healthy", 0.0) < HEALTHY_FOR_SECONDS
+        skipped = False
         for conn in connections.all(initialized_only=True):
             conn.close_if_unusable_or_obsolete()
-            if conn.connection is not None and (
-                time.monotonic() - self.last_healthy < HEALTHY_FOR_SECONDS
-            ):
+            if recent and conn.connection is not None:
                 conn.health_check_done = True
+                skipped = True
+        return skipped
 
     @staticmethod
     def _end() -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+import psycopg
 import pytest
+from django.db import connection
 from django.test import RequestFactory
 
 from oauth.wsgi import TokenFastPath, with_token_fast_path
@@ -115,3 +117,17 @@ def test_it_is_off_in_debug_and_by_setting(guide_client, settings):
     settings.DEBUG = False
     settings.OAUTH = {**settings.OAUTH, "TOKEN_FAST_PATH": False}
     assert with_token_fast_path(behind) is behind
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="kills a PostgreSQL backend")
+def test_a_connection_dropped_between_requests_is_replaced_not_a_503(guide_client):
+    fast_path = TokenFastPath(Behind())
+    assert call(fast_path, token_environ(guide_client))[0] == "200 OK"
+    # The database drops this thread's connection (as on a restart) right after an answer, when
+    # the fast path skips the health check because the connection has just worked.
+    pid = connection.connection.info.backend_pid
+    with psycopg.connect(**connection.get_connection_params()) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    status, _, body = call(fast_path, token_environ(guide_client))
+    assert status == "200 OK", body
+    assert connection.connection.info.backend_pid != pid
