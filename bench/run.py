@@ -9,7 +9,8 @@ port and prints:
 - single-client warm latency (median, p99; bench/latency.py does the same on its own);
 - ``wrk`` + bench/token.lua at each concurrency: tokens/s, p50/p99, failures (any answer that is
   not a 200 with an access_token), and the ratio of tokens/s to the ceiling;
-- ES256 beside RS256 at the highest concurrency;
+- ES256 beside RS256, and the plain Django view (OAUTH_TOKEN_FAST_PATH=false), at the highest
+  concurrency;
 - the resident memory (RSS) of each gunicorn worker after the load;
 - with ``--scale``: token latency and throughput on PostgreSQL seeded with 10,000 organizations
   and 100,000 clients (bench/seed_scale.py) beside the empty database, and the client list page;
@@ -124,7 +125,8 @@ def bench_database(label: str, args: argparse.Namespace, ceiling: float) -> dict
         with gunicorn(db) as server:
             print(
                 f"gunicorn: {len(server.worker_pids())} workers "
-                f"({os.environ.get('GUNICORN_WORKER_CLASS', 'sync')}), port {server.port}"
+                f"({os.environ.get('GUNICORN_WORKER_CLASS', 'gunicorn.conf.py default')}),"
+                f" port {server.port}"
             )
             colds = [cold_latency_ms(server.port, client) for client in cold_clients]
             print(
@@ -146,6 +148,11 @@ def bench_database(label: str, args: argparse.Namespace, ceiling: float) -> dict
             rss = server.worker_rss_mib()
             print("worker RSS after the run: " + ", ".join(f"{mib:.1f} MiB" for mib in rss))
             summary["rss_mib"] = rss
+        top = max(args.concurrency)
+        with gunicorn(db, OAUTH_TOKEN_FAST_PATH="false") as server:
+            result = run_wrk(server, load_client, top, args.duration)
+            print(describe(f"Django view, no fast path, c={top:<3d}", result, ceiling), flush=True)
+            summary["view"] = result
         es_top = es256(db, load_client, args, ceiling)
         summary["es256"] = es_top
     return summary
@@ -250,7 +257,7 @@ def main() -> int:
     failed = False
     for summary in results:
         for key, value in summary.items():
-            if key.startswith("rs256_c") or key == "es256":
+            if key.startswith("rs256_c") or key in ("es256", "view"):
                 failed = failed or value["errors"] > 0
         top = summary[f"rs256_c{max(args.concurrency)}"]
         print(
