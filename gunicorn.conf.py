@@ -18,6 +18,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 
+# Metrics in multiprocess mode (PROMETHEUS_MULTIPROC_DIR): these hooks clear stale files at start
+# and retire a worker's gauges when it exits.
+from portal.gunicorn_hooks import child_exit, on_starting  # noqa: F401 (gunicorn hooks)
+
 _cores = multiprocessing.cpu_count()
 
 bind = os.environ.get(

@@ -12,6 +12,7 @@ import secrets
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from django.conf import settings
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -64,6 +65,11 @@ class Organization(models.Model):
     external_id = models.CharField(max_length=128, unique=True, null=True, blank=True)
     create_time = models.DateTimeField(default=timezone.now, editable=False)
     update_time = models.DateTimeField(auto_now=True)
+    # The API catalog this organization may grant from: every API unless restricted, then only
+    # ``allowed_apis`` (possibly none). A flag, not "an empty list means all", so that staff can
+    # restrict an organization to no API at all without the meaning flipping.
+    restrict_apis = models.BooleanField(default=False)
+    allowed_apis = models.ManyToManyField("ApiResource", blank=True, related_name="organizations")
 
     class Meta:
         ordering = ["create_time", "id"]
@@ -284,8 +290,8 @@ def secret_hasher() -> PasswordHasher:
 
 
 def make_plain_secret() -> str:
-    """A new plain secret: the recognisable prefix and 258 bits from the OS CSPRNG, URL-safe."""
-    return settings.OAUTH["SECRET_PREFIX"] + secrets.token_urlsafe(43)
+    """A new plain secret: the recognisable prefix and 256 bits from the OS CSPRNG, URL-safe."""
+    return settings.OAUTH["SECRET_PREFIX"] + secrets.token_urlsafe(32)
 
 
 def hash_secret(plain: str) -> str:
@@ -298,3 +304,119 @@ def check_secret(plain: str, secret_hash: str) -> bool:
         return secret_hasher().verify(secret_hash, plain)
     except (VerificationError, InvalidHashError):
         return False
+
+
+# --- Portal: members, invitations and the provider's API catalog ----------------------------------
+
+
+class Membership(models.Model):
+    """A user's role in an organization. A user may belong to several organizations."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        VIEWER = "viewer", "Viewer"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=8, choices=Role.choices)
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["create_time", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="unique_membership")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization_id} ({self.role})"
+
+    @property
+    def can_manage_clients(self) -> bool:
+        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+
+    @property
+    def can_manage_members(self) -> bool:
+        return self.role == self.Role.OWNER
+
+
+class Invitation(models.Model):
+    """An invitation by email. The link carries a signed, expiring token of the id; single use."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField()
+    role = models.CharField(max_length=8, choices=Membership.Role.choices)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+    accepted_time = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-create_time", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.organization_id} ({self.role})"
+
+
+INVITATION_SALT = "clients.invitation"
+
+
+def invitation_token(invitation: Invitation) -> str:
+    """The signed token of an invitation's link (it holds the id, nothing secret)."""
+    return signing.dumps(invitation.pk, salt=INVITATION_SALT)
+
+
+def invitation_from_token(token: str) -> Invitation | None:
+    """The open invitation a token names, or None when forged, expired, used or gone."""
+    try:
+        pk = signing.loads(token, salt=INVITATION_SALT, max_age=settings.PORTAL_INVITATION_MAX_AGE)
+    except signing.BadSignature:  # includes SignatureExpired
+        return None
+    return (
+        Invitation.objects.select_related("organization")
+        .filter(pk=pk, accepted_time__isnull=True)
+        .first()
+    )
+
+
+class ApiResource(models.Model):
+    """An API of the provider that customers may grant access to (the catalog, kept by staff)."""
+
+    audience = models.CharField(max_length=MAX_AUDIENCE_LENGTH, unique=True)
+    name = models.CharField(max_length=MAX_NAME_LENGTH)
+    description = models.CharField(max_length=MAX_DESCRIPTION_LENGTH, blank=True, default="")
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = "API"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.audience})"
+
+
+class ApiScope(models.Model):
+    """A scope an API offers, with the description customers see."""
+
+    api = models.ForeignKey(ApiResource, on_delete=models.CASCADE, related_name="scopes")
+    name = models.CharField(max_length=MAX_SCOPE_LENGTH)
+    description = models.CharField(max_length=MAX_DESCRIPTION_LENGTH, blank=True, default="")
+
+    class Meta:
+        ordering = ["api", "name"]
+        constraints = [models.UniqueConstraint(fields=["api", "name"], name="unique_api_scope")]
+        verbose_name = "API scope"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if not SCOPE_TOKEN_RE.match(self.name or ""):
+            raise ValidationError({"name": ["a scope is an RFC 6749 scope token (no spaces)"]})

@@ -6,7 +6,7 @@ from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySe
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from clients.models import ApiClient, ClientSecret, Organization
+from clients.models import ApiClient, AuditEvent, ClientSecret, Membership, Organization
 
 
 def organization_get(organization_id: str) -> Organization:
@@ -66,3 +66,44 @@ def secret_get(client: ApiClient, secret_id: str) -> ClientSecret:
     if secret is None:
         raise Http404("secret not found")
     return secret
+
+
+def membership_get(user: object, organization_id: str) -> Membership:
+    """The user's membership in this organization, or 404: the portal's tenancy check."""
+    if not getattr(user, "is_authenticated", False):
+        raise Http404("organization not found")
+    membership = (
+        Membership.objects.select_related("organization", "user")
+        .filter(user=user, organization_id=organization_id)
+        .first()
+    )
+    if membership is None:
+        raise Http404("organization not found")
+    return membership
+
+
+def memberships_of(user: object) -> QuerySet[Membership]:
+    """The organizations a user belongs to, for the switcher."""
+    return (
+        Membership.objects.filter(user=user)
+        .select_related("organization")
+        .order_by("organization__display_name", "organization_id")
+    )
+
+
+def member_get(organization: Organization, membership_id: int) -> Membership:
+    membership = (
+        Membership.objects.select_related("user")
+        .filter(organization=organization, pk=membership_id)
+        .first()
+    )
+    if membership is None:
+        raise Http404("member not found")
+    return membership
+
+
+def audit_list(organization: Organization, client_id: str = "") -> QuerySet[AuditEvent]:
+    events = AuditEvent.objects.filter(organization_id=organization.id)
+    if client_id:
+        events = events.filter(client_id=client_id)
+    return events.order_by("-time", "-id")

@@ -164,6 +164,12 @@ def published_keys() -> list[SigningKey]:
     )
 
 
+def jwks_document() -> dict[str, list[dict[str, str]]]:
+    """The JWKS, as published at /.well-known/jwks.json (public members only)."""
+    ensure_signing_key()
+    return {"keys": [key.public_jwk for key in published_keys()]}
+
+
 def prune_unpublished_keys() -> int:
     """Delete keys whose tokens have all expired; their private halves are of no further use."""
     deleted, _ = SigningKey.objects.filter(unpublish_time__lte=timezone.now()).delete()

@@ -15,7 +15,9 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from oauth import keys
+from oauth import metrics as token_metrics
 from oauth.tokens import authenticate_with_secret, issue_token
+from portal.logs import log_context
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -194,6 +196,7 @@ def _token(
     content_length: int | None,
     authorization: str | None,
     read: Callable[[int], bytes],
+    log: dict[str, Any],
 ) -> TokenAnswer:
     params = read_form(content_type, content_length, read)
     grant_type = params.get("grant_type", [None])[0]
@@ -201,12 +204,18 @@ def _token(
         raise OAuthError("invalid_request", "grant_type is required")
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
-    client_id, client_secret, _method = client_credentials_from(authorization, params)
+    client_id, client_secret, auth_method = client_credentials_from(authorization, params)
+    presented = token_metrics.loggable_client_id(client_id)
+    if presented:
+        log["client_id"] = presented
     if not client_id or not client_secret or len(client_id) > 64 or len(client_secret) > 512:
         raise invalid_client()
     client = authenticate_with_secret(client_id, client_secret)
     if client is None:
         raise invalid_client()
+    log["client_id"] = client.client_id
+    if client.organization_id:
+        log["organization_id"] = client.organization_id
     scopes = _requested_scopes(params, client.scopes)
     audience = _requested_audience(params, client.audience)
     token = issue_token(client, scopes=scopes, audience=audience)
@@ -217,6 +226,8 @@ def _token(
     }
     if token.scopes:
         body["scope"] = " ".join(token.scopes)
+    token_metrics.record_token_issued(auth_method)
+    log.update(outcome="token_issued", auth_method=auth_method)
     return _answer(body)
 
 
@@ -226,44 +237,55 @@ def token_endpoint(
     content_length: int | None,
     authorization: str | None,
     read: Callable[[int], bytes],
+    log: dict[str, Any],
 ) -> TokenAnswer:
     """POST /oauth/token (the client_credentials grant), from the parts of an HTTP request.
 
-    ``read(n)`` returns up to ``n`` bytes of the body; it is called at most once.
+    ``read(n)`` returns up to ``n`` bytes of the body; it is called at most once. The metrics
+    are counted here; ``log`` receives the fields of the access-log line (``client_id``,
+    ``organization_id``, ``outcome``, ``auth_method``), never a credential.
     """
     if method != "POST":
-        return _answer(
-            {"error": "invalid_request", "error_description": "method not allowed; use POST"},
-            status=405,
-            headers={"Allow": "POST"},
+        return _refused(
+            OAuthError("invalid_request", "method not allowed; use POST", 405, {"Allow": "POST"}),
+            log,
         )
     try:
-        return _token(content_type, content_length, authorization, read)
+        return _token(content_type, content_length, authorization, read, log)
     except OAuthError as error:
-        return _answer(
-            {"error": error.error, "error_description": error.description},
-            status=error.status,
-            headers=error.headers,
-        )
+        return _refused(error, log)
     except DatabaseError:
-        return _answer(
-            {"error": "temporarily_unavailable", "error_description": "try again shortly"},
-            status=503,
-            headers={"Retry-After": "5"},
+        return _refused(
+            OAuthError("temporarily_unavailable", "try again shortly", 503, {"Retry-After": "5"}),
+            log,
         )
+
+
+def _refused(error: OAuthError, log: dict[str, Any]) -> TokenAnswer:
+    token_metrics.record_token_failure(error.error)
+    log["outcome"] = error.error
+    return _answer(
+        {"error": error.error, "error_description": error.description},
+        status=error.status,
+        headers=error.headers,
+    )
 
 
 @csrf_exempt
+@token_metrics.timed
 def token(request: HttpRequest) -> HttpResponse:
     """POST /oauth/token through Django (the WSGI fast path serves the same token_endpoint)."""
     meta = request.META
+    log: dict[str, Any] = {}
     status, headers, body = token_endpoint(
         request.method or "",
         meta.get("CONTENT_TYPE", ""),
         content_length_of(meta.get("CONTENT_LENGTH")),
         meta.get("HTTP_AUTHORIZATION"),
         request.read,
+        log,
     )
+    log_context(request, **log)
     response = HttpResponse(body, status=status, content_type=headers.pop("Content-Type"))
     for name, value in headers.items():
         response[name] = value
@@ -274,10 +296,9 @@ def jwks(request: HttpRequest) -> HttpResponse:
     """GET /.well-known/jwks.json (and /keys): the public signing keys."""
     if request.method not in ("GET", "HEAD"):
         return method_not_allowed("GET, HEAD")
-    keys.ensure_signing_key()
-    body = {"keys": [key.public_jwk for key in keys.published_keys()]}
     return json_response(
-        body, headers={"Cache-Control": f"public, max-age={settings.OAUTH['JWKS_MAX_AGE']}"}
+        keys.jwks_document(),
+        headers={"Cache-Control": f"public, max-age={settings.OAUTH['JWKS_MAX_AGE']}"},
     )
 
 

@@ -3,9 +3,10 @@
 The token endpoint's work is one query and one signature; the Django request cycle around it
 (request object, nine middlewares, URL resolution, signals, response object) cost more than the
 signature itself under load. This wrapper answers token requests straight from the WSGI environ
-with the very same ``oauth.views.token_endpoint`` the Django view calls, so parsing, validation
-and errors live in one place. It adds what the middleware would have added to that answer (the
-security headers and Content-Length), and hands every other request, and any token request it is
+with the very same ``oauth.views.token_endpoint`` the Django view calls, so parsing, validation,
+errors and metrics live in one place. It does what the middleware would have done for that
+answer (the request id and the access-log line of AccessLogMiddleware, the security headers,
+Content-Length), and hands every other request, and any token request it is
 not sure about (a Host outside ALLOWED_HOSTS, an HTTP request that must be redirected to HTTPS,
 DEBUG on), to Django unchanged. tests/e2e/test_token_server.py checks that both paths answer alike.
 """
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +25,11 @@ from django.db import connections
 from django.http.request import split_domain_port, validate_host
 from django.urls import reverse
 
+from oauth import metrics as token_metrics
 from oauth.views import content_length_of, token_endpoint
+from portal import net
+from portal.logs import REQUEST_ID_HEADER, request_id_from, request_id_var
+from portal.middleware import write_access_line
 
 WSGIApp = Callable[[dict[str, Any], Callable], Iterable[bytes]]
 
@@ -106,9 +112,40 @@ class TokenFastPath:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if not self.enabled or environ.get("PATH_INFO") != self.path:
             return self.app(environ, start_response)
+        # What AccessLogMiddleware does first (portal.net reads nothing but request.META, which
+        # in Django is this environ).
+        start = time.perf_counter()
+        as_request = SimpleNamespace(META=environ)
+        net.drop_untrusted_forwarded_proto(as_request)
         secure = self._is_secure(environ)
         if (settings.SECURE_SSL_REDIRECT and not secure) or not self._host_allowed(environ):
             return self.app(environ, start_response)
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+        context_token = request_id_var.set(request_id)
+        try:
+            with token_metrics.token_timer():
+                status, headers, body, log = self._answer(environ)
+            write_access_line(
+                request_id=request_id,
+                method=environ["REQUEST_METHOD"],
+                path=self.path,
+                status=status,
+                start=start,
+                client_ip=net.client_ip(as_request),
+                context=log,
+            )
+        finally:
+            request_id_var.reset(context_token)
+        response_headers = [*headers.items(), ("Content-Length", str(len(body)))]
+        response_headers += self.extra_headers
+        if secure and self.hsts:
+            response_headers.append(self.hsts)
+        response_headers.append((REQUEST_ID_HEADER, request_id))
+        start_response(self.status_lines[status], response_headers)
+        return [body]
+
+    def _answer(self, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes, dict]:
+        """token_endpoint's answer and access-log fields, with Django's database upkeep."""
         skipped_check = self._begin()
         read_bytes: list[bytes] = []
 
@@ -116,33 +153,30 @@ class TokenFastPath:
             read_bytes.append(environ["wsgi.input"].read(size))
             return read_bytes[-1]
 
-        answer = (
+        request = (
             environ["REQUEST_METHOD"],
             environ.get("CONTENT_TYPE", ""),
             content_length_of(environ.get("CONTENT_LENGTH")),
             environ.get("HTTP_AUTHORIZATION"),
         )
+        log: dict[str, Any] = {}
         try:
-            status, headers, body = token_endpoint(*answer, read)
+            status, headers, body = token_endpoint(*request, read, log)
             if status == 503 and skipped_check:
-                # The connection we did not health-check was dead (a database restart): what the
-                # check would have done, afterwards. The failed query is the first thing the
-                # endpoint does, so nothing happened yet and asking again is safe.
+                # The connection we did not health-check was dead (a database restart): do what
+                # the check would have done, afterwards. The failed query is the first thing the
+                # endpoint does, so nothing has happened yet and asking again is safe.
                 for conn in connections.all(initialized_only=True):
                     conn.close()
+                log = {}
                 status, headers, body = token_endpoint(
-                    *answer, lambda size: b"".join(read_bytes)[:size]
+                    *request, lambda size: b"".join(read_bytes)[:size], log
                 )
         finally:
             self._end()
         if status != 503:
             self.local.last_healthy = time.monotonic()
-        response_headers = [*headers.items(), ("Content-Length", str(len(body)))]
-        response_headers += self.extra_headers
-        if secure and self.hsts:
-            response_headers.append(self.hsts)
-        start_response(self.status_lines[status], response_headers)
-        return [body]
+        return status, headers, body, log
 
     def _begin(self) -> bool:
         """What Django's request_started does for the database (close_old_connections).

@@ -7,6 +7,7 @@ A variable ``NAME_FILE`` may name a file that holds the value of ``NAME``
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -92,6 +93,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request id and the access log cover everything below.
+    "portal.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -215,24 +218,85 @@ OAUTH = {
     "ARGON2_PARALLELISM": env_int("OAUTH_ARGON2_PARALLELISM", 1, minimum=1),
 }
 
-# How our own management API verifies bearer tokens (the resource-server kit's setting).
+# How our own management API verifies bearer tokens: through the resource-server kit, exactly as
+# a customer's API would, except that the JWKS is read in-process (a worker must not call itself).
 RESOURCE_SERVER = {
     "ISSUER": OAUTH_ISSUER,
     "AUDIENCE": OAUTH["MANAGEMENT_AUDIENCE"],
-    "JWKS_URL": None,
+    "ALGORITHMS": ("RS256", "ES256"),
+    "JWKS_LOADER": "oauth.keys.jwks_document",
+    "JWKS_CACHE_SECONDS": 60,
+    "MIN_REFETCH_INTERVAL": 1.0,
 }
+
+# --- Operations: proxies, Redis, metrics ---------------------------------------------------------
+# Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto we believe (IPs or CIDRs, and
+# "unix" for a Unix socket). Empty: the peer address is the client. See portal/net.py.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        if _proxy != "unix":
+            ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP or CIDR") from _exc
+REDIS_URL = env("REDIS_URL") or None
+# /metrics answers 404 unless this is set, then only to "Authorization: Bearer <token>".
+METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN") or None
+if METRICS_BEARER_TOKEN is not None and len(METRICS_BEARER_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_BEARER_TOKEN must be at least 16 characters")
+
+# --- Portal --------------------------------------------------------------------------------------
+# The provider may turn self sign-up off; invitations still work then.
+PORTAL_SIGNUP_ENABLED = env_bool("PORTAL_SIGNUP_ENABLED", True)
+PORTAL_INVITATION_MAX_AGE = env_int("PORTAL_INVITATION_MAX_AGE", 7 * 24 * 3600, minimum=60)
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:home"
+LOGOUT_REDIRECT_URL = "portal:login"
+
+# Email (invitations, password reset): the console in development, SMTP otherwise.
+EMAIL_BACKEND = env("EMAIL_BACKEND") or (
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH")  # for the file backend (tests of a real server)
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "webmaster@localhost")
 
 # --- Logging -------------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO")
+# "json" (one object per line, for log shippers) or "text" (for people).
+LOG_FORMAT = (env("LOG_FORMAT") or ("text" if DEBUG else "json")).strip().lower()
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {"()": "portal.logs.JsonFormatter"},
+        "text": {"()": "portal.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+        "null": {"class": "logging.NullHandler"},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Our access log replaces these: runserver's line carries the query string, and
+        # django.request repeats every 4xx. Unhandled exceptions (5xx) still come through.
+        "django.server": {"handlers": ["null"], "propagate": False},
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
 }
 
 # --- Production hardening ------------------------------------------------------------------------
-if not DEBUG:
+if TRUSTED_PROXIES:
+    # Believed only from a trusted proxy: AccessLogMiddleware drops the header from others.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)

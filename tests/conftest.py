@@ -11,6 +11,7 @@ from django.test import Client
 
 from clients.models import ApiClient, Organization
 from clients.services import Actor, client_create, management_client_create, organization_create
+from oauth.guards import reset_verifier
 from oauth.tokens import forget_verified_secrets
 
 SYSTEM = Actor.system("tests")
@@ -43,10 +44,13 @@ class Credentials:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_secret_cache():
+def _fresh_process_caches():
+    # Each test has its own database, so its own signing keys and secrets.
     forget_verified_secrets()
+    reset_verifier()
     yield
     forget_verified_secrets()
+    reset_verifier()
 
 
 @pytest.fixture

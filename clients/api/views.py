@@ -15,10 +15,8 @@ from clients.api import serializers as s
 from clients.api.pagination import page
 from clients.services import Actor
 from oauth.guards import BearerTokenAuthentication, HasScopes
-
-
-def client_ip(request: Request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+from portal.logs import log_context
+from portal.net import client_ip  # the one place that knows about trusted proxies
 
 
 class ManagementView(APIView):
@@ -30,6 +28,14 @@ class ManagementView(APIView):
     @property
     def required_scopes(self) -> list[str]:
         return [settings.OAUTH["MANAGEMENT_SCOPE"]]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authenticates, checks scopes
+        log_context(
+            request._request,
+            client_id=request.auth.client_id,
+            organization_id=kwargs.get("organization_id"),
+        )
 
     def actor(self) -> Actor:
         claims = self.request.auth
@@ -121,7 +127,9 @@ class SecretListView(ManagementView):
     def post(self, request: Request, organization_id: str, client_id: str) -> Response:
         organization = selectors.organization_get(organization_id)
         client = selectors.client_get(organization, client_id)
-        data = self.parse(s.SecretInput, request) if request.data else {}
+        # An empty body is fine: a secret that never expires.
+        has_body = int(request.META.get("CONTENT_LENGTH") or 0) > 0
+        data = self.parse(s.SecretInput, request) if has_body else {}
         expire_time = data.get("expire_time")
         if "expiry_seconds" in data:
             expire_time = services.expire_time_from_seconds(data["expiry_seconds"])

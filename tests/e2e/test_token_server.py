@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -73,28 +74,47 @@ def own_database() -> Iterator[str]:
         yield f"sqlite:///{tmp}/db.sqlite3"
 
 
+@dataclass
+class Server:
+    port: int
+    log: Path
+
+    def access_line(self, request_id: str) -> dict:
+        """The access-log line of the request with this X-Request-ID (JSON logs)."""
+        deadline = time.monotonic() + 5
+        while True:
+            for line in self.log.read_text().splitlines():
+                if line.startswith("{") and '"portal.access"' in line:
+                    record = json.loads(line)
+                    if record.get("request_id") == request_id:
+                        return record
+            assert time.monotonic() < deadline, f"no access line for {request_id}"
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str]) -> Iterator[int]:
+def gunicorn(env: dict[str, str], log: Path) -> Iterator[Server]:
     port = free_port()
     server_env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"}
+    log_file = log.open("w")
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("gunicorn")), "portal.wsgi", "-c", "gunicorn.conf.py"],
         cwd=ROOT,
         env=server_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
         while True:
-            assert process.poll() is None, process.stderr.read().decode()[-3000:]
+            assert process.poll() is None, log.read_text()[-3000:]
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break
             except OSError:
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.1)
-        yield port
+        yield Server(port, log)
     finally:
         process.terminate()
         try:
@@ -102,11 +122,12 @@ def gunicorn(env: dict[str, str]) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        process.stderr.close()
+        log_file.close()
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[dict]:
+def servers(tmp_path_factory) -> Iterator[dict]:
+    logs = tmp_path_factory.mktemp("token-server-logs")
     with own_database() as database_url:
         env = {
             **os.environ,
@@ -117,6 +138,7 @@ def servers() -> Iterator[dict]:
             "OAUTH_ISSUER": "http://127.0.0.1",
             "OAUTH_ARGON2_TIME_COST": "1",
             "OAUTH_ARGON2_MEMORY_COST": "1024",
+            "LOG_FORMAT": "json",
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
         run = {"cwd": ROOT, "env": env, "check": True, "capture_output": True, "text": True}
@@ -124,10 +146,10 @@ def servers() -> Iterator[dict]:
         made = subprocess.run([sys.executable, "manage.py", "shell", "-c", MAKE_CLIENT], **run)
         client = json.loads(made.stdout.strip().splitlines()[-1])
         with (
-            gunicorn(env) as fast_port,
-            gunicorn({**env, "OAUTH_TOKEN_FAST_PATH": "false"}) as view_port,
+            gunicorn(env, logs / "fast.log") as fast,
+            gunicorn({**env, "OAUTH_TOKEN_FAST_PATH": "false"}, logs / "view.log") as view,
         ):
-            yield {"fast": fast_port, "view": view_port, "client": client}
+            yield {"fast": fast, "view": view, "client": client}
 
 
 def send(port: int, method: str, body: bytes = b"", headers: dict | None = None) -> tuple:
@@ -151,14 +173,14 @@ def credentials(client: dict) -> dict:
 
 def test_it_issues_a_token_that_verifies_through_the_jwks(servers):
     body, headers = form(grant_type="client_credentials", **credentials(servers["client"]))
-    status, response_headers, data = send(servers["fast"], "POST", body, headers)
+    status, response_headers, data = send(servers["fast"].port, "POST", body, headers)
     assert status == 200, data
     assert response_headers["content-type"] == "application/json"
     assert response_headers["cache-control"] == "no-store"
     assert response_headers["x-content-type-options"] == "nosniff"
     answer = json.loads(data)
     assert answer["token_type"] == "Bearer" and answer["scope"] == "read write"
-    conn = http.client.HTTPConnection("127.0.0.1", servers["fast"], timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", servers["fast"].port, timeout=10)
     conn.request("GET", "/.well-known/jwks.json")
     jwks = json.loads(conn.getresponse().read())
     conn.close()
@@ -180,14 +202,14 @@ def test_a_wrong_secret_is_invalid_client(servers):
         client_id=servers["client"]["client_id"],
         client_secret="test_wrong",
     )
-    status, response_headers, data = send(servers["fast"], "POST", body, headers)
+    status, response_headers, data = send(servers["fast"].port, "POST", body, headers)
     assert status == 401
     assert json.loads(data)["error"] == "invalid_client"
     assert response_headers["www-authenticate"].startswith("Basic")
 
 
 def test_other_methods_are_405(servers):
-    status, response_headers, data = send(servers["fast"], "GET")
+    status, response_headers, data = send(servers["fast"].port, "GET")
     assert status == 405
     assert response_headers["allow"] == "POST"
     assert json.loads(data)["error"] == "invalid_request"
@@ -265,11 +287,20 @@ def requests_to_compare(client: dict) -> dict[str, tuple[str, bytes, dict]]:
 
 
 @pytest.mark.parametrize("case", list(requests_to_compare({"client_id": "", "client_secret": ""})))
-def test_the_fast_path_answers_like_the_django_view(servers, case):
+def test_the_fast_path_answers_and_logs_like_the_django_view(servers, case):
     method, body, headers = requests_to_compare(servers["client"])[case]
-    fast_status, fast_headers, fast_body = send(servers["fast"], method, body, headers)
-    view_status, view_headers, view_body = send(servers["view"], method, body, headers)
+    request_id = f"e2e-{case.replace(' ', '-')}-{time.monotonic_ns()}"
+    headers = {**headers, "X-Request-ID": request_id}
+    fast_status, fast_headers, fast_body = send(servers["fast"].port, method, body, headers)
+    view_status, view_headers, view_body = send(servers["view"].port, method, body, headers)
     assert fast_status == view_status, (fast_body, view_body)
+    assert fast_headers["x-request-id"] == request_id
+    if case != "disallowed host":  # Django refuses it before the access log middleware answers
+        fast_line, view_line = (servers[side].access_line(request_id) for side in ("fast", "view"))
+        for line in (fast_line, view_line):
+            del line["time"], line["duration_ms"]
+            line["message"] = line["message"].rsplit(" ", 1)[0]  # "POST /oauth/token 200 1.2ms"
+        assert fast_line == view_line
     for name in VOLATILE:
         fast_headers.pop(name, None)
         view_headers.pop(name, None)

@@ -99,15 +99,20 @@ def test_a_host_outside_allowed_hosts_goes_to_django(guide_client):
 
 def test_a_plain_http_request_goes_to_django_when_https_is_required(guide_client, settings):
     settings.SECURE_SSL_REDIRECT = True
-    behind = Behind()
-    assert call(TokenFastPath(behind), token_environ(guide_client))[0].startswith("418")
-    secure = token_environ(guide_client, HTTP_X_FORWARDED_PROTO="https")
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     settings.SECURE_HSTS_SECONDS = 3600
+    behind = Behind()
+    assert call(TokenFastPath(behind), token_environ(guide_client))[0].startswith("418")
+    # A client that is not a trusted proxy cannot claim HTTPS.
+    claimed = token_environ(guide_client, HTTP_X_FORWARDED_PROTO="https")
+    assert call(TokenFastPath(behind), claimed)[0].startswith("418")
+    assert behind.paths == ["/oauth/token", "/oauth/token"]
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]  # RequestFactory's REMOTE_ADDR
+    secure = token_environ(guide_client, HTTP_X_FORWARDED_PROTO="https")
     status, headers, _ = call(TokenFastPath(behind), secure)
     assert status == "200 OK"
     assert headers["Strict-Transport-Security"] == "max-age=3600"
-    assert behind.paths == ["/oauth/token"]
+    assert len(behind.paths) == 2
 
 
 def test_it_is_off_in_debug_and_by_setting(guide_client, settings):

@@ -1,0 +1,111 @@
+"""Token-endpoint instrumentation: Prometheus counters, a latency histogram, the key-age gauge.
+
+Everything the token endpoint reports goes through the few functions here, so the
+view (or any faster path in front of it) adds one line per event. Counters live in
+memory, or with ``PROMETHEUS_MULTIPROC_DIR`` in per-process memory-mapped files that
+``/metrics`` adds up across gunicorn workers; recording never touches the database.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from oauth import keys
+from portal.logs import log_context
+
+TOKENS_ISSUED = Counter(
+    "oauth_tokens_issued", "Access tokens issued by the token endpoint.", ["auth_method"]
+)
+TOKEN_FAILURES = Counter(
+    "oauth_token_failures",
+    "Token requests refused, by OAuth error code (RFC 6749 section 5.2).",
+    ["reason"],
+)
+TOKEN_SECONDS = Histogram(
+    "oauth_token_request_seconds",
+    "Time spent answering a token request, successful or not.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+# Only a presented client_id of our own shape is logged: a caller who pastes a secret into
+# the client_id field must not find it in our logs.
+_CLIENT_ID_SHAPE = re.compile(r"(?:m2morg|skc)_[0-9]{1,40}")
+
+
+def loggable_client_id(client_id: str) -> str | None:
+    """The presented client_id when it looks like one of ours, else None (never log it)."""
+    return client_id if _CLIENT_ID_SHAPE.fullmatch(client_id) else None
+
+
+def note_client_id(request: HttpRequest, client_id: str) -> None:
+    """Put the presented client_id on the access-log line when it looks like one of ours."""
+    if loggable_client_id(client_id):
+        log_context(request, client_id=client_id)
+
+
+def record_token_issued(auth_method: str, request: HttpRequest | None = None) -> None:
+    """Count an issued token (``client_secret_basic`` or ``client_secret_post``)."""
+    TOKENS_ISSUED.labels(auth_method=auth_method).inc()
+    if request is not None:
+        log_context(request, outcome="token_issued", auth_method=auth_method)
+
+
+def record_token_failure(reason: str, request: HttpRequest | None = None) -> None:
+    """Count a refused token request under its OAuth error code (``invalid_client``…)."""
+    TOKEN_FAILURES.labels(reason=reason).inc()
+    if request is not None:
+        log_context(request, outcome=reason)
+
+
+@contextmanager
+def token_timer() -> Iterator[None]:
+    """Observe the enclosed block's duration in ``oauth_token_request_seconds``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        TOKEN_SECONDS.observe(time.perf_counter() - start)
+
+
+def timed(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Decorate the token view so that every request is timed."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with token_timer():
+            return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+class SigningKeyAgeCollector(Collector):
+    """``signing_key_age_seconds``: the current key's age, read from the database at scrape time.
+
+    Computed on demand rather than stored in a gauge so that every worker (and every
+    server) reports the same figure, right after a rotation done anywhere.
+    """
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "signing_key_age_seconds", "Age of the current token signing key, in seconds."
+        )
+        try:
+            key = keys.current_signing_key()
+        except DatabaseError:
+            key = None  # /readyz reports the database; the other metrics still answer
+        if key is not None:
+            gauge.add_metric([], (timezone.now() - key.create_time).total_seconds())
+        yield gauge

@@ -1,0 +1,137 @@
+"""Structured logs: a JSON formatter, the request id, and per-request log context.
+
+Views tell the access log what they learned (``client_id``, ``organization_id``,
+``outcome``) with :func:`log_context`; the access-log middleware writes one line
+per request with those fields. Nothing here ever reads a request body, a query
+string or an ``Authorization`` header, and the formatter drops any field whose
+name says it holds a credential, as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from django.http import HttpRequest
+
+# The request being served by this thread (or task), so every log line can carry its id.
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's id is kept only when it is short and plain, so it cannot forge log lines or
+# smuggle data; otherwise we make our own.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=@/-]{1,128}")
+
+# Field names that must never reach a log line, whatever a caller passes in ``extra``.
+SENSITIVE_FIELDS = frozenset(
+    {
+        "access_token",
+        "authorization",
+        "client_secret",
+        "password",
+        "secret",
+        "token",
+        "refresh_token",
+        "body",
+        "form",
+        "post",
+        "cookie",
+        "cookies",
+        "request",  # Django's HttpRequest rides along on django.request records
+    }
+)
+
+# Attributes every LogRecord has; anything else on a record came from ``extra``.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def request_id_from(value: str | None) -> str:
+    """The caller's ``X-Request-ID`` when sane, a fresh id otherwise."""
+    if value and _SANE_REQUEST_ID.fullmatch(value):
+        return value
+    return new_request_id()
+
+
+def log_context(request: HttpRequest, **fields: Any) -> None:
+    """Add fields (``client_id``, ``organization_id``, ``outcome``…) to this request's access line.
+
+    Never pass a secret or a token: the formatter drops fields with such names, but a value
+    under an innocent name would be logged.
+    """
+    context = getattr(request, "log_context", None)
+    if context is None:
+        context = {}
+        request.log_context = context  # type: ignore[attr-defined]
+    context.update({name: value for name, value in fields.items() if value is not None})
+
+
+def record_extra(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` made safe as a logging ``extra``: no reserved record names, no credentials."""
+    return {
+        name: value
+        for name, value in fields.items()
+        if name not in _RECORD_ATTRS and name.lower() not in SENSITIVE_FIELDS
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, and ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None) or request_id_var.get()
+        if request_id:
+            line["request_id"] = request_id
+        for name, value in vars(record).items():
+            if name in _RECORD_ATTRS or name in line or name.lower() in SENSITIVE_FIELDS:
+                continue
+            line[name] = _jsonable(value)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, separators=(",", ":"), ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """Plain lines for development, with the request id when there is one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        request_id = getattr(record, "request_id", None) or request_id_var.get()
+        return f"{text} [{request_id}]" if request_id else text

@@ -1,0 +1,76 @@
+"""The portal's pages (namespace ``portal``), included at ``/`` after the OAuth endpoints."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path, reverse_lazy
+
+from portal import views
+
+app_name = "portal"
+
+org = "orgs/<str:org_id>/"
+client = org + "clients/<str:client_id>/"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path(
+        "login",
+        auth_views.LoginView.as_view(
+            template_name="portal/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout", auth_views.LogoutView.as_view(), name="logout"),
+    path("signup", views.signup, name="signup"),
+    path(
+        "password-reset/",
+        auth_views.PasswordResetView.as_view(
+            template_name="portal/password_reset.html",
+            email_template_name="portal/email/password_reset.txt",
+            subject_template_name="portal/email/password_reset_subject.txt",
+            success_url=reverse_lazy("portal:password-reset-done"),
+        ),
+        name="password-reset",
+    ),
+    path(
+        "password-reset/sent",
+        auth_views.PasswordResetDoneView.as_view(template_name="portal/password_reset_done.html"),
+        name="password-reset-done",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>",
+        auth_views.PasswordResetConfirmView.as_view(
+            template_name="portal/password_reset_confirm.html",
+            success_url=reverse_lazy("portal:password-reset-complete"),
+        ),
+        name="password-reset-confirm",
+    ),
+    path(
+        "password-reset/done",
+        auth_views.PasswordResetCompleteView.as_view(
+            template_name="portal/password_reset_complete.html"
+        ),
+        name="password-reset-complete",
+    ),
+    path(org + "clients", views.client_list, name="client-list"),
+    path(org + "clients/new", views.client_new, name="client-new"),
+    path(org + "clients/claim-row", views.claim_row, name="claim-row"),
+    path(client[:-1], views.client_detail, name="client-detail"),
+    path(client + "edit", views.client_update, name="client-update"),
+    path(client + "delete", views.client_delete, name="client-delete"),
+    path(client + "delete/confirm", views.client_delete_confirm, name="client-delete-confirm"),
+    path(client + "secrets/new", views.secret_new, name="secret-new"),
+    path(client + "secrets/<str:secret_id>/revoke", views.secret_revoke, name="secret-revoke"),
+    path(
+        client + "secrets/<str:secret_id>/revoke/confirm",
+        views.secret_revoke_confirm,
+        name="secret-revoke-confirm",
+    ),
+    path(org + "audit", views.audit_log, name="audit-log"),
+    path(org + "members", views.members, name="members"),
+    path(org + "members/invite", views.member_invite, name="member-invite"),
+    path(org + "members/<int:membership_id>/role", views.member_role, name="member-role"),
+    path(org + "members/<int:membership_id>/remove", views.member_remove, name="member-remove"),
+    path("invitations/<str:token>", views.invitation, name="invitation"),
+    path("invitations/<str:token>/accept", views.invitation_accept, name="invitation-accept"),
+    path("invitations/<str:token>/register", views.invitation_register, name="invitation-register"),
+]

@@ -1,0 +1,66 @@
+// Small progressive enhancements for the portal. Every page works without this file.
+// No inline handlers anywhere: the pages must run under a Content-Security-Policy
+// without 'unsafe-inline', so all behaviour is attached here.
+(function () {
+  "use strict";
+
+  function reveal(root) {
+    root.querySelectorAll(".js-only[hidden]").forEach(function (el) { el.hidden = false; });
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    // Fallback for plain-http hosts: copy through a temporary selection.
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "offscreen";
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); } finally { document.body.removeChild(area); }
+    return Promise.resolve();
+  }
+
+  document.addEventListener("click", function (event) {
+    var copy = event.target.closest("[data-copy-target]");
+    if (copy) {
+      var source = document.getElementById(copy.getAttribute("data-copy-target"));
+      if (!source) { return; }
+      var label = copy.textContent;
+      copyText(source.textContent.trim()).then(function () {
+        copy.textContent = "Copied";
+        setTimeout(function () { copy.textContent = label; }, 2000);
+      });
+      return;
+    }
+    var remove = event.target.closest("[data-remove-row]");
+    if (remove) {
+      var row = remove.closest(".claim-row");
+      var next = row && (row.nextElementSibling || row.previousElementSibling);
+      if (row) { row.remove(); }
+      var focusable = next && next.querySelector("input");
+      if (focusable) { focusable.focus(); }
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    reveal(document);
+    // The secret-once page answers a POST: swap its history entry for the client's page so
+    // that reload, back and history open that page (suffixes only), never the secret.
+    var marker = document.querySelector("[data-replace-url]");
+    if (marker && window.history && window.history.replaceState) {
+      window.history.replaceState(null, "", marker.getAttribute("data-replace-url"));
+    }
+  });
+
+  // Fragments swapped in by htmx may hold buttons that need this script too.
+  document.addEventListener("htmx:afterSwap", function (event) { reveal(event.target); });
+  document.addEventListener("htmx:oobAfterSwap", function (event) { reveal(event.target); });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var input = event.target.lastElementChild && event.target.lastElementChild.querySelector
+      && event.target.lastElementChild.querySelector(".claim-row input");
+    if (event.target.id === "claim-rows" && input) { input.focus(); }
+  });
+})();

@@ -1,0 +1,141 @@
+"""Real server processes for end-to-end tests.
+
+Each ``ServerDatabase`` is a database of its own: a SQLite file, or, when the
+suite runs with a PostgreSQL ``DATABASE_URL``, a fresh PostgreSQL database that
+is dropped afterwards. Several ``ServerProcess`` can share one database, the
+way several stateless servers share one in production.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET_KEY = "e2e-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerDatabase:
+    def __init__(self, tmp_dir: Path) -> None:
+        base = os.environ.get("DATABASE_URL", "")
+        self._pg_admin: str | None = None
+        if base.startswith(("postgres://", "postgresql://")):
+            name = f"m2m_e2e_{secrets.token_hex(4)}"
+            parts = urlsplit(base)
+            self._pg_admin = urlunsplit(parts._replace(path="/postgres"))
+            self.name = name
+            self._psql(f'CREATE DATABASE "{name}"')
+            self.url = urlunsplit(parts._replace(path=f"/{name}"))
+        else:
+            self.url = f"sqlite:///{tmp_dir / 'e2e.sqlite3'}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self._pg_admin is not None
+
+    def _psql(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self._pg_admin, autocommit=True) as conn:
+            conn.execute(sql)
+
+    def drop(self) -> None:
+        if self._pg_admin:
+            self._psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+class ServerProcess:
+    """``gunicorn portal.wsgi`` (or runserver) on a free port, with its own environment."""
+
+    def __init__(
+        self, database: ServerDatabase, *, extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DATABASE_URL": database.url,
+            "SECRET_KEY": SECRET_KEY,
+            "DEBUG": "false",
+            "SECURE_COOKIES": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "OAUTH_ISSUER": self.url,
+            "OAUTH_ARGON2_TIME_COST": "1",
+            "OAUTH_ARGON2_MEMORY_COST": "1024",
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        self.env.pop("PYTEST_CURRENT_TEST", None)
+        self.process: subprocess.Popen | None = None
+        self.log_path: Path | None = None
+
+    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
+        )
+
+    def start(self, log_dir: Path, workers: int = 2) -> ServerProcess:
+        self.manage("migrate", "--noinput")
+        self.manage("bootstrap")
+        self.log_path = log_dir / f"server-{self.port}.log"
+        log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "portal.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--access-logfile",
+                "-",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                requests.get(f"{self.url}/.well-known/jwks.json", timeout=5)
+                return self
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path else ""

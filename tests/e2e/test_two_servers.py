@@ -1,0 +1,316 @@
+"""Two stateless servers on one PostgreSQL and one Redis behave as one.
+
+Two gunicorn masters (two workers each, like production) on free ports share a
+fresh PostgreSQL database. What one of them (or a management command) changes,
+the other serves at once: tokens verify with either JWKS, a revoked secret is
+refused everywhere, a rotated key is published and used by both. The figures of
+/metrics add up across one master's workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import jwt
+import psycopg
+import pytest
+import redis
+import requests
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+ISSUER = "http://issuer.e2e.test"
+AUDIENCE = f"{ISSUER}/api/v1"
+METRICS_TOKEN = "e2e-metrics-token-0123456789"
+REDIS_URL = os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        pytest.skip(
+            "two servers need a shared PostgreSQL database: set DATABASE_URL=postgres://… "
+            "(SQLite cannot be shared safely by servers on several machines)"
+        )
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    """A fresh database, dropped afterwards: the servers cannot see a test's transaction."""
+    base = urlsplit(_postgres_url())
+    name = f"{base.path.lstrip('/') or 'm2m'}_e2e_{uuid.uuid4().hex[:8]}"
+    admin = urlunsplit(base._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(base._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {REDIS_URL} (set E2E_REDIS_URL)")
+    return REDIS_URL
+
+
+@pytest.fixture(scope="module")
+def server_env(database_url, redis_url) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "PYTEST", "PROMETHEUS_"))
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": "e2e-secret-key-" + "k" * 40,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "OAUTH_ISSUER": ISSUER,
+            "OAUTH_ARGON2_TIME_COST": "1",
+            "OAUTH_ARGON2_MEMORY_COST": "1024",
+            "METRICS_BEARER_TOKEN": METRICS_TOKEN,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    metrics_dir: Path
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(self.url + path, timeout=10, **kwargs)
+
+    def token(self, client_id: str, secret: str) -> requests.Response:
+        return requests.post(
+            self.url + "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, secret),
+            timeout=10,
+        )
+
+    def jwks(self) -> dict:
+        response = self.get("/.well-known/jwks.json")
+        assert response.status_code == 200
+        return response.json()
+
+    def metrics(self) -> dict[tuple[str, tuple], float]:
+        response = self.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert response.status_code == 200, response.text
+        samples = {}
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+
+
+def start_server(env: dict[str, str], tmp: Path) -> Server:
+    port = free_port()
+    metrics_dir = tmp / f"metrics-{port}"
+    log = (tmp / f"server-{port}.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi",
+            "-c",
+            "gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+        ],
+        cwd=ROOT,
+        env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(f"http://127.0.0.1:{port}", process, metrics_dir)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError((tmp / f"server-{port}.log").read_text())
+        try:
+            if server.get("/readyz").status_code == 200:
+                return server
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError(f"server on {port} not ready: {(tmp / f'server-{port}.log').read_text()}")
+
+
+@pytest.fixture(scope="module")
+def servers(server_env, tmp_path_factory) -> Iterator[tuple[Server, Server]]:
+    manage(server_env, "migrate", "--noinput")
+    manage(server_env, "bootstrap")
+    tmp = tmp_path_factory.mktemp("two-servers")
+    started: list[Server] = []
+    try:
+        started.append(start_server(server_env, tmp))
+        started.append(start_server(server_env, tmp))
+        yield started[0], started[1]
+    finally:
+        for server in started:
+            server.process.terminate()
+        for server in started:
+            server.process.wait(timeout=30)
+
+
+def new_client(env: dict[str, str]) -> tuple[str, str]:
+    created = json.loads(manage(env, "create_management_client", "--name", uuid.uuid4().hex))
+    return created["client_id"], created["client_secret"]
+
+
+def verify(token: str, jwks: dict) -> dict:
+    kid = jwt.get_unverified_header(token)["kid"]
+    jwk = next((key for key in jwks["keys"] if key["kid"] == kid), None)
+    assert jwk is not None, f"kid {kid} is not published"
+    return jwt.decode(
+        token, jwt.PyJWK(jwk).key, algorithms=["RS256", "ES256"], audience=AUDIENCE, issuer=ISSUER
+    )
+
+
+def test_both_servers_are_ready_with_redis(servers):
+    for server in servers:
+        body = server.get("/readyz").json()
+        assert body == {
+            "status": "ready",
+            "checks": {"database": "ok", "signing_key": "ok", "redis": "ok"},
+        }
+
+
+def test_a_token_from_one_verifies_with_the_jwks_of_the_other(servers, server_env):
+    a, b = servers
+    client_id, secret = new_client(server_env)
+    from_a = a.token(client_id, secret)
+    from_b = b.token(client_id, secret)
+    assert from_a.status_code == from_b.status_code == 200, (from_a.text, from_b.text)
+    assert verify(from_a.json()["access_token"], b.jwks())["client_id"] == client_id
+    assert verify(from_b.json()["access_token"], a.jwks())["client_id"] == client_id
+
+
+def test_a_secret_revoked_through_one_is_refused_by_the_other_at_once(servers, server_env):
+    a, b = servers
+    client_id, secret = new_client(server_env)
+    # Both servers (every worker we reach) have verified, and so remembered, the secret.
+    for _ in range(4):
+        assert a.token(client_id, secret).status_code == 200
+        assert b.token(client_id, secret).status_code == 200
+    manage(
+        server_env,
+        "shell",
+        "-c",
+        "from clients.models import ApiClient\n"
+        "from clients.services import Actor, secrets_revoke_all\n"
+        f"client = ApiClient.objects.get(pk={client_id!r})\n"
+        "secrets_revoke_all(actor=Actor.system('e2e'), client=client)",
+    )
+    for server in (b, a, b, a):
+        refused = server.token(client_id, secret)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"] == "invalid_client"
+
+
+def test_a_key_rotated_through_one_is_published_and_used_by_both(servers, server_env):
+    a, b = servers
+    client_id, secret = new_client(server_env)
+    old_kid = jwt.get_unverified_header(a.token(client_id, secret).json()["access_token"])["kid"]
+    before_rotation = b.token(client_id, secret).json()["access_token"]
+    output = manage(server_env, "rotate_signing_key")
+    new_kid = output.split("new current signing key ")[1].split()[0]
+    assert new_kid != old_kid
+    for server in (a, b):
+        published = {key["kid"] for key in server.jwks()["keys"]}
+        # The new key, and the old one for the tokens it signed that are still valid.
+        assert {new_kid, old_kid} <= published
+    for signer, other in ((a, b), (b, a)):
+        for _ in range(3):  # whichever worker answers
+            token = signer.token(client_id, secret).json()["access_token"]
+            assert jwt.get_unverified_header(token)["kid"] == new_kid
+            assert verify(token, other.jwks())["client_id"] == client_id
+    assert verify(before_rotation, a.jwks())["client_id"] == client_id
+
+
+def issued_per_worker(metrics_dir: Path) -> dict[str, float]:
+    """Each worker's own count of issued tokens, read from its memory-mapped file."""
+    counts: dict[str, float] = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            if json.loads(key)[1] == "oauth_tokens_issued_total":
+                counts[path.stem] = counts.get(path.stem, 0.0) + value
+    return counts
+
+
+def test_metrics_add_up_across_the_workers_of_one_server(servers, server_env):
+    a, _ = servers
+    client_id, secret = new_client(server_env)
+    name, labels = "oauth_tokens_issued_total", (("auth_method", "client_secret_basic"),)
+    failures = ("oauth_token_failures_total", (("reason", "invalid_client"),))
+    before = a.metrics()
+    # Concurrent connections keep one sync worker busy, so the other takes the rest; repeat
+    # until both workers have issued tokens (one batch almost always suffices).
+    issued = 0
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(5):
+            codes = list(pool.map(lambda _: a.token(client_id, secret).status_code, range(16)))
+            assert codes == [200] * 16
+            issued += 16
+            if sum(1 for count in issued_per_worker(a.metrics_dir).values() if count) >= 2:
+                break
+    for _ in range(3):
+        assert a.token(client_id, "wrong-secret").status_code == 401
+    per_worker = issued_per_worker(a.metrics_dir)
+    assert sum(1 for count in per_worker.values() if count) >= 2, per_worker
+    after = a.metrics()
+    # One scrape, answered by one worker, reports what all workers did.
+    assert after[(name, labels)] - before.get((name, labels), 0) == issued
+    assert after[(name, labels)] == sum(per_worker.values())
+    assert after.get(failures, 0) - before.get(failures, 0) == 3
+    assert after[("signing_key_age_seconds", ())] >= 0

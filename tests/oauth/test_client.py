@@ -1,0 +1,286 @@
+"""ClientCredentials and its requests/httpx plug-ins against a real tiny server."""
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+from requests.auth import AuthBase
+
+from oauth.client import ClientCredentials, ClientCredentialsAuth, TokenRequestError
+from tests.kitserver import CLIENT_ID, CLIENT_SECRET
+
+
+@pytest.fixture
+def credentials(kit):
+    return ClientCredentials(
+        kit.url("/token"), CLIENT_ID, CLIENT_SECRET, scope=["read", "write"], audience="api"
+    )
+
+
+# --- Tokens --------------------------------------------------------------------------------------
+
+
+def test_it_caches_one_token_across_many_calls(kit, credentials):
+    tokens = {credentials.token() for _ in range(100)}
+
+    assert tokens == {"at-1"}
+    assert kit.count("/token") == 1
+
+
+def test_it_sends_a_client_credentials_grant_with_basic_auth(kit, credentials):
+    credentials.token()
+
+    # The server decodes Basic with form-decoding: ":", spaces, "+", "&" and "ü" survive.
+    request = kit.token_requests[0]
+    assert request["basic"] is True
+    assert request["form"] == {
+        "grant_type": "client_credentials",
+        "scope": "read write",
+        "audience": "api",
+    }
+
+
+def test_client_secret_post_puts_credentials_in_the_body(kit):
+    credentials = ClientCredentials(
+        kit.url("/token"), CLIENT_ID, CLIENT_SECRET, auth_method="client_secret_post"
+    )
+
+    assert credentials.token() == "at-1"
+    request = kit.token_requests[0]
+    assert request["basic"] is False
+    assert request["form"] == {
+        "grant_type": "client_credentials",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+    }
+
+
+def test_twenty_threads_share_a_single_token_request(kit, credentials):
+    kit.token_delay = 0.2  # keep the first request in flight while the others ask
+    barrier = threading.Barrier(20)
+
+    def ask(_):
+        barrier.wait()
+        return credentials.token()
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        tokens = list(pool.map(ask, range(20)))
+
+    assert tokens == ["at-1"] * 20
+    assert kit.count("/token") == 1
+
+
+def test_it_refreshes_refresh_margin_before_expiry(kit):
+    kit.token_expires_in = 3
+    credentials = ClientCredentials(kit.url("/token"), CLIENT_ID, CLIENT_SECRET, refresh_margin=1)
+
+    assert credentials.token() == "at-1"
+    time.sleep(1.2)
+    assert credentials.token() == "at-1"  # 1.8 s left: still more than the margin
+    time.sleep(1.0)
+    assert credentials.token() == "at-2"  # 0.8 s left: inside the margin
+    assert kit.count("/token") == 2
+
+
+def test_the_margin_never_exceeds_half_the_lifetime(kit):
+    kit.token_expires_in = 2
+    credentials = ClientCredentials(kit.url("/token"), CLIENT_ID, CLIENT_SECRET, refresh_margin=30)
+
+    assert credentials.token() == credentials.token() == "at-1"
+    time.sleep(1.1)
+    assert credentials.token() == "at-2"
+
+
+def test_without_expires_in_the_token_is_still_reused(kit, credentials):
+    kit.token_expires_in = None
+
+    assert credentials.token() == credentials.token() == "at-1"
+
+
+def test_invalidate_forces_a_new_token(kit, credentials):
+    credentials.token()
+    credentials.invalidate()
+
+    assert credentials.token() == "at-2"
+
+
+# --- Errors --------------------------------------------------------------------------------------
+
+
+def test_it_raises_the_oauth_error(kit, credentials):
+    kit.token_error = (400, {"error": "invalid_scope", "error_description": "no such scope"})
+
+    with pytest.raises(TokenRequestError) as caught:
+        credentials.token()
+
+    assert caught.value.error == "invalid_scope"
+    assert caught.value.error_description == "no such scope"
+    assert caught.value.status_code == 400
+
+
+def test_bad_credentials_are_invalid_client(kit):
+    credentials = ClientCredentials(kit.url("/token"), CLIENT_ID, "wrong")
+
+    with pytest.raises(TokenRequestError) as caught:
+        credentials.token()
+
+    assert caught.value.error == "invalid_client"
+    assert caught.value.status_code == 401
+    assert "wrong" not in str(caught.value) and "wrong" not in repr(credentials)
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ((502, b"<html>bad gateway</html>"), "invalid_response"),
+        ((200, {"token_type": "Bearer"}), "invalid_response"),
+        ((200, {"access_token": "x", "token_type": "mac"}), "invalid_response"),
+        ((500, {"error": "server_error"}), "server_error"),
+    ],
+)
+def test_it_rejects_answers_that_are_not_tokens(kit, credentials, answer, error):
+    kit.token_error = answer
+
+    with pytest.raises(TokenRequestError) as caught:
+        credentials.token()
+
+    assert caught.value.error == error
+
+
+def test_an_unreachable_server_is_request_failed(kit, credentials):
+    kit.stop()
+
+    with pytest.raises(TokenRequestError) as caught:
+        credentials.token()
+
+    assert caught.value.error == "request_failed"
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+def test_requests_auth_sets_the_bearer_header(kit, credentials):
+    auth = credentials.requests_auth()
+
+    response = requests.get(kit.url("/resource"), auth=auth, timeout=5)
+
+    assert isinstance(auth, AuthBase)
+    assert response.status_code == 200
+    assert response.json()["token"] == "at-1"
+
+
+def test_requests_retries_once_with_a_new_token_after_401(kit, credentials):
+    credentials.token()
+    kit.revoked_api_tokens.add("at-1")
+
+    with requests.Session() as session:
+        session.auth = ClientCredentialsAuth(credentials)
+        response = session.post(kit.url("/resource"), data=b"payload", timeout=5)
+
+    assert response.status_code == 200
+    assert response.json() == {"token": "at-2", "body": "payload"}
+    assert [r.status_code for r in response.history] == [401]
+    assert kit.count("/resource") == 2
+    assert kit.count("/token") == 2
+
+
+def test_requests_gives_up_after_one_retry(kit, credentials):
+    kit.revoked_api_tokens.update({"at-1", "at-2", "at-3"})
+
+    response = requests.get(kit.url("/resource"), auth=credentials.requests_auth(), timeout=5)
+
+    assert response.status_code == 401
+    assert kit.count("/resource") == 2
+    assert kit.count("/token") == 2
+
+
+def test_concurrent_401s_share_one_new_token(kit, credentials):
+    credentials.token()
+    kit.revoked_api_tokens.add("at-1")
+    auth = credentials.requests_auth()
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(
+            pool.map(
+                lambda _: requests.get(kit.url("/resource"), auth=auth, timeout=5).json(),
+                range(10),
+            )
+        )
+
+    assert {answer["token"] for answer in answers} == {"at-2"}
+    assert kit.count("/token") == 2
+
+
+# --- httpx ---------------------------------------------------------------------------------------
+
+
+def test_httpx_auth_retries_once_with_a_new_token_after_401(kit, credentials):
+    credentials.token()
+    kit.revoked_api_tokens.add("at-1")
+    auth = credentials.httpx_auth()
+
+    with httpx.Client(auth=auth) as client:
+        response = client.post(kit.url("/resource"), content=b"payload")
+        again = client.get(kit.url("/resource"))
+
+    assert isinstance(auth, httpx.Auth)
+    assert response.status_code == 200
+    assert response.json() == {"token": "at-2", "body": "payload"}
+    assert again.json()["token"] == "at-2"
+    assert kit.count("/token") == 2
+
+
+def test_httpx_gives_up_after_one_retry(kit, credentials):
+    kit.revoked_api_tokens.update({"at-1", "at-2", "at-3"})
+
+    with httpx.Client(auth=credentials.httpx_auth()) as client:
+        response = client.get(kit.url("/resource"))
+
+    assert response.status_code == 401
+    assert kit.count("/resource") == 2
+
+
+def test_httpx_async_auth_retries_too(kit, credentials):
+    kit.revoked_api_tokens.add("at-1")
+
+    async def call():
+        async with httpx.AsyncClient(auth=credentials.httpx_auth()) as client:
+            first = await client.get(kit.url("/resource"))
+            kit.revoked_api_tokens.add("at-2")
+            second = await client.post(kit.url("/resource"), content=b"x")
+            return first, second
+
+    first, second = asyncio.run(call())
+
+    assert first.json()["token"] == "at-2"
+    assert second.json() == {"token": "at-3", "body": "x"}
+
+
+# --- Standing alone ------------------------------------------------------------------------------
+
+
+def test_the_kit_imports_without_django_requests_or_httpx():
+    code = (
+        "import sys\n"
+        "for name in ('requests', 'httpx', 'django', 'rest_framework'):\n"
+        "    sys.modules[name] = None  # makes 'import name' fail\n"
+        "import oauth.client, oauth.verify\n"
+        "oauth.client.ClientCredentials('https://a.test/token', 'id', 'secret')\n"
+        "oauth.verify.TokenVerifier('https://a.test')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,99 @@
+"""client_ip() and X-Forwarded-Proto behind trusted proxies."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpResponse
+from django.test import RequestFactory, override_settings
+
+from portal.middleware import AccessLogMiddleware
+from portal.net import client_ip, parse_trusted_proxies
+
+factory = RequestFactory()
+
+
+def request_from(remote: str, forwarded: str | None = None, **meta):
+    extra = {"REMOTE_ADDR": remote, **meta}
+    if forwarded is not None:
+        extra["HTTP_X_FORWARDED_FOR"] = forwarded
+    return factory.get("/", **extra)
+
+
+@override_settings(TRUSTED_PROXIES=[])
+def test_without_trusted_proxies_the_peer_is_the_client():
+    assert client_ip(request_from("203.0.113.9", "198.51.100.1")) == "203.0.113.9"
+
+
+@override_settings(TRUSTED_PROXIES=["10.0.0.0/8", "192.0.2.1"])
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "expected"),
+    [
+        # The right-most address our own proxies did not write is the client.
+        ("10.0.0.5", "198.51.100.7", "198.51.100.7"),
+        ("10.0.0.5", "6.6.6.6, 198.51.100.7", "198.51.100.7"),  # the left one is forged
+        ("10.0.0.5", "6.6.6.6, 198.51.100.7, 10.1.2.3, 192.0.2.1", "198.51.100.7"),
+        # Several X-Forwarded-For headers arrive joined by a comma.
+        ("10.0.0.5", "6.6.6.6,198.51.100.7", "198.51.100.7"),
+        # Every hop is a proxy of ours: the farthest one is all we know.
+        ("10.0.0.5", "10.9.9.9", "10.9.9.9"),
+        ("10.0.0.5", "", "10.0.0.5"),
+        ("10.0.0.5", None, "10.0.0.5"),
+        # Garbage stops the walk at the proxy that passed it on.
+        ("10.0.0.5", "198.51.100.7, garbage", "10.0.0.5"),
+        ("10.0.0.5", "garbage, 10.2.2.2", "10.2.2.2"),
+        # Ports and IPv6 forms.
+        ("10.0.0.5", "198.51.100.7:4711", "198.51.100.7"),
+        ("10.0.0.5", "[2001:db8::1]:4711", "2001:db8::1"),
+        ("10.0.0.5", "2001:db8::2", "2001:db8::2"),
+        ("::ffff:10.0.0.5", "198.51.100.7", "198.51.100.7"),
+        # An untrusted peer's header is ignored.
+        ("203.0.113.9", "198.51.100.7", "203.0.113.9"),
+    ],
+)
+def test_behind_trusted_proxies_the_rightmost_untrusted_hop_is_the_client(
+    remote, forwarded, expected
+):
+    assert client_ip(request_from(remote, forwarded)) == expected
+
+
+@override_settings(TRUSTED_PROXIES=["unix"])
+def test_a_unix_socket_peer_can_be_trusted():
+    assert client_ip(request_from("", "198.51.100.7")) == "198.51.100.7"
+
+
+@override_settings(TRUSTED_PROXIES=[])
+def test_a_unix_socket_peer_is_not_trusted_by_default():
+    assert client_ip(request_from("", "198.51.100.7")) is None
+
+
+def test_a_bad_trusted_proxy_is_refused():
+    with pytest.raises(ImproperlyConfigured):
+        parse_trusted_proxies(["10.0.0.0/8", "proxy.example.com"])
+
+
+def _is_secure_through_middleware(request) -> bool:
+    seen = {}
+
+    def view(req):
+        seen["secure"] = req.is_secure()
+        return HttpResponse()
+
+    AccessLogMiddleware(view)(request)
+    return seen["secure"]
+
+
+@override_settings(
+    TRUSTED_PROXIES=["10.0.0.0/8"], SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")
+)
+def test_forwarded_proto_is_believed_only_from_a_trusted_proxy():
+    trusted = request_from("10.0.0.5", HTTP_X_FORWARDED_PROTO="https")
+    assert _is_secure_through_middleware(trusted) is True
+    direct = request_from("203.0.113.9", HTTP_X_FORWARDED_PROTO="https")
+    assert _is_secure_through_middleware(direct) is False
+
+
+def test_forwarded_proto_is_not_configured_without_trusted_proxies():
+    assert settings.TRUSTED_PROXIES == []
+    assert settings.SECURE_PROXY_SSL_HEADER is None
