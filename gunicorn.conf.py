@@ -17,6 +17,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+
+# Gunicorn reads this file before it puts its working directory on sys.path: make the project
+# next to this file the one imported (not another copy an editable install points at).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Metrics in multiprocess mode (PROMETHEUS_MULTIPROC_DIR): these hooks clear stale files at start
 # and retire a worker's gauges when it exits.
@@ -47,6 +52,10 @@ preload_app = False
 
 def post_worker_init(worker) -> None:
     """Do once per worker, before its first request, what the first token request would do."""
+    from oauth.wsgi import TokenFastPath
+
+    fast = isinstance(worker.wsgi, TokenFastPath)
+    worker.log.info("token endpoint: %s", "WSGI fast path" if fast else "Django view")
     try:
         from oauth.tokens import warm_up
 

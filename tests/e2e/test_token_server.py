@@ -149,6 +149,13 @@ def servers(tmp_path_factory) -> Iterator[dict]:
             gunicorn(env, logs / "fast.log") as fast,
             gunicorn({**env, "OAUTH_TOKEN_FAST_PATH": "false"}, logs / "view.log") as view,
         ):
+            # Each worker says which path serves tokens (gunicorn.conf.py): make sure the
+            # comparison below is between the two.
+            for server, expected in ((fast, "WSGI fast path"), (view, "Django view")):
+                deadline = time.monotonic() + 10
+                while f"token endpoint: {expected}" not in server.log.read_text():
+                    assert time.monotonic() < deadline, server.log.read_text()[-2000:]
+                    time.sleep(0.05)
             yield {"fast": fast, "view": view, "client": client}
 
 
