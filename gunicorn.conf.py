@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Metrics in multiprocess mode (PROMETHEUS_MULTIPROC_DIR): these hooks clear stale files at start
 # and retire a worker's gauges when it exits.
-from portal.gunicorn_hooks import child_exit, on_starting  # noqa: F401 (gunicorn hooks)
+from portal.gunicorn_hooks import child_exit, on_starting, worker_exit  # noqa: F401 (hooks)
 
 _cores = multiprocessing.cpu_count()
 

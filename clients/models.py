@@ -420,3 +420,25 @@ class ApiScope(models.Model):
     def clean(self) -> None:
         if not SCOPE_TOKEN_RE.match(self.name or ""):
             raise ValidationError({"name": ["a scope is an RFC 6749 scope token (no spaces)"]})
+
+
+# --- Token statistics for the staff dashboard ---------------------------------------------------
+
+
+class TokenStat(models.Model):
+    """Tokens issued and refused per hour, summed over every worker.
+
+    Workers count in memory and add their counts here at most once a minute
+    (``oauth.stats``), so the token endpoint never writes a row per token.
+    """
+
+    hour = models.DateTimeField(unique=True)
+    issued = models.PositiveBigIntegerField(default=0)
+    failed = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-hour"]
+        verbose_name = "token statistic"
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} issued {self.issued}, failed {self.failed}"

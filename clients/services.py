@@ -634,3 +634,113 @@ def organization_restrict_apis(
         details={"apis": None if apis is None else [api.audience for api in apis]},
     )
     return organization
+
+
+# --- Staff (the admin): members and the catalog ---------------------------------------------------
+
+
+@transaction.atomic
+def member_add(*, actor: Actor, user: Any, organization: Organization, role: str) -> Membership:
+    """Staff add an existing user to an organization with a role."""
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": [f"role must be one of {Membership.Role.values}"]})
+    if Membership.objects.filter(user=user, organization=organization).exists():
+        raise ValidationError(
+            f"{user.get_username()} is already a member of this organization", code="member"
+        )
+    return _membership_add(actor=actor, user=user, organization=organization, role=role)
+
+
+@transaction.atomic
+def api_resource_update(
+    *,
+    actor: Actor,
+    api: ApiResource,
+    name: str | None = None,
+    description: str | None = None,
+    audience: str | None = None,
+) -> ApiResource:
+    """Rename or redescribe an API, or change its audience (clients keep their own copies)."""
+    changed: dict[str, str] = {}
+    for field, value in (("name", name), ("description", description), ("audience", audience)):
+        if value is not None and getattr(api, field) != value:
+            setattr(api, field, value)
+            changed[field] = value
+    _check_model(api)
+    if ApiResource.objects.filter(audience=api.audience).exclude(pk=api.pk).exists():
+        raise ValidationError({"audience": ["an API with this audience exists"]})
+    api.save()
+    audit_record(
+        actor=actor, action="api.update", target_type="api", target_id=str(api.pk), details=changed
+    )
+    return api
+
+
+@transaction.atomic
+def api_resource_delete(*, actor: Actor, api: ApiResource) -> None:
+    """Remove an API from the catalog (with its scopes). Existing clients keep their grants."""
+    api_id, audience = api.pk, api.audience
+    deleted, _ = ApiResource.objects.filter(pk=api_id).delete()
+    if not deleted:
+        return
+    audit_record(
+        actor=actor,
+        action="api.delete",
+        target_type="api",
+        target_id=str(api_id),
+        details={"audience": audience},
+    )
+
+
+@transaction.atomic
+def api_scope_add(*, actor: Actor, api: ApiResource, name: str, description: str = "") -> ApiScope:
+    scope = ApiScope(api=api, name=name, description=description)
+    _check_model(scope)
+    if ApiScope.objects.filter(api=api, name=name).exists():
+        raise ValidationError({"name": [f"{api.name} already offers {name!r}"]})
+    scope.save()
+    audit_record(
+        actor=actor,
+        action="api.scope_add",
+        target_type="api",
+        target_id=str(api.pk),
+        details={"audience": api.audience, "scope": name},
+    )
+    return scope
+
+
+@transaction.atomic
+def api_scope_update(
+    *, actor: Actor, scope: ApiScope, name: str | None = None, description: str | None = None
+) -> ApiScope:
+    old = scope.name
+    if name is not None:
+        scope.name = name
+    if description is not None:
+        scope.description = description
+    _check_model(scope)
+    if ApiScope.objects.filter(api_id=scope.api_id, name=scope.name).exclude(pk=scope.pk).exists():
+        raise ValidationError({"name": [f"this API already offers {scope.name!r}"]})
+    scope.save()
+    audit_record(
+        actor=actor,
+        action="api.scope_update",
+        target_type="api",
+        target_id=str(scope.api_id),
+        details={"scope": scope.name, "was": old},
+    )
+    return scope
+
+
+@transaction.atomic
+def api_scope_delete(*, actor: Actor, scope: ApiScope) -> None:
+    deleted, _ = ApiScope.objects.filter(pk=scope.pk).delete()
+    if not deleted:
+        return
+    audit_record(
+        actor=actor,
+        action="api.scope_delete",
+        target_type="api",
+        target_id=str(scope.api_id),
+        details={"scope": scope.name},
+    )

@@ -155,6 +155,31 @@ def rotate_signing_key(
     return new_key
 
 
+@transaction.atomic
+def signing_key_rotate(
+    *, actor: Any, algorithm: str | None = None, if_older_than: timedelta | None = None
+) -> SigningKey | None:
+    """Rotate (see ``rotate_signing_key``), prune keys no token needs, and audit it.
+
+    The one door for a rotation: the ``rotate_signing_key`` command and the admin call it.
+    ``actor`` is a ``clients.services.Actor``. Returns None when the key was young enough.
+    """
+    from clients.services import audit_record
+
+    key = rotate_signing_key(algorithm=algorithm, if_older_than=if_older_than)
+    pruned = prune_unpublished_keys()
+    if key is None:
+        return None
+    audit_record(
+        actor=actor,
+        action="signing_key.rotate",
+        target_type="signing_key",
+        target_id=key.kid,
+        details={"algorithm": key.algorithm, "pruned": pruned},
+    )
+    return key
+
+
 def published_keys() -> list[SigningKey]:
     now = timezone.now()
     return list(

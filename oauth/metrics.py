@@ -22,7 +22,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from oauth import keys
+from oauth import keys, stats
 from portal.logs import log_context
 
 TOKENS_ISSUED = Counter(
@@ -59,6 +59,7 @@ def note_client_id(request: HttpRequest, client_id: str) -> None:
 def record_token_issued(auth_method: str, request: HttpRequest | None = None) -> None:
     """Count an issued token (``client_secret_basic`` or ``client_secret_post``)."""
     TOKENS_ISSUED.labels(auth_method=auth_method).inc()
+    stats.record_issued()  # the dashboard's hourly count: in memory, flushed once a minute
     if request is not None:
         log_context(request, outcome="token_issued", auth_method=auth_method)
 
@@ -66,6 +67,7 @@ def record_token_issued(auth_method: str, request: HttpRequest | None = None) ->
 def record_token_failure(reason: str, request: HttpRequest | None = None) -> None:
     """Count a refused token request under its OAuth error code (``invalid_client``…)."""
     TOKEN_FAILURES.labels(reason=reason).inc()
+    stats.record_failed()
     if request is not None:
         log_context(request, outcome=reason)
 

@@ -31,3 +31,10 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Write the worker's last token counts (at most a minute's) before it goes."""
+    from oauth import stats
+
+    stats.flush()

@@ -11,6 +11,7 @@ from django.test import Client
 
 from clients.models import ApiClient, Organization
 from clients.services import Actor, client_create, management_client_create, organization_create
+from oauth import stats
 from oauth.guards import reset_verifier
 from oauth.tokens import forget_verified_secrets
 
@@ -48,6 +49,8 @@ def _fresh_process_caches():
     # Each test has its own database, so its own signing keys and secrets.
     forget_verified_secrets()
     reset_verifier()
+    # A fresh minute: no test sees another test's token counts flushed into its database.
+    stats.counter.reset()
     yield
     forget_verified_secrets()
     reset_verifier()

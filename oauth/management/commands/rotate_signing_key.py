@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from clients.services import Actor, audit_record
+from clients.services import Actor
 from oauth import keys
 
 
@@ -27,16 +27,10 @@ class Command(BaseCommand):
         self, *args: Any, if_older_than: float | None, algorithm: str | None, **options: Any
     ) -> None:
         age = timedelta(days=if_older_than) if if_older_than is not None else None
-        key = keys.rotate_signing_key(algorithm=algorithm, if_older_than=age)
-        pruned = keys.prune_unpublished_keys()
+        key = keys.signing_key_rotate(
+            actor=Actor.system("rotate_signing_key"), algorithm=algorithm, if_older_than=age
+        )
         if key is None:
             self.stdout.write("current signing key is younger than the threshold; nothing rotated")
             return
-        audit_record(
-            actor=Actor.system("rotate_signing_key"),
-            action="signing_key.rotate",
-            target_type="signing_key",
-            target_id=key.kid,
-            details={"algorithm": key.algorithm, "pruned": pruned},
-        )
         self.stdout.write(f"new current signing key {key.kid} ({key.algorithm})")

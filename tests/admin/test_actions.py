@@ -1,0 +1,508 @@
+"""Every staff action: its effect, and its audit event with the staff user as actor."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.admin.utils import quote
+from django.core.management import call_command
+from django.urls import reverse
+
+from clients.models import (
+    ApiClient,
+    ApiResource,
+    AuditEvent,
+    ClientSecret,
+    Membership,
+    Organization,
+)
+from oauth import keys
+from tests.admin.conftest import assert_clean
+from tests.conftest import Credentials, request_token
+
+pytestmark = pytest.mark.django_db
+
+
+def last_event(action: str) -> AuditEvent:
+    event = AuditEvent.objects.filter(action=action).order_by("-id").first()
+    assert event is not None, f"no {action} event"
+    return event
+
+
+def assert_by(event: AuditEvent, user) -> None:
+    assert event.actor_type == "user"
+    assert event.actor_id == str(user.pk)
+    assert event.actor_display == user.get_username()
+    assert event.source_ip == "127.0.0.1"
+
+
+def run_action(client, model: str, action: str, pks: list, **extra):
+    return client.post(
+        reverse(f"admin:{model}_changelist"),
+        {"action": action, "_selected_action": [str(pk) for pk in pks], **extra},
+    )
+
+
+def test_deactivate_and_reactivate_a_secret(admin_client, superuser, console, client):
+    guide = console.credentials["guide"]
+    secret = ClientSecret.objects.filter(client=guide.client).order_by("create_time").first()
+    response = run_action(admin_client, "clients_clientsecret", "deactivate", [secret.pk])
+    assert response.status_code == 302
+    secret.refresh_from_db()
+    assert secret.status == "INACTIVE"
+    assert_by(last_event("secret.deactivate"), superuser)
+    assert last_event("secret.deactivate").target_id == secret.pk
+    assert request_token(client, guide).status_code == 401
+    run_action(admin_client, "clients_clientsecret", "reactivate", [secret.pk])
+    secret.refresh_from_db()
+    assert secret.status == "ACTIVE"
+    assert_by(last_event("secret.activate"), superuser)
+    assert request_token(client, guide).status_code == 200
+
+
+def test_revoke_secrets_in_bulk_and_one_by_one(admin_client, superuser, console, client):
+    guide = console.credentials["guide"]
+    first, *others = ClientSecret.objects.filter(client=guide.client).order_by("create_time")
+    confirm = run_action(admin_client, "clients_clientsecret", "delete_selected", [first.pk])
+    assert confirm.status_code == 200 and ClientSecret.objects.filter(pk=first.pk).exists()
+    assert_clean(confirm.content, console)
+    run_action(admin_client, "clients_clientsecret", "delete_selected", [first.pk], post="yes")
+    assert not ClientSecret.objects.filter(pk=first.pk).exists()
+    event = last_event("secret.delete")
+    assert_by(event, superuser)
+    assert event.target_id == first.pk
+    assert request_token(client, guide).status_code == 401
+    delete_url = reverse("admin:clients_clientsecret_delete", args=[quote(others[0].pk)])
+    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 302
+    assert not ClientSecret.objects.filter(pk=others[0].pk).exists()
+    assert last_event("secret.delete").target_id == others[0].pk
+
+
+def test_revoke_all_secrets_of_a_client(admin_client, superuser, console, client):
+    guide = console.credentials["guide"]
+    confirm = run_action(admin_client, "clients_apiclient", "revoke_all_secrets", [guide.client.id])
+    assert confirm.status_code == 200
+    assert "Revoke all secrets" in confirm.content.decode()
+    assert ClientSecret.objects.filter(client=guide.client).count() == 3
+    done = run_action(
+        admin_client, "clients_apiclient", "revoke_all_secrets", [guide.client.id], post="yes"
+    )
+    assert done.status_code == 302
+    assert not ClientSecret.objects.filter(client=guide.client).exists()
+    events = AuditEvent.objects.filter(action="secret.delete", client_id=guide.client.id)
+    assert events.count() == 3
+    for event in events:
+        assert_by(event, superuser)
+    assert request_token(client, guide).status_code == 401
+
+
+def test_delete_clients(admin_client, superuser, console, client):
+    guide, other = console.credentials["guide"], console.credentials["other"]
+    run_action(admin_client, "clients_apiclient", "delete_selected", [guide.client.id], post="yes")
+    assert not ApiClient.objects.filter(pk=guide.client.id).exists()
+    assert_by(last_event("client.delete"), superuser)
+    assert request_token(client, guide).status_code == 401
+    url = reverse("admin:clients_apiclient_delete", args=[quote(other.client.id)])
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    assert_clean(page.content, console)
+    admin_client.post(url, {"post": "yes"})
+    assert not ApiClient.objects.filter(pk=other.client.id).exists()
+    assert last_event("client.delete").target_id == other.client.id
+
+
+def plain_from(response) -> str:
+    match = re.search(r'<code id="client-secret">([^<]+)</code>', response.content.decode())
+    assert match, "no secret on the page"
+    return match.group(1)
+
+
+def add_page_nonce(admin_client, url: str) -> str:
+    page = admin_client.get(url)
+    return re.search(r'name="nonce" value="([^"]+)"', page.content.decode()).group(1)
+
+
+def test_create_a_management_client_shows_its_secret_once(admin_client, superuser, console, client):
+    url = reverse("admin:clients_managementclient_add")
+    nonce = add_page_nonce(admin_client, url)
+    response = admin_client.post(
+        url, {"name": "billing backend", "description": "", "nonce": nonce}
+    )
+    assert response.status_code == 200, response.content
+    assert "no-store" in response["Cache-Control"]
+    plain = plain_from(response)
+    assert response.content.decode().count(plain) == 1
+    created = ApiClient.objects.get(name="billing backend")
+    assert created.organization_id is None and created.id.startswith("skc_")
+    event = last_event("management_client.create")
+    assert_by(event, superuser)
+    assert plain not in str(event.details)
+    # The secret works, and is nowhere else: not in the session, a message, or the next page.
+    token = request_token(client, Credentials(created, plain))
+    assert token.status_code == 200
+    session = admin_client.session
+    assert all(plain not in str(value) for value in session.values())
+    change = admin_client.get(
+        reverse("admin:clients_managementclient_change", args=[quote(created.id)])
+    )
+    assert change.status_code == 200
+    console.plain_secrets.append(plain)
+    assert_clean(change.content, console)
+    assert f"…{plain[-4:]}" in change.content.decode()
+    # A re-sent form (reload) creates nothing and shows no secret.
+    again = admin_client.post(url, {"name": "billing backend", "description": "", "nonce": nonce})
+    assert again.status_code == 302
+    assert ApiClient.objects.filter(name="billing backend").count() == 1
+    followed = admin_client.get(again["Location"])
+    assert_clean(followed.content, console)
+
+
+def test_create_and_change_an_api_client(admin_client, superuser, console, org, client):
+    url = reverse("admin:clients_apiclient_add")
+    form = {
+        "organization": org.id,
+        "name": "Nightly export",
+        "description": "",
+        "expiry": "600",
+        "scopes_text": "read:deployments",
+        "audience_text": "deployment-api.acmecorp.com",
+        "claims_text": "team=data\nregion=eu=west",
+        "nonce": add_page_nonce(admin_client, url),
+    }
+    response = admin_client.post(url, form)
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    plain = plain_from(response)
+    created = ApiClient.objects.get(name="Nightly export")
+    assert created.organization_id == org.id
+    assert created.custom_claims == [
+        {"key": "team", "value": "data"},
+        {"key": "region", "value": "eu=west"},
+    ]
+    assert_by(last_event("client.create"), superuser)
+    assert_by(last_event("secret.create"), superuser)
+    assert request_token(client, Credentials(created, plain)).status_code == 200
+    console.plain_secrets.append(plain)
+
+    change_url = reverse("admin:clients_apiclient_change", args=[quote(created.id)])
+    response = admin_client.post(
+        change_url,
+        {
+            **form,
+            **secrets_inline(created),
+            "name": "Nightly export v2",
+            "scopes_text": "read:deployments deploy:applications",
+        },
+    )
+    assert response.status_code == 302, (
+        response.context["adminform"].form.errors,
+        [f.errors for f in response.context["inline_admin_formsets"][0].formset.forms],
+        response.context["inline_admin_formsets"][0].formset.non_form_errors(),
+    )
+    created.refresh_from_db()
+    assert created.name == "Nightly export v2"
+    assert created.scopes == ["read:deployments", "deploy:applications"]
+    event = last_event("client.update")
+    assert_by(event, superuser)
+    assert event.details == {"changed": ["name", "scopes"]}
+    assert_clean(admin_client.get(change_url).content, console)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("claims_text", "no equals sign", "write key=value"),
+        ("claims_text", "iss=me", "registered claim name"),
+        ("scopes_text", "a a", "duplicate scope"),
+        ("expiry", "5", "expiry must be between"),
+    ],
+)
+def test_bad_client_input_is_refused_and_changes_nothing(
+    admin_client, console, field, value, message
+):
+    guide = console.credentials["guide"].client
+    url = reverse("admin:clients_apiclient_change", args=[quote(guide.id)])
+    events = AuditEvent.objects.count()
+    form = {
+        "name": guide.name,
+        "description": "",
+        "expiry": "3600",
+        **secrets_inline(guide),
+        field: value,
+    }
+    response = admin_client.post(url, form)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    guide.refresh_from_db()
+    assert guide.name == "GitHub Actions Deployment Service" and guide.expiry == 3600
+    assert AuditEvent.objects.count() == events
+
+
+def test_rotate_the_signing_key(admin_client, superuser, console):
+    before = keys.current_signing_key()
+    url = reverse("admin:oauth_signingkey_rotate")
+    page = admin_client.get(url)
+    assert page.status_code == 200 and before.kid in page.content.decode()
+    assert keys.current_signing_key().kid == before.kid  # GET changes nothing
+    response = admin_client.post(url, {"algorithm": "ES256"})
+    assert response.status_code == 302
+    after = keys.current_signing_key()
+    assert after.kid != before.kid and after.algorithm == "ES256"
+    before.refresh_from_db()
+    assert before.retire_time is not None
+    event = last_event("signing_key.rotate")
+    assert_by(event, superuser)
+    assert event.target_id == after.kid
+    listing = admin_client.get(reverse("admin:oauth_signingkey_changelist"))
+    assert "Rotate the signing key" in listing.content.decode()
+    assert_clean(listing.content, console)
+
+
+def test_the_rotate_command_uses_the_same_service(db):
+    call_command("rotate_signing_key")
+    event = last_event("signing_key.rotate")
+    assert event.actor_type == "system" and event.actor_display == "rotate_signing_key"
+    assert event.target_id == keys.current_signing_key().kid
+
+
+def test_restrict_organizations_to_some_apis(admin_client, superuser, console, org, other_org):
+    api = ApiResource.objects.get()
+    confirm = run_action(admin_client, "clients_organization", "restrict_to_apis", [org.id])
+    assert confirm.status_code == 200 and "Deployments" in confirm.content.decode()
+    run_action(
+        admin_client,
+        "clients_organization",
+        "restrict_to_apis",
+        [org.id, other_org.id],
+        post="yes",
+        restrict="on",
+        apis=[api.pk],
+    )
+    for organization in (org, other_org):
+        organization.refresh_from_db()
+        assert organization.restrict_apis
+        assert list(organization.allowed_apis.all()) == [api]
+    events = AuditEvent.objects.filter(action="organization.restrict_apis", actor_type="user")
+    assert {e.target_id for e in events} == {org.id, other_org.id}
+    assert_by(events.first(), superuser)
+    # Unticked: the restriction is lifted.
+    run_action(
+        admin_client, "clients_organization", "restrict_to_apis", [org.id], post="yes", apis=[]
+    )
+    org.refresh_from_db()
+    assert not org.restrict_apis and not org.allowed_apis.exists()
+    assert last_event("organization.restrict_apis").details == {"apis": None}
+
+
+def inline(prefix: str, rows: list[dict], initial: int = 0) -> dict:
+    data = {
+        f"{prefix}-TOTAL_FORMS": str(len(rows)),
+        f"{prefix}-INITIAL_FORMS": str(initial),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+    for i, row in enumerate(rows):
+        data.update({f"{prefix}-{i}-{name}": value for name, value in row.items()})
+    return data
+
+
+def secrets_inline(client: ApiClient) -> dict:
+    """The read-only secrets inline's management form, as the browser sends it."""
+    secrets = list(ClientSecret.objects.filter(client=client))
+    return inline(
+        "secrets", [{"id": s.pk, "client": client.id} for s in secrets], initial=len(secrets)
+    )
+
+
+def test_organization_add_change_and_delete_through_services(
+    admin_client, superuser, console, staff_nobody
+):
+    api = ApiResource.objects.get()
+    response = admin_client.post(
+        reverse("admin:clients_organization_add"),
+        {
+            "display_name": "Initech",
+            "external_id": "initech",
+            "restrict_apis": "on",
+            "allowed_apis": [api.pk],
+            **inline("memberships", [{"user": staff_nobody.pk, "role": "owner"}]),
+        },
+    )
+    assert response.status_code == 302, response.content
+    initech = Organization.objects.get(external_id="initech")
+    assert initech.restrict_apis and list(initech.allowed_apis.all()) == [api]
+    assert Membership.objects.get(organization=initech).user == staff_nobody
+    for action in ("organization.create", "organization.restrict_apis", "member.add"):
+        event = last_event(action)
+        assert_by(event, superuser)
+        assert event.organization_id == initech.id
+
+    membership = Membership.objects.get(organization=initech)
+    change = reverse("admin:clients_organization_change", args=[quote(initech.id)])
+    # Removing the last owner is refused by the service: nothing changes.
+    refused = admin_client.post(
+        change,
+        {
+            "display_name": "Initech Ltd",
+            "external_id": "initech",
+            "restrict_apis": "on",
+            "allowed_apis": [api.pk],
+            **inline(
+                "memberships",
+                [
+                    {
+                        "id": membership.pk,
+                        "organization": initech.id,
+                        "user": staff_nobody.pk,
+                        "role": "owner",
+                        "DELETE": "on",
+                    }
+                ],
+                initial=1,
+            ),
+        },
+    )
+    assert refused.status_code == 302
+    assert Membership.objects.filter(pk=membership.pk).exists()
+    initech.refresh_from_db()
+    assert initech.display_name == "Initech"  # the whole change rolled back
+    messages = [str(m) for m in admin_client.get(refused["Location"]).context["messages"]]
+    assert any("needs an owner" in m for m in messages)
+
+    ok = admin_client.post(
+        change,
+        {
+            "display_name": "Initech Ltd",
+            "external_id": "initech",
+            **inline(
+                "memberships",
+                [
+                    {
+                        "id": membership.pk,
+                        "organization": initech.id,
+                        "user": staff_nobody.pk,
+                        "role": "owner",
+                    }
+                ],
+                initial=1,
+            ),
+        },
+    )
+    assert ok.status_code == 302
+    initech.refresh_from_db()
+    assert initech.display_name == "Initech Ltd" and not initech.restrict_apis
+    assert_by(last_event("organization.update"), superuser)
+    assert last_event("organization.restrict_apis").details == {"apis": None}
+
+    delete = reverse("admin:clients_organization_delete", args=[quote(initech.id)])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not Organization.objects.filter(pk=initech.id).exists()
+    assert_by(last_event("organization.delete"), superuser)
+
+
+def test_memberships_through_services(admin_client, superuser, console, org, staff_nobody):
+    add = admin_client.post(
+        reverse("admin:clients_membership_add"),
+        {"user": staff_nobody.pk, "organization": org.id, "role": "viewer"},
+    )
+    assert add.status_code == 302, add.content
+    membership = Membership.objects.get(user=staff_nobody, organization=org)
+    assert_by(last_event("member.add"), superuser)
+    change = reverse("admin:clients_membership_change", args=[membership.pk])
+    assert admin_client.post(change, {"role": "admin"}).status_code == 302
+    membership.refresh_from_db()
+    assert membership.role == "admin"
+    assert last_event("member.role_change").details["to"] == "admin"
+    run_action(admin_client, "clients_membership", "delete_selected", [membership.pk], post="yes")
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    assert_by(last_event("member.remove"), superuser)
+
+
+def test_the_api_catalog_through_services(admin_client, superuser, console):
+    response = admin_client.post(
+        reverse("admin:clients_apiresource_add"),
+        {
+            "name": "Billing",
+            "audience": "billing-api.acmecorp.com",
+            "description": "",
+            **inline("scopes", [{"name": "read:invoices", "description": "Read invoices"}]),
+        },
+    )
+    assert response.status_code == 302, response.content
+    api = ApiResource.objects.get(name="Billing")
+    assert [s.name for s in api.scopes.all()] == ["read:invoices"]
+    assert_by(last_event("api.create"), superuser)
+    assert last_event("api.scope_add").details["scope"] == "read:invoices"
+    scope = api.scopes.get()
+    change = reverse("admin:clients_apiresource_change", args=[api.pk])
+    response = admin_client.post(
+        change,
+        {
+            "name": "Billing API",
+            "audience": "billing-api.acmecorp.com",
+            "description": "",
+            **inline(
+                "scopes",
+                [
+                    {"id": scope.pk, "api": api.pk, "name": "read:invoices", "DELETE": "on"},
+                    {"name": "write:invoices", "description": ""},
+                ],
+                initial=1,
+            ),
+        },
+    )
+    assert response.status_code == 302, response.content
+    api.refresh_from_db()
+    assert api.name == "Billing API"
+    assert [s.name for s in api.scopes.all()] == ["write:invoices"]
+    for action in ("api.update", "api.scope_delete", "api.scope_add"):
+        assert_by(last_event(action), superuser)
+    bad = admin_client.post(
+        change,
+        {
+            "name": "Billing API",
+            "audience": "billing-api.acmecorp.com",
+            "description": "",
+            **inline("scopes", [{"name": "has space", "description": ""}]),
+        },
+    )
+    assert bad.status_code == 200 and "scope token" in bad.content.decode()
+    admin_client.post(reverse("admin:clients_apiresource_delete", args=[api.pk]), {"post": "yes"})
+    assert not ApiResource.objects.filter(pk=api.pk).exists()
+    assert_by(last_event("api.delete"), superuser)
+
+
+def test_a_staff_user_without_permissions_cannot_run_actions(client, staff_nobody, console):
+    client.force_login(staff_nobody)
+    secret = ClientSecret.objects.first()
+    guide = console.credentials["guide"].client
+    for model, action, pk in (
+        ("clients_clientsecret", "deactivate", secret.pk),
+        ("clients_clientsecret", "delete_selected", secret.pk),
+        ("clients_apiclient", "revoke_all_secrets", guide.id),
+        ("clients_apiclient", "delete_selected", guide.id),
+        ("clients_organization", "restrict_to_apis", guide.organization_id),
+    ):
+        response = run_action(client, model, action, [pk], post="yes")
+        assert response.status_code == 403, (model, action)
+    secret.refresh_from_db()
+    assert secret.status == "ACTIVE"
+    assert ClientSecret.objects.filter(client=guide).count() == 3
+    assert not AuditEvent.objects.filter(actor_type="user", actor_id=str(staff_nobody.pk)).exists()
+
+
+def test_a_staff_user_with_view_permission_only_sees_but_cannot_act(client, staff_nobody, console):
+    from django.contrib.auth.models import Permission
+
+    staff_nobody.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_clientsecret", "view_apiclient"])
+    )
+    client.force_login(staff_nobody)
+    assert client.get(reverse("admin:clients_clientsecret_changelist")).status_code == 200
+    index = client.get(reverse("admin:index"))
+    assert 'id="dashboard"' in index.content.decode()
+    secret = ClientSecret.objects.first()
+    response = run_action(client, "clients_clientsecret", "deactivate", [secret.pk])
+    secret.refresh_from_db()
+    assert secret.status == "ACTIVE"
+    assert response.status_code in (200, 302)
