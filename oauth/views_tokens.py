@@ -25,8 +25,10 @@ from oauth.views import (
     json_response,
     method_not_allowed,
     oauth_error_response,
-    read_form,
+    request_form,
 )
+from portal.logs import log_context
+from portal.net import client_ip
 
 
 def _oauth_endpoint(view: Callable[[HttpRequest], HttpResponse]) -> Callable:
@@ -63,9 +65,13 @@ def _token_param(params: dict[str, list[str]]) -> str:
 @_oauth_endpoint
 def introspect(request: HttpRequest) -> HttpResponse:
     """POST /oauth/introspect: is this token active, and what does it say?"""
-    params = read_form(request)
+    params = request_form(request)
     token = _token_param(params)
-    caller, _method = authenticate_client(request, params)
+    log: dict[str, str] = {}
+    try:
+        caller, _method = authenticate_client(request.META.get("HTTP_AUTHORIZATION"), params, log)
+    finally:
+        log_context(request, **log)
     claims = verify_own_token(token)
     if (
         claims is None
@@ -79,14 +85,18 @@ def introspect(request: HttpRequest) -> HttpResponse:
 @_oauth_endpoint
 def revoke(request: HttpRequest) -> HttpResponse:
     """POST /oauth/revoke: 200 for every well-formed, authenticated request (RFC 7009 §2.2)."""
-    params = read_form(request)
+    params = request_form(request)
     token = _token_param(params)
-    caller, _method = authenticate_client(request, params)
+    log: dict[str, str] = {}
+    try:
+        caller, _method = authenticate_client(request.META.get("HTTP_AUTHORIZATION"), params, log)
+    finally:
+        log_context(request, **log)
     claims = verify_own_token(token)
     # Unknown, expired or foreign tokens: nothing to do, and nothing to tell (RFC 7009 §2.2).
     if claims is not None and may_see(caller.client_id, caller.organization_id, claims):
         token_revoke(
-            actor=Actor.for_client(caller.client_id, ip=request.META.get("REMOTE_ADDR") or None),
+            actor=Actor.for_client(caller.client_id, ip=client_ip(request)),
             jti=claims["jti"],
             client_id=claims["client_id"],
             organization_id=claims.get("oid"),
