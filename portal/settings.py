@@ -204,9 +204,10 @@ OAUTH = {
     "TOKEN_EXPIRY_MAX": 86400,
     "MAX_SECRETS_PER_CLIENT": 5,
     # private_key_jwt (RFC 7523): registered public keys per client, and the longest lifetime
-    # (exp - now, seconds) a client assertion may have; longer ones are refused.
+    # (exp - now, seconds) a client assertion may have; longer ones are refused. One hour is what
+    # common client libraries sign by default (Authlib); each jti is remembered that long.
     "MAX_KEYS_PER_CLIENT": 10,
-    "ASSERTION_MAX_LIFETIME": 300,
+    "ASSERTION_MAX_LIFETIME": env_int("OAUTH_ASSERTION_MAX_LIFETIME", 3600, minimum=60),
     "JWKS_MAX_AGE": env_int("OAUTH_JWKS_MAX_AGE", 300, minimum=0),
     # The audience and scope a management client's tokens carry for /api/v1.
     "MANAGEMENT_AUDIENCE": env("OAUTH_MANAGEMENT_AUDIENCE") or f"{OAUTH_ISSUER}/api/v1",
