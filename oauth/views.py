@@ -17,6 +17,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from clients.models import ApiScope
 from oauth import assertions, keys
 from oauth import metrics as token_metrics
 from oauth.jwk import ASSERTION_ALGORITHMS
@@ -380,8 +381,14 @@ def metadata() -> dict[str, Any]:
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
-        "scopes_supported": [settings.OAUTH["MANAGEMENT_SCOPE"]],
+        "scopes_supported": scopes_supported(),
     }
+
+
+def scopes_supported() -> list[str]:
+    """The management scope and every scope of the provider's API catalog."""
+    catalog = ApiScope.objects.order_by("name").values_list("name", flat=True).distinct()
+    return [settings.OAUTH["MANAGEMENT_SCOPE"], *catalog]
 
 
 def discovery(request: HttpRequest) -> HttpResponse:
