@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve test lint format bench clean
+.PHONY: install run serve test lint format bench bench-latency bench-profile clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -44,6 +44,24 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Token endpoint benchmark against gunicorn on SQLite and PostgreSQL (database m2m_bench, created
+# when missing; PostgreSQL must be running). BENCH_DURATION=10 BENCH_CONCURRENCY=1,8,32;
+# BENCH_SCALE=1 also seeds 100,000 clients. Prints every figure; see bench/README.md.
+bench: install
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	@command -v openssl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq openssl >/dev/null)
+	$(BIN)/python bench/run.py
+
+# Single-client warm latency (median, p99) on SQLite and PostgreSQL.
+bench-latency: install
+	$(BIN)/python bench/latency.py
+
+# Where the token endpoint spends its time under load (py-spy is a development tool, not a dependency).
+bench-profile: install
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	@test -x $(BIN)/py-spy || $(BIN)/pip install --quiet py-spy
+	$(BIN)/python bench/profile.py $(PROFILE_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles

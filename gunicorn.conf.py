@@ -1,7 +1,55 @@
-"""Gunicorn settings: ``gunicorn portal.wsgi -c gunicorn.conf.py``.
+"""Gunicorn settings for the production server: ``gunicorn portal.wsgi -c gunicorn.conf.py``.
 
-Metrics in multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``): the hooks below clear
-stale files at start and retire a worker's gauges when it exits.
+Every value can be overridden from the environment (``GUNICORN_*``, or ``HOST``/``PORT``).
+
+Why these defaults (measured with ``make bench``/``bench/profile.py`` on a 2-core machine, see
+bench/README.md):
+- ``gthread``, one worker per core, 4 threads each, keep-alive: the token endpoint is CPU-bound
+  (one RSA signature) with one short database round trip, so a few threads per process overlap
+  that wait and one process per core uses every core. Gunicorn's ``sync`` worker closes the
+  connection after every answer and waits for the client's FIN before taking the next one
+  (gunicorn's ``close_graceful``), which measured 2-3x fewer tokens/s at 32 connections.
+  Put a proxy (nginx) in front for slow clients.
+- More processes or threads than that only added memory and context switches in the benchmark.
 """
 
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+# Metrics in multiprocess mode (PROMETHEUS_MULTIPROC_DIR): these hooks clear stale files at start
+# and retire a worker's gauges when it exits.
 from portal.gunicorn_hooks import child_exit, on_starting, worker_exit  # noqa: F401 (gunicorn hooks)
+
+_cores = multiprocessing.cpu_count()
+
+bind = os.environ.get(
+    "GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+)
+workers = int(os.environ.get("GUNICORN_WORKERS", str(_cores)))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# A burst of clients waits in the listen queue instead of being refused.
+backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# Recycle workers now and then so that a slow leak cannot grow without bound.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# Each worker imports the app itself: no database connection or key can leak across a fork.
+preload_app = False
+
+
+def post_worker_init(worker) -> None:
+    """Do once per worker, before its first request, what the first token request would do."""
+    try:
+        from oauth.tokens import warm_up
+
+        warm_up()
+    except Exception:  # a database not migrated yet must not stop the server from starting
+        worker.log.exception("token endpoint warm-up failed; the first request will do it")

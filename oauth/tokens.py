@@ -81,6 +81,16 @@ _cache_lock = threading.Lock()
 _dummy_hash: str | None = None
 
 
+def warm_up() -> None:
+    """Do at start-up what the first token request would otherwise do: build the SQL, parse the
+    current signing key, make the dummy hash, and open the database connection."""
+    global _SQL
+    if _SQL is None:
+        _SQL = _sql()
+    keys.current_loaded_key()
+    _dummy_check("warm-up")
+
+
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl, unquote_plus
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
-from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from oauth import keys
@@ -54,14 +53,6 @@ def json_response(
     return response
 
 
-def oauth_error_response(error: OAuthError) -> HttpResponse:
-    return json_response(
-        {"error": error.error, "error_description": error.description},
-        status=error.status,
-        headers={**NO_STORE, **error.headers},
-    )
-
-
 def method_not_allowed(allowed: str) -> HttpResponse:
     return json_response(
         {"error": "invalid_request", "error_description": f"method not allowed; use {allowed}"},
@@ -77,28 +68,58 @@ def invalid_client(
     return OAuthError("invalid_client", description, status=401, headers=headers)
 
 
-def read_form(request: HttpRequest) -> dict[str, list[str]]:
-    """The form parameters, strictly: right content type, UTF-8, each at most once."""
-    if request.content_type != FORM_CONTENT_TYPE:
-        raise OAuthError("invalid_request", f"the request body must be {FORM_CONTENT_TYPE}")
+def content_length_of(value: str | None) -> int | None:
+    """The CONTENT_LENGTH header as a number; None when absent or not a number."""
     try:
-        form = request.POST
-    except RequestDataTooBig as exc:
-        raise OAuthError("invalid_request", "the request body is too large", status=413) from exc
-    except (MultiPartParserError, UnicodeDecodeError, ValueError) as exc:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def read_form(
+    content_type: str, content_length: int | None, read: Callable[[int], bytes]
+) -> dict[str, list[str]]:
+    """The form parameters, strictly: right content type, UTF-8, each at most once.
+
+    ``read(n)`` returns up to ``n`` bytes of the request body. A body larger than
+    DATA_UPLOAD_MAX_MEMORY_SIZE is refused before it is read when its length is announced.
+    """
+    media_type, _, parameters = content_type.partition(";")
+    if media_type.strip().lower() != FORM_CONTENT_TYPE:
+        raise OAuthError("invalid_request", f"the request body must be {FORM_CONTENT_TYPE}")
+    charset = parameters.strip().lower()
+    if charset and charset.replace(" ", "") not in ("charset=utf-8", 'charset="utf-8"'):
+        raise OAuthError("invalid_request", "the request body must be UTF-8")
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if limit is not None and content_length is not None and content_length > limit:
+        raise OAuthError("invalid_request", "the request body is too large", status=413)
+    body = read(content_length if content_length is not None else (limit or 1 << 20) + 1)
+    if limit is not None and len(body) > limit:
+        raise OAuthError("invalid_request", "the request body is too large", status=413)
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
         raise OAuthError("invalid_request", "the request body cannot be parsed") from exc
-    params = dict(form.lists())
-    for name, values in params.items():
-        if len(values) > 1 and name not in REPEATABLE:
+    params: dict[str, list[str]] = {}
+    for name, value in pairs:
+        values = params.setdefault(name, [])
+        if values and name not in REPEATABLE:
             raise OAuthError("invalid_request", f"parameter {name!r} is repeated")
+        values.append(value)
     return params
 
 
 def client_credentials_from(
-    request: HttpRequest, params: dict[str, list[str]]
+    authorization: str | None, params: dict[str, list[str]]
 ) -> tuple[str, str, str]:
     """(client_id, client_secret, method) from HTTP Basic or the form, exactly one of them."""
-    header = request.META.get("HTTP_AUTHORIZATION")
+    header = authorization
     form_id = params.get("client_id", [None])[0]
     form_secret = params.get("client_secret", [None])[0]
     if header is not None:
@@ -156,21 +177,45 @@ def _requested_audience(params: dict[str, list[str]], registered: list[str]) -> 
     return [aud for aud in registered if aud in wanted]
 
 
-def _token(request: HttpRequest) -> HttpResponse:
-    params = read_form(request)
+# The token endpoint's answer, independent of any web framework: (status, headers, JSON body).
+# The Django view below and the WSGI fast path (oauth/wsgi.py) both serve token_endpoint().
+TokenAnswer = tuple[int, dict[str, str], bytes]
+JSON_CONTENT_TYPE = "application/json"
+
+
+def _answer(body: dict[str, Any], status: int = 200, headers: dict | None = None) -> TokenAnswer:
+    return (
+        status,
+        {"Content-Type": JSON_CONTENT_TYPE, **NO_STORE, **(headers or {})},
+        json.dumps(body, separators=(",", ":")).encode(),
+    )
+
+
+def _token(
+    content_type: str,
+    content_length: int | None,
+    authorization: str | None,
+    read: Callable[[int], bytes],
+    log: dict[str, Any],
+) -> TokenAnswer:
+    params = read_form(content_type, content_length, read)
     grant_type = params.get("grant_type", [None])[0]
     if not grant_type:
         raise OAuthError("invalid_request", "grant_type is required")
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
-    client_id, client_secret, method = client_credentials_from(request, params)
-    token_metrics.note_client_id(request, client_id)
+    client_id, client_secret, auth_method = client_credentials_from(authorization, params)
+    presented = token_metrics.loggable_client_id(client_id)
+    if presented:
+        log["client_id"] = presented
     if not client_id or not client_secret or len(client_id) > 64 or len(client_secret) > 512:
         raise invalid_client()
     client = authenticate_with_secret(client_id, client_secret)
     if client is None:
         raise invalid_client()
-    log_context(request, client_id=client.client_id, organization_id=client.organization_id)
+    log["client_id"] = client.client_id
+    if client.organization_id:
+        log["organization_id"] = client.organization_id
     scopes = _requested_scopes(params, client.scopes)
     audience = _requested_audience(params, client.audience)
     token = issue_token(client, scopes=scopes, audience=audience)
@@ -181,29 +226,70 @@ def _token(request: HttpRequest) -> HttpResponse:
     }
     if token.scopes:
         body["scope"] = " ".join(token.scopes)
-    token_metrics.record_token_issued(method, request)
-    return json_response(body, headers=NO_STORE)
+    token_metrics.record_token_issued(auth_method)
+    log.update(outcome="token_issued", auth_method=auth_method)
+    return _answer(body)
+
+
+def token_endpoint(
+    method: str,
+    content_type: str,
+    content_length: int | None,
+    authorization: str | None,
+    read: Callable[[int], bytes],
+    log: dict[str, Any],
+) -> TokenAnswer:
+    """POST /oauth/token (the client_credentials grant), from the parts of an HTTP request.
+
+    ``read(n)`` returns up to ``n`` bytes of the body; it is called at most once. The metrics
+    are counted here; ``log`` receives the fields of the access-log line (``client_id``,
+    ``organization_id``, ``outcome``, ``auth_method``), never a credential.
+    """
+    if method != "POST":
+        return _refused(
+            OAuthError("invalid_request", "method not allowed; use POST", 405, {"Allow": "POST"}),
+            log,
+        )
+    try:
+        return _token(content_type, content_length, authorization, read, log)
+    except OAuthError as error:
+        return _refused(error, log)
+    except DatabaseError:
+        return _refused(
+            OAuthError("temporarily_unavailable", "try again shortly", 503, {"Retry-After": "5"}),
+            log,
+        )
+
+
+def _refused(error: OAuthError, log: dict[str, Any]) -> TokenAnswer:
+    token_metrics.record_token_failure(error.error)
+    log["outcome"] = error.error
+    return _answer(
+        {"error": error.error, "error_description": error.description},
+        status=error.status,
+        headers=error.headers,
+    )
 
 
 @csrf_exempt
 @token_metrics.timed
 def token(request: HttpRequest) -> HttpResponse:
-    """POST /oauth/token: the client_credentials grant."""
-    if request.method != "POST":
-        token_metrics.record_token_failure("invalid_request", request)
-        return method_not_allowed("POST")
-    try:
-        return _token(request)
-    except OAuthError as error:
-        token_metrics.record_token_failure(error.error, request)
-        return oauth_error_response(error)
-    except DatabaseError:
-        token_metrics.record_token_failure("temporarily_unavailable", request)
-        return json_response(
-            {"error": "temporarily_unavailable", "error_description": "try again shortly"},
-            status=503,
-            headers={"Retry-After": "5", **NO_STORE},
-        )
+    """POST /oauth/token through Django (the WSGI fast path serves the same token_endpoint)."""
+    meta = request.META
+    log: dict[str, Any] = {}
+    status, headers, body = token_endpoint(
+        request.method or "",
+        meta.get("CONTENT_TYPE", ""),
+        content_length_of(meta.get("CONTENT_LENGTH")),
+        meta.get("HTTP_AUTHORIZATION"),
+        request.read,
+        log,
+    )
+    log_context(request, **log)
+    response = HttpResponse(body, status=status, content_type=headers.pop("Content-Type"))
+    for name, value in headers.items():
+        response[name] = value
+    return response
 
 
 def jwks(request: HttpRequest) -> HttpResponse:

@@ -210,6 +210,8 @@ OAUTH = {
     # Verified secrets are remembered in-process for this long (HMAC-keyed).
     "SECRET_CACHE_SECONDS": env_int("OAUTH_SECRET_CACHE_SECONDS", 300, minimum=0),
     "LAST_USED_RESOLUTION_SECONDS": 60,
+    # Serve POST /oauth/token from a WSGI fast path in front of Django (oauth/wsgi.py).
+    "TOKEN_FAST_PATH": env_bool("OAUTH_TOKEN_FAST_PATH", True),
     # argon2id parameters for client secrets (OWASP: 19 MiB, 2 passes, 1 lane).
     "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", 2, minimum=1),
     "ARGON2_MEMORY_COST": env_int("OAUTH_ARGON2_MEMORY_COST", 19456, minimum=8),

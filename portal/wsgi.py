@@ -6,4 +6,10 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+# POST /oauth/token is answered by the same code without the Django request cycle (oauth/wsgi.py).
+# Imported after get_wsgi_application(), which sets Django up: it imports models.
+from oauth.wsgi import with_token_fast_path  # noqa: E402
+
+application = with_token_fast_path(django_application)

@@ -1,0 +1,276 @@
+"""The token endpoint benchmark: ``make bench`` (or ``python bench/run.py``).
+
+For SQLite (a temp file) and PostgreSQL (BENCH_PG_URL, default database m2m_bench, created when
+missing) it starts the production server (gunicorn with gunicorn.conf.py) on 127.0.0.1 on a free
+port and prints:
+
+- the machine's ceiling: ``openssl speed rsa2048`` signatures per second times the cores;
+- cold first-request latency of fresh secrets (argon2id with the production parameters);
+- single-client warm latency (median, p99; bench/latency.py does the same on its own);
+- ``wrk`` + bench/token.lua at each concurrency: tokens/s, p50/p99, failures (any answer that is
+  not a 200 with an access_token), and the ratio of tokens/s to the ceiling;
+- ES256 beside RS256, and the plain Django view (OAUTH_TOKEN_FAST_PATH=false), at the highest
+  concurrency;
+- the resident memory (RSS) of each gunicorn worker after the load;
+- with ``--scale``: token latency and throughput on PostgreSQL seeded with 10,000 organizations
+  and 100,000 clients (bench/seed_scale.py) beside the empty database, and the client list page;
+- JWT verification figures from bench/verify_bench.py, when that file exists.
+
+Environment knobs: BENCH_DURATION (s, default 10), BENCH_CONCURRENCY (default 1,8,32),
+BENCH_DBS (default sqlite,postgres), BENCH_LATENCY_N (default 2000), BENCH_WRK_THREADS (default 1:
+the load generator shares the 2 cores with the server), and every GUNICORN_* of gunicorn.conf.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from server import (
+    BENCH_SECRET_KEY,
+    PG_URL,
+    PYTHON,
+    ROOT,
+    Database,
+    Server,
+    cold_latency_ms,
+    database,
+    gunicorn,
+    sequential_latency,
+)
+
+BENCH = Path(__file__).resolve().parent
+
+
+def openssl_sign_per_second(algorithm: str, seconds: int = 3) -> float:
+    """Signatures per second of one core, from ``openssl speed`` (rsa2048 or ecdsap256)."""
+    out = subprocess.run(
+        ["openssl", "speed", "-seconds", str(seconds), algorithm],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    header = next(line for line in out.splitlines() if "sign/s" in line).split()
+    row_re = r"^\s*rsa\s+2048 bits" if algorithm == "rsa2048" else r"^\s*256 bits ecdsa"
+    row = next(line for line in out.splitlines() if re.match(row_re, line))
+    # The row ends with as many numbers as the header has columns; take the sign/s one.
+    numbers = row.split()[-len(header) :]
+    return float(numbers[header.index("sign/s")])
+
+
+def run_wrk(server: Server, client: dict[str, str], connections: int, duration: int) -> dict:
+    threads = min(connections, int(os.environ.get("BENCH_WRK_THREADS", "1")))
+    env = {
+        **os.environ,
+        "BENCH_CLIENT_ID": client["client_id"],
+        "BENCH_CLIENT_SECRET": client["client_secret"],
+    }
+    cpu_before = server.worker_cpu_seconds()
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(BENCH / "token.lua"),
+            server.url,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    line = next(line for line in out.splitlines() if line.startswith("BENCH_RESULT "))
+    result = json.loads(line.removeprefix("BENCH_RESULT "))
+    # Server CPU per token does not depend on what else runs on the machine, unlike tokens/s.
+    result["cpu_us_per_token"] = (
+        1e6 * (server.worker_cpu_seconds() - cpu_before) / max(result["requests"], 1)
+    )
+    result["tokens_per_s"] = result["ok"] / (result["duration_us"] / 1e6)
+    result["errors"] = result["failed"] + result["socket_errors"]
+    return result
+
+
+def describe(label: str, result: dict, ceiling: float) -> str:
+    text = (
+        f"  {label}: {result['tokens_per_s']:8.1f} tokens/s  p50 {result['p50_us'] / 1000:6.2f} ms"
+        f"  p99 {result['p99_us'] / 1000:6.2f} ms  requests {result['requests']}"
+        f"  server CPU {result['cpu_us_per_token']:5.0f} us/request"
+        f"  errors {result['errors']} (non-200 or no token {result['failed']},"
+        f" socket {result['socket_errors']})  {100 * result['tokens_per_s'] / ceiling:5.1f}%"
+        " of the RSA ceiling"
+    )
+    if result["first_failure"]:
+        text += f"\n    first failure: {result['first_failure']}"
+    return text
+
+
+def bench_database(label: str, args: argparse.Namespace, ceiling: float) -> dict:
+    print(f"\n== {label} ==", flush=True)
+    summary: dict = {"db": label}
+    with database(label, BENCH_SECRET_KEY) as db:
+        clients = db.make_clients(count=4, algorithm="RS256")
+        load_client, cold_clients = clients[0], clients[1:]
+        with gunicorn(db) as server:
+            print(
+                f"gunicorn: {len(server.worker_pids())} workers "
+                f"({os.environ.get('GUNICORN_WORKER_CLASS', 'gunicorn.conf.py default')}),"
+                f" port {server.port}"
+            )
+            colds = [cold_latency_ms(server.port, client) for client in cold_clients]
+            print(
+                "cold first request of a fresh secret (argon2id): "
+                + ", ".join(f"{ms:.1f} ms ({status})" for status, ms in colds)
+            )
+            summary["cold_ms"] = max(ms for _, ms in colds)
+            latency = sequential_latency(server.port, load_client, n=args.latency_n)
+            print(
+                f"single client, warm, n={latency['n']}: median {latency['median_ms']:.2f} ms"
+                f"  p99 {latency['p99_ms']:.2f} ms  failures {latency['failures']}"
+            )
+            summary["latency"] = latency
+            print(f"wrk, {args.duration} s each, RS256:")
+            for connections in args.concurrency:
+                result = run_wrk(server, load_client, connections, args.duration)
+                print(describe(f"c={connections:<3d}", result, ceiling), flush=True)
+                summary[f"rs256_c{connections}"] = result
+            rss = server.worker_rss_mib()
+            print("worker RSS after the run: " + ", ".join(f"{mib:.1f} MiB" for mib in rss))
+            summary["rss_mib"] = rss
+        top = max(args.concurrency)
+        with gunicorn(db, OAUTH_TOKEN_FAST_PATH="false") as server:
+            result = run_wrk(server, load_client, top, args.duration)
+            print(describe(f"Django view, no fast path, c={top:<3d}", result, ceiling), flush=True)
+            summary["view"] = result
+        es_top = es256(db, load_client, args, ceiling)
+        summary["es256"] = es_top
+    return summary
+
+
+def es256(db: Database, client: dict[str, str], args: argparse.Namespace, ceiling: float) -> dict:
+    """Rotate to an ES256 key, measure the highest concurrency, and rotate back to RS256."""
+    db.manage("rotate_signing_key", "--algorithm", "ES256")
+    try:
+        with gunicorn(db) as server:
+            top = max(args.concurrency)
+            result = run_wrk(server, client, top, args.duration)
+            print(describe(f"ES256 c={top:<3d}", result, ceiling), flush=True)
+    finally:
+        db.manage("rotate_signing_key", "--algorithm", "RS256")
+    return result
+
+
+def bench_scale(args: argparse.Namespace, ceiling: float) -> None:
+    """PostgreSQL with 10,000 organizations and 100,000 clients beside the empty database."""
+    print("\n== scale: PostgreSQL, empty vs 10,000 organizations / 100,000 clients ==", flush=True)
+    scale_url = os.environ.get("BENCH_PG_SCALE_URL", PG_URL + "_scale")
+    top = max(args.concurrency)
+    figures = {}
+    for label, url in (("empty", PG_URL), ("seeded", scale_url)):
+        with database(url, BENCH_SECRET_KEY) as db:
+            if label == "seeded":
+                out = subprocess.run(
+                    [PYTHON, "bench/seed_scale.py"],
+                    cwd=ROOT,
+                    env=db.env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                print(out.rstrip())
+                client = json.loads(out.strip().splitlines()[-1])
+            else:
+                client = db.make_clients(algorithm="RS256")[0]
+            with gunicorn(db) as server:
+                latency = sequential_latency(server.port, client, n=args.latency_n)
+                result = run_wrk(server, client, top, args.duration)
+            figures[label] = (latency, result)
+            print(
+                f"  {label:6s}: single client median {latency['median_ms']:.2f} ms"
+                f"  p99 {latency['p99_ms']:.2f} ms;"
+                + describe(f"c={top}", result, ceiling).lstrip(),
+                flush=True,
+            )
+    (empty_lat, empty_wrk), (seeded_lat, seeded_wrk) = figures["empty"], figures["seeded"]
+    print(
+        f"  seeded/empty: median latency {seeded_lat['median_ms'] / empty_lat['median_ms']:.2f}x,"
+        f" c={top} p50 {seeded_wrk['p50_us'] / empty_wrk['p50_us']:.2f}x,"
+        f" tokens/s {seeded_wrk['tokens_per_s'] / empty_wrk['tokens_per_s']:.2f}x"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="token endpoint benchmark")
+    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", 10)))
+    parser.add_argument("--concurrency", default=os.environ.get("BENCH_CONCURRENCY", "1,8,32"))
+    parser.add_argument("--db", default=os.environ.get("BENCH_DBS", "sqlite,postgres"))
+    parser.add_argument(
+        "--latency-n", type=int, default=int(os.environ.get("BENCH_LATENCY_N", 2000))
+    )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        default=os.environ.get("BENCH_SCALE") == "1",
+        help="also measure PostgreSQL with 100,000 clients (seeds once)",
+    )
+    parser.add_argument("--scale-only", action="store_true")
+    args = parser.parse_args()
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    if shutil.which("wrk") is None:
+        print("wrk is missing: apt-get install -y wrk (make bench does it)", file=sys.stderr)
+        return 2
+
+    cores = os.cpu_count() or 1
+    rsa = openssl_sign_per_second("rsa2048")
+    ceiling = rsa * cores
+    ec = openssl_sign_per_second("ecdsap256")
+    print(
+        f"ceiling: openssl speed rsa2048 {rsa:.1f} sign/s x {cores} cores = {ceiling:.0f} sign/s"
+        f"  (ecdsap256: {ec:.1f} sign/s x {cores} = {ec * cores:.0f})"
+    )
+    print(f"40% target: {0.4 * ceiling:.0f} tokens/s")
+
+    results = []
+    if not args.scale_only:
+        for label in args.db.split(","):
+            results.append(bench_database(label, args, ceiling))
+    if args.scale or args.scale_only:
+        bench_scale(args, ceiling)
+
+    verify = BENCH / "verify_bench.py"
+    if verify.exists():
+        print("\n== JWT verification (bench/verify_bench.py) ==", flush=True)
+        subprocess.run([PYTHON, str(verify)], cwd=ROOT, check=False)
+
+    print("\n== summary ==")
+    failed = False
+    for summary in results:
+        for key, value in summary.items():
+            if key.startswith("rs256_c") or key in ("es256", "view"):
+                failed = failed or value["errors"] > 0
+        top = summary[f"rs256_c{max(args.concurrency)}"]
+        print(
+            f"{summary['db']:8s} c={max(args.concurrency)}: {top['tokens_per_s']:.0f} tokens/s"
+            f" = {100 * top['tokens_per_s'] / ceiling:.1f}% of {ceiling:.0f};"
+            f" p99 {top['p99_us'] / 1000:.1f} ms; errors {top['errors']};"
+            f" ES256 {summary['es256']['tokens_per_s']:.0f} tokens/s;"
+            f" cold {summary['cold_ms']:.0f} ms;"
+            f" single client median {summary['latency']['median_ms']:.2f} ms"
+            f" p99 {summary['latency']['p99_ms']:.2f} ms"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""A WSGI fast path for ``POST /oauth/token`` in front of the Django application.
+
+The token endpoint's work is one query and one signature; the Django request cycle around it
+(request object, nine middlewares, URL resolution, signals, response object) cost more than the
+signature itself under load. This wrapper answers token requests straight from the WSGI environ
+with the very same ``oauth.views.token_endpoint`` the Django view calls, so parsing, validation,
+errors and metrics live in one place. It does what the middleware would have done for that
+answer (the request id and the access-log line of AccessLogMiddleware, the security headers,
+Content-Length), and hands every other request, and any token request it is
+not sure about (a Host outside ALLOWED_HOSTS, an HTTP request that must be redirected to HTTPS,
+DEBUG on), to Django unchanged. tests/e2e/test_token_server.py checks that both paths answer alike.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from types import SimpleNamespace
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from django.http.request import split_domain_port, validate_host
+from django.urls import reverse
+
+from oauth import metrics as token_metrics
+from oauth.views import content_length_of, token_endpoint
+from portal import net
+from portal.logs import REQUEST_ID_HEADER, request_id_from, request_id_var
+from portal.middleware import write_access_line
+
+WSGIApp = Callable[[dict[str, Any], Callable], Iterable[bytes]]
+
+# A connection that answered a query this recently is taken as alive: under load this saves the
+# "SELECT 1" health check (CONN_HEALTH_CHECKS) that Django runs before every request's first query,
+# a round trip as long as the token query itself. An idle connection is still checked.
+HEALTHY_FOR_SECONDS = 1.0
+_MAX_KNOWN_HOSTS = 64
+
+
+def _status_line(status: int) -> str:
+    return f"{status} {HTTPStatus(status).phrase}"
+
+
+class TokenFastPath:
+    """WSGI middleware: serve ``POST /oauth/token`` without the Django request cycle."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+        self.path = reverse("oauth:token")
+        self.enabled = not settings.DEBUG and not settings.USE_X_FORWARDED_HOST
+        self.known_hosts: set[str] = set()
+        self.status_lines = {code.value: _status_line(code.value) for code in HTTPStatus}
+        self.extra_headers = self._middleware_headers()
+        self.hsts = self._hsts()
+        self.proxy_ssl_header = settings.SECURE_PROXY_SSL_HEADER
+        # Django's connections are per thread, so is the time each last answered.
+        self.local = threading.local()
+
+    @staticmethod
+    def _middleware_headers() -> list[tuple[str, str]]:
+        """The headers SecurityMiddleware and XFrameOptionsMiddleware put on every answer."""
+        headers = []
+        if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+            headers.append(("X-Content-Type-Options", "nosniff"))
+        if settings.SECURE_REFERRER_POLICY:
+            policy = settings.SECURE_REFERRER_POLICY
+            if not isinstance(policy, str):
+                policy = ",".join(policy)
+            headers.append(("Referrer-Policy", policy))
+        if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+            headers.append(
+                ("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY)
+            )
+        headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS.upper()))
+        return headers
+
+    @staticmethod
+    def _hsts() -> tuple[str, str] | None:
+        if not settings.SECURE_HSTS_SECONDS:
+            return None
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            value += "; preload"
+        return ("Strict-Transport-Security", value)
+
+    def _is_secure(self, environ: dict[str, Any]) -> bool:
+        if self.proxy_ssl_header:
+            header, secure_value = self.proxy_ssl_header
+            value = environ.get(header)
+            if value is not None:
+                return value.split(",", 1)[0].strip() == secure_value
+        return environ.get("wsgi.url_scheme") == "https"
+
+    def _host_allowed(self, environ: dict[str, Any]) -> bool:
+        host = environ.get("HTTP_HOST")
+        if not host:
+            return False
+        if host in self.known_hosts:
+            return True
+        domain, _port = split_domain_port(host)
+        if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+            return False  # Django answers it (400, DisallowedHost logged)
+        if len(self.known_hosts) < _MAX_KNOWN_HOSTS:
+            self.known_hosts.add(host)
+        return True
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if not self.enabled or environ.get("PATH_INFO") != self.path:
+            return self.app(environ, start_response)
+        # What AccessLogMiddleware does first (portal.net reads nothing but request.META, which
+        # in Django is this environ).
+        start = time.perf_counter()
+        as_request = SimpleNamespace(META=environ)
+        net.drop_untrusted_forwarded_proto(as_request)
+        secure = self._is_secure(environ)
+        if (settings.SECURE_SSL_REDIRECT and not secure) or not self._host_allowed(environ):
+            return self.app(environ, start_response)
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+        context_token = request_id_var.set(request_id)
+        try:
+            with token_metrics.token_timer():
+                status, headers, body, log = self._answer(environ)
+            write_access_line(
+                request_id=request_id,
+                method=environ["REQUEST_METHOD"],
+                path=self.path,
+                status=status,
+                start=start,
+                client_ip=net.client_ip(as_request),
+                context=log,
+            )
+        finally:
+            request_id_var.reset(context_token)
+        response_headers = [*headers.items(), ("Content-Length", str(len(body)))]
+        response_headers += self.extra_headers
+        if secure and self.hsts:
+            response_headers.append(self.hsts)
+        response_headers.append((REQUEST_ID_HEADER, request_id))
+        start_response(self.status_lines[status], response_headers)
+        return [body]
+
+    def _answer(self, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes, dict]:
+        """token_endpoint's answer and access-log fields, with Django's database upkeep."""
+        skipped_check = self._begin()
+        read_bytes: list[bytes] = []
+
+        def read(size: int) -> bytes:
+            read_bytes.append(environ["wsgi.input"].read(size))
+            return read_bytes[-1]
+
+        request = (
+            environ["REQUEST_METHOD"],
+            environ.get("CONTENT_TYPE", ""),
+            content_length_of(environ.get("CONTENT_LENGTH")),
+            environ.get("HTTP_AUTHORIZATION"),
+        )
+        log: dict[str, Any] = {}
+        try:
+            status, headers, body = token_endpoint(*request, read, log)
+            if status == 503 and skipped_check:
+                # The connection we did not health-check was dead (a database restart): do what
+                # the check would have done, afterwards. The failed query is the first thing the
+                # endpoint does, so nothing has happened yet and asking again is safe.
+                for conn in connections.all(initialized_only=True):
+                    conn.close()
+                log = {}
+                status, headers, body = token_endpoint(
+                    *request, lambda size: b"".join(read_bytes)[:size], log
+                )
+        finally:
+            self._end()
+        if status != 503:
+            self.local.last_healthy = time.monotonic()
+        return status, headers, body, log
+
+    def _begin(self) -> bool:
+        """What Django's request_started does for the database (close_old_connections).
+
+        True when the health check of an open connection is skipped as recently proven.
+        """
+        recent = time.monotonic() - getattr(self.local, "last_healthy", 0.0) < HEALTHY_FOR_SECONDS
+        skipped = False
+        for conn in connections.all(initialized_only=True):
+            conn.close_if_unusable_or_obsolete()
+            if recent and conn.connection is not None:
+                conn.health_check_done = True
+                skipped = True
+        return skipped
+
+    @staticmethod
+    def _end() -> None:
+        """What Django's request_finished does for the database."""
+        for conn in connections.all(initialized_only=True):
+            conn.close_if_unusable_or_obsolete()
+
+
+def with_token_fast_path(app: WSGIApp) -> WSGIApp:
+    """``app`` behind the token fast path, unless OAUTH["TOKEN_FAST_PATH"] is off."""
+    if not settings.OAUTH.get("TOKEN_FAST_PATH", True):
+        return app
+    return TokenFastPath(app)

@@ -1,0 +1,324 @@
+"""POST /oauth/token over a real gunicorn process: the WSGI fast path answers like the Django view.
+
+Two servers run gunicorn.conf.py on free ports against one database of their own: one with the
+fast path (the default), one with OAUTH_TOKEN_FAST_PATH=false, where Django's view answers. Each
+input is sent to both and the answers are compared header by header.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import jwt
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+FORM = "application/x-www-form-urlencoded"
+# Per-response headers that differ between two servers answering at different moments.
+VOLATILE = {"date", "server"}
+
+MAKE_CLIENT = """
+import json
+from clients.services import Actor, client_create, organization_create
+from oauth import keys
+keys.ensure_signing_key()
+actor = Actor.system("e2e")
+org = organization_create(actor=actor, display_name="E2E")
+client, secret = client_create(
+    actor=actor, organization=org, name="e2e", scopes=["read", "write"], audience=["api-a"]
+)
+print(json.dumps({"client_id": client.id, "client_secret": secret}))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def own_database() -> Iterator[str]:
+    """A database for the servers alone: PostgreSQL when the suite runs on it, else SQLite."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        import psycopg
+
+        name = url.rsplit("/", 1)[1] + "_e2e_token"
+        admin = url.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield url.rsplit("/", 1)[0] + "/" + name
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    with tempfile.TemporaryDirectory(prefix="m2m-e2e-") as tmp:
+        yield f"sqlite:///{tmp}/db.sqlite3"
+
+
+@dataclass
+class Server:
+    port: int
+    log: Path
+
+    def access_line(self, request_id: str) -> dict:
+        """The access-log line of the request with this X-Request-ID (JSON logs)."""
+        deadline = time.monotonic() + 5
+        while True:
+            for line in self.log.read_text().splitlines():
+                if line.startswith("{") and '"portal.access"' in line:
+                    record = json.loads(line)
+                    if record.get("request_id") == request_id:
+                        return record
+            assert time.monotonic() < deadline, f"no access line for {request_id}"
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict[str, str], log: Path) -> Iterator[Server]:
+    port = free_port()
+    server_env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"}
+    log_file = log.open("w")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("gunicorn")), "portal.wsgi", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=server_env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log.read_text()[-3000:]
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.1)
+        yield Server(port, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log_file.close()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory) -> Iterator[dict]:
+    logs = tmp_path_factory.mktemp("token-server-logs")
+    with own_database() as database_url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "DEBUG": "false",
+            "SECRET_KEY": "e2e-token-server-secret-key-0123456789-abcdefghij",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "OAUTH_ISSUER": "http://127.0.0.1",
+            "OAUTH_ARGON2_TIME_COST": "1",
+            "OAUTH_ARGON2_MEMORY_COST": "1024",
+            "LOG_FORMAT": "json",
+        }
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        run = {"cwd": ROOT, "env": env, "check": True, "capture_output": True, "text": True}
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], **run)
+        made = subprocess.run([sys.executable, "manage.py", "shell", "-c", MAKE_CLIENT], **run)
+        client = json.loads(made.stdout.strip().splitlines()[-1])
+        with (
+            gunicorn(env, logs / "fast.log") as fast,
+            gunicorn({**env, "OAUTH_TOKEN_FAST_PATH": "false"}, logs / "view.log") as view,
+        ):
+            yield {"fast": fast, "view": view, "client": client}
+
+
+def send(port: int, method: str, body: bytes = b"", headers: dict | None = None) -> tuple:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, "/oauth/token", body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def form(**fields: str) -> tuple[bytes, dict]:
+    return urlencode(fields).encode(), {"Content-Type": FORM}
+
+
+def credentials(client: dict) -> dict:
+    return {"client_id": client["client_id"], "client_secret": client["client_secret"]}
+
+
+def test_it_issues_a_token_that_verifies_through_the_jwks(servers):
+    body, headers = form(grant_type="client_credentials", **credentials(servers["client"]))
+    status, response_headers, data = send(servers["fast"].port, "POST", body, headers)
+    assert status == 200, data
+    assert response_headers["content-type"] == "application/json"
+    assert response_headers["cache-control"] == "no-store"
+    assert response_headers["x-content-type-options"] == "nosniff"
+    answer = json.loads(data)
+    assert answer["token_type"] == "Bearer" and answer["scope"] == "read write"
+    conn = http.client.HTTPConnection("127.0.0.1", servers["fast"].port, timeout=10)
+    conn.request("GET", "/.well-known/jwks.json")
+    jwks = json.loads(conn.getresponse().read())
+    conn.close()
+    kid = jwt.get_unverified_header(answer["access_token"])["kid"]
+    key = jwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == kid)).key
+    claims = jwt.decode(
+        answer["access_token"],
+        key,
+        algorithms=["RS256"],
+        audience="api-a",
+        issuer="http://127.0.0.1",
+    )
+    assert claims["client_id"] == servers["client"]["client_id"]
+
+
+def test_a_wrong_secret_is_invalid_client(servers):
+    body, headers = form(
+        grant_type="client_credentials",
+        client_id=servers["client"]["client_id"],
+        client_secret="test_wrong",
+    )
+    status, response_headers, data = send(servers["fast"].port, "POST", body, headers)
+    assert status == 401
+    assert json.loads(data)["error"] == "invalid_client"
+    assert response_headers["www-authenticate"].startswith("Basic")
+
+
+def test_other_methods_are_405(servers):
+    status, response_headers, data = send(servers["fast"].port, "GET")
+    assert status == 405
+    assert response_headers["allow"] == "POST"
+    assert json.loads(data)["error"] == "invalid_request"
+
+
+def basic(client: dict, secret: str | None = None) -> str:
+    raw = f"{client['client_id']}:{secret or client['client_secret']}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def requests_to_compare(client: dict) -> dict[str, tuple[str, bytes, dict]]:
+    grant = {"grant_type": "client_credentials"}
+    good = urlencode({**grant, **credentials(client)}).encode()
+    return {
+        "client_secret_post": ("POST", good, {"Content-Type": FORM}),
+        "client_secret_basic": (
+            "POST",
+            urlencode(grant).encode(),
+            {"Content-Type": FORM, "Authorization": basic(client)},
+        ),
+        "charset": ("POST", good, {"Content-Type": FORM + "; charset=UTF-8"}),
+        "narrowed scope": (
+            "POST",
+            urlencode({**grant, **credentials(client), "scope": "write"}).encode(),
+            {"Content-Type": FORM},
+        ),
+        "wrong secret": (
+            "POST",
+            urlencode({**grant, **credentials(client), "client_secret": "x"}).encode(),
+            {"Content-Type": FORM},
+        ),
+        "wrong basic secret": (
+            "POST",
+            urlencode(grant).encode(),
+            {"Content-Type": FORM, "Authorization": basic(client, "nope")},
+        ),
+        "bearer": (
+            "POST",
+            urlencode(grant).encode(),
+            {"Content-Type": FORM, "Authorization": "Bearer x"},
+        ),
+        "no credentials": ("POST", urlencode(grant).encode(), {"Content-Type": FORM}),
+        "unsupported grant": (
+            "POST",
+            urlencode({**credentials(client), "grant_type": "password"}).encode(),
+            {"Content-Type": FORM},
+        ),
+        "missing grant": ("POST", urlencode(credentials(client)).encode(), {"Content-Type": FORM}),
+        "repeated parameter": (
+            "POST",
+            good + b"&grant_type=client_credentials",
+            {"Content-Type": FORM},
+        ),
+        "unknown scope": (
+            "POST",
+            urlencode({**grant, **credentials(client), "scope": "admin"}).encode(),
+            {"Content-Type": FORM},
+        ),
+        "unknown audience": (
+            "POST",
+            urlencode({**grant, **credentials(client), "audience": "evil"}).encode(),
+            {"Content-Type": FORM},
+        ),
+        "json body": (
+            "POST",
+            json.dumps({**grant, **credentials(client)}).encode(),
+            {"Content-Type": "application/json"},
+        ),
+        "not utf-8": ("POST", good + b"&x=%FF", {"Content-Type": FORM}),
+        "oversized body": ("POST", good + b"&pad=" + b"x" * (1024 * 1024), {"Content-Type": FORM}),
+        "GET": ("GET", b"", {}),
+        "PUT": ("PUT", good, {"Content-Type": FORM}),
+        "disallowed host": ("POST", good, {"Content-Type": FORM, "Host": "evil.example"}),
+    }
+
+
+@pytest.mark.parametrize("case", list(requests_to_compare({"client_id": "", "client_secret": ""})))
+def test_the_fast_path_answers_and_logs_like_the_django_view(servers, case):
+    method, body, headers = requests_to_compare(servers["client"])[case]
+    request_id = f"e2e-{case.replace(' ', '-')}-{time.monotonic_ns()}"
+    headers = {**headers, "X-Request-ID": request_id}
+    fast_status, fast_headers, fast_body = send(servers["fast"].port, method, body, headers)
+    view_status, view_headers, view_body = send(servers["view"].port, method, body, headers)
+    assert fast_status == view_status, (fast_body, view_body)
+    assert fast_headers["x-request-id"] == request_id
+    if case != "disallowed host":  # Django refuses it before the access log middleware answers
+        fast_line, view_line = (servers[side].access_line(request_id) for side in ("fast", "view"))
+        for line in (fast_line, view_line):
+            del line["time"], line["duration_ms"]
+            line["message"] = line["message"].rsplit(" ", 1)[0]  # "POST /oauth/token 200 1.2ms"
+        assert fast_line == view_line
+    for name in VOLATILE:
+        fast_headers.pop(name, None)
+        view_headers.pop(name, None)
+    if fast_status != 200:
+        assert fast_headers == view_headers
+        assert fast_body == view_body
+        return
+    # A token differs in its jti and times (and so in length and signature): compare the rest.
+    fast_headers.pop("content-length"), view_headers.pop("content-length")
+    assert fast_headers == view_headers
+    fast, view = json.loads(fast_body), json.loads(view_body)
+    fast_token, view_token = fast.pop("access_token"), view.pop("access_token")
+    assert fast == view
+    assert jwt.get_unverified_header(fast_token) == jwt.get_unverified_header(view_token)
+    volatile_claims = {"jti", "iat", "nbf", "exp"}
+    fast_claims = jwt.decode(fast_token, options={"verify_signature": False})
+    view_claims = jwt.decode(view_token, options={"verify_signature": False})
+    assert fast_claims.keys() == view_claims.keys()
+    assert {k: v for k, v in fast_claims.items() if k not in volatile_claims} == {
+        k: v for k, v in view_claims.items() if k not in volatile_claims
+    }
