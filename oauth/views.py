@@ -14,10 +14,11 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from oauth import keys
+from oauth import keys, ratelimit
 from oauth import metrics as token_metrics
-from oauth.tokens import authenticate_with_secret, issue_token
+from oauth.tokens import authenticate_with_secret, issue_token, recently_verified
 from portal.logs import log_context
+from portal.net import client_ip
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -66,6 +67,20 @@ def invalid_client(
 ) -> OAuthError:
     headers = {"WWW-Authenticate": 'Basic realm="oauth", charset="UTF-8"'}
     return OAuthError("invalid_client", description, status=401, headers=headers)
+
+
+def too_many_failures(limited: ratelimit.RateLimited) -> OAuthError:
+    """429 for a locked client_id or address (RFC 6749 has no code for it; RFC 6585 has 429).
+
+    ``temporarily_unavailable`` rather than ``invalid_client``: a client whose id an attacker is
+    hammering must read "wait", not "your credentials are wrong".
+    """
+    return OAuthError(
+        "temporarily_unavailable",
+        f"too many failed attempts; retry after {limited.retry_after} s",
+        status=429,
+        headers={"Retry-After": str(limited.retry_after)},
+    )
 
 
 def content_length_of(value: str | None) -> int | None:
@@ -197,6 +212,7 @@ def _token(
     authorization: str | None,
     read: Callable[[int], bytes],
     log: dict[str, Any],
+    ip: str | None,
 ) -> TokenAnswer:
     params = read_form(content_type, content_length, read)
     grant_type = params.get("grant_type", [None])[0]
@@ -204,14 +220,29 @@ def _token(
         raise OAuthError("invalid_request", "grant_type is required")
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
-    client_id, client_secret, auth_method = client_credentials_from(authorization, params)
+    try:
+        client_id, client_secret, auth_method = client_credentials_from(authorization, params)
+    except OAuthError as error:
+        if error.error == "invalid_client":
+            ratelimit.hit(ratelimit.token_failure_counters(params.get("client_id", [""])[0], ip))
+        raise
     presented = token_metrics.loggable_client_id(client_id)
     if presented:
         log["client_id"] = presented
+    failure_counters = ratelimit.token_failure_counters(client_id, ip)
+    if not recently_verified(client_id, client_secret):
+        # Only a request that would run argon2 asks the shared store (one read) whether its
+        # client_id or address is locked; a known-good secret goes straight through.
+        try:
+            ratelimit.check(failure_counters)
+        except ratelimit.RateLimited as limited:
+            raise too_many_failures(limited) from None
     if not client_id or not client_secret or len(client_id) > 64 or len(client_secret) > 512:
+        ratelimit.hit(failure_counters)
         raise invalid_client()
     client = authenticate_with_secret(client_id, client_secret)
     if client is None:
+        ratelimit.hit(failure_counters)
         raise invalid_client()
     log["client_id"] = client.client_id
     if client.organization_id:
@@ -238,12 +269,14 @@ def token_endpoint(
     authorization: str | None,
     read: Callable[[int], bytes],
     log: dict[str, Any],
+    client_ip: str | None = None,
 ) -> TokenAnswer:
     """POST /oauth/token (the client_credentials grant), from the parts of an HTTP request.
 
     ``read(n)`` returns up to ``n`` bytes of the body; it is called at most once. The metrics
     are counted here; ``log`` receives the fields of the access-log line (``client_id``,
-    ``organization_id``, ``outcome``, ``auth_method``), never a credential.
+    ``organization_id``, ``outcome``, ``auth_method``), never a credential. ``client_ip``
+    (from portal.net.client_ip) keys the per-address failure limit.
     """
     if method != "POST":
         return _refused(
@@ -251,7 +284,7 @@ def token_endpoint(
             log,
         )
     try:
-        return _token(content_type, content_length, authorization, read, log)
+        return _token(content_type, content_length, authorization, read, log, client_ip)
     except OAuthError as error:
         return _refused(error, log)
     except DatabaseError:
@@ -284,6 +317,7 @@ def token(request: HttpRequest) -> HttpResponse:
         meta.get("HTTP_AUTHORIZATION"),
         request.read,
         log,
+        client_ip(request),
     )
     log_context(request, **log)
     response = HttpResponse(body, status=status, content_type=headers.pop("Content-Type"))

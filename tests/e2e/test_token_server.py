@@ -133,6 +133,7 @@ def servers(tmp_path_factory) -> Iterator[dict]:
             **os.environ,
             "DATABASE_URL": database_url,
             "DEBUG": "false",
+            "SECURE_SSL_REDIRECT": "false",  # plain HTTP on a local port
             "SECRET_KEY": "e2e-token-server-secret-key-0123456789-abcdefghij",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "OAUTH_ISSUER": "http://127.0.0.1",
