@@ -85,6 +85,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us (no CDN, CSP 'self')
     "django_htmx",
     "template_partials",
     "clients",
@@ -185,6 +187,22 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "clients.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# The management API's OpenAPI schema (/api/v1/openapi.json) and reference (/api/v1/docs).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "M2M authorization server: management API",
+    "DESCRIPTION": (
+        "Organizations, API clients and their secrets. Authenticate with a Bearer token from "
+        "POST /oauth/token for a management client. Every error has the same shape (Error)."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SERVERS": [{"url": "/"}],
 }
 
 # --- OAuth ---------------------------------------------------------------------------------------
