@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 
 # Metrics in multiprocess mode (PROMETHEUS_MULTIPROC_DIR): these hooks clear stale files at start
 # and retire a worker's gauges when it exits.
@@ -46,7 +47,23 @@ preload_app = False
 
 
 def post_worker_init(worker) -> None:
-    """Do once per worker, before its first request, what the first token request would do."""
+    """Do once per worker, before its first request, what the first token request would do.
+
+    First, every stored signing key must decrypt with the configured key-encryption secrets:
+    when one does not, the worker exits with gunicorn's boot-error code (3) and the master stops
+    with the reason in the log, instead of serving 500s on every token request.
+    """
+    from django.db import DatabaseError
+
+    from oauth.keys import SigningKeyDecryptionError, check_keys_decrypt
+
+    try:
+        check_keys_decrypt()
+    except SigningKeyDecryptionError as exc:
+        worker.log.critical("refusing to start: %s", exc)
+        sys.exit(3)  # gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR: the master halts
+    except DatabaseError:
+        worker.log.warning("signing keys not checked: the database is not reachable or migrated")
     try:
         from oauth.tokens import warm_up
 
