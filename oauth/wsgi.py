@@ -61,7 +61,7 @@ class TokenFastPath:
 
     @staticmethod
     def _middleware_headers() -> list[tuple[str, str]]:
-        """The headers SecurityMiddleware and XFrameOptionsMiddleware put on every answer."""
+        """The headers the security middlewares put on every answer."""
         headers = []
         if settings.SECURE_CONTENT_TYPE_NOSNIFF:
             headers.append(("X-Content-Type-Options", "nosniff"))
@@ -75,6 +75,10 @@ class TokenFastPath:
                 ("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY)
             )
         headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS.upper()))
+        # And portal.middleware.SecurityHeadersMiddleware's policy.
+        policy = getattr(settings, "CONTENT_SECURITY_POLICY", "")
+        if policy:
+            headers.append(("Content-Security-Policy", policy))
         return headers
 
     @staticmethod

@@ -59,7 +59,9 @@ def own_database() -> Iterator[str]:
     if url.startswith("postgres"):
         import psycopg
 
-        name = url.rsplit("/", 1)[1] + "_e2e_token"
+        # One per xdist worker: this module's fixture may run in several workers at once.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        name = url.rsplit("/", 1)[1] + f"_e2e_token_{worker}"
         admin = url.rsplit("/", 1)[0] + "/postgres"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
