@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve test lint format bench bench-latency bench-profile clean
+.PHONY: install run serve test lint format bench bench-latency bench-profile soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -62,6 +62,11 @@ bench-profile: install
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	@test -x $(BIN)/py-spy || $(BIN)/pip install --quiet py-spy
 	$(BIN)/python bench/profile.py $(PROFILE_ARGS)
+
+# 60 s of token requests and management API calls together from 4 processes (gunicorn on
+# PostgreSQL, database m2m_soak): requests, errors, p50/p99. SOAK_ARGS="--seconds 120 --processes 8".
+soak: install
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -44,6 +44,9 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+# When gunicorn's own access log is on: the path without its query string (%(U)s, not %(r)s),
+# since a careless caller may put a client_secret there (tests/ops/test_no_leaks.py).
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # Each worker imports the app itself: no database connection or key can leak across a fork.
@@ -51,14 +54,32 @@ preload_app = False
 
 
 def post_worker_init(worker) -> None:
-    """Do once per worker, before its first request, what the first token request would do."""
+    """Do once per worker, before its first request, what the first token request would do.
+
+    First, every stored signing key must decrypt with the configured key-encryption secrets:
+    when one does not, the worker exits with gunicorn's boot-error code (3) and the master stops
+    with the reason in the log, instead of serving 500s on every token request.
+    """
     from django.apps import apps
 
     if not apps.is_installed("oauth"):
         return  # another app served from this directory (examples/deployment_api)
+    from django.db import DatabaseError
+
+    from oauth.keys import SigningKeyDecryptionError, check_keys_decrypt
     from oauth.wsgi import TokenFastPath
 
-    fast = isinstance(worker.wsgi, TokenFastPath)
+    try:
+        check_keys_decrypt()
+    except SigningKeyDecryptionError as exc:
+        worker.log.critical("refusing to start: %s", exc)
+        sys.exit(3)  # gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR: the master halts
+    except DatabaseError:
+        worker.log.warning("signing keys not checked: the database is not reachable or migrated")
+    app = worker.wsgi  # unwrap the WSGI middlewares of portal/wsgi.py down to the fast path
+    while not isinstance(app, TokenFastPath) and hasattr(app, "app"):
+        app = app.app
+    fast = isinstance(app, TokenFastPath)
     worker.log.info("token endpoint: %s", "WSGI fast path" if fast else "Django view")
     try:
         from oauth.tokens import warm_up

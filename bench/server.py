@@ -54,6 +54,7 @@ def base_env(database_url: str, **extra: str) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": database_url,
         "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",  # plain HTTP on a local port
         "SECRET_KEY": BENCH_SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "OAUTH_ISSUER": "http://127.0.0.1",

@@ -442,3 +442,22 @@ class TokenStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H:00} issued {self.issued}, failed {self.failed}"
+
+
+class RateLimitCounter(models.Model):
+    """One fixed-window count of ``oauth.ratelimit`` when no Redis is configured.
+
+    ``key`` names the scope, the hashed identifier and the window; rows whose window is over
+    (``expires``, epoch seconds) are deleted now and then by the limiter itself.
+    """
+
+    key = models.CharField(max_length=128, unique=True)
+    window_start = models.BigIntegerField()
+    count = models.PositiveIntegerField(default=0)
+    expires = models.BigIntegerField(db_index=True)
+
+    class Meta:
+        verbose_name = "rate-limit counter"
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.count}"

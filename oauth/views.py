@@ -18,11 +18,17 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from clients.models import ApiScope
-from oauth import assertions, keys
+from oauth import assertions, keys, ratelimit
 from oauth import metrics as token_metrics
 from oauth.jwk import ASSERTION_ALGORITHMS
-from oauth.tokens import AuthenticatedClient, authenticate_with_secret, issue_token
+from oauth.tokens import (
+    AuthenticatedClient,
+    authenticate_with_secret,
+    issue_token,
+    recently_verified,
+)
 from portal.logs import log_context
+from portal.net import client_ip
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -80,6 +86,20 @@ def invalid_client(
 ) -> OAuthError:
     headers = {"WWW-Authenticate": 'Basic realm="oauth", charset="UTF-8"'}
     return OAuthError("invalid_client", description, status=401, headers=headers)
+
+
+def too_many_failures(limited: ratelimit.RateLimited) -> OAuthError:
+    """429 for a locked client_id or address (RFC 6749 has no code for it; RFC 6585 has 429).
+
+    ``temporarily_unavailable`` rather than ``invalid_client``: a client whose id an attacker is
+    hammering must read "wait", not "your credentials are wrong".
+    """
+    return OAuthError(
+        "temporarily_unavailable",
+        f"too many failed attempts; retry after {limited.retry_after} s",
+        status=429,
+        headers={"Retry-After": str(limited.retry_after)},
+    )
 
 
 def content_length_of(value: str | None) -> int | None:
@@ -210,33 +230,59 @@ def _requested_audience(params: dict[str, list[str]], registered: list[str]) -> 
 
 
 def authenticate_client(
-    authorization: str | None, params: dict[str, list[str]], log: dict[str, Any]
+    authorization: str | None,
+    params: dict[str, list[str]],
+    log: dict[str, Any],
+    ip: str | None,
 ) -> tuple[AuthenticatedClient, str]:
     """The calling client and its method: a secret (Basic or post) or an assertion.
 
-    Raises ``invalid_client`` when authentication fails. Shared by the token, introspection and
-    revocation endpoints; ``log`` receives the access-log fields (never a credential).
+    Raises ``invalid_client`` when authentication fails, and 429 once the client_id or the
+    address has failed too often (oauth.ratelimit; failures are counted, successes never write).
+    Shared by the token, introspection and revocation endpoints; ``log`` receives the access-log
+    fields (never a credential).
     """
-    client_id, credential, method = client_credentials_from(authorization, params)
+    try:
+        client_id, credential, method = client_credentials_from(authorization, params)
+    except OAuthError as error:
+        if error.error == "invalid_client":
+            ratelimit.hit(ratelimit.token_failure_counters(params.get("client_id", [""])[0], ip))
+        raise
     presented = token_metrics.loggable_client_id(client_id) if client_id else None
     if presented:
         log["client_id"] = presented
-    if method == "private_key_jwt":
+    failure_counters = ratelimit.token_failure_counters(client_id, ip)
+    if method == "private_key_jwt" or not recently_verified(client_id or "", credential):
+        # Only a request that must verify a credential asks the shared store (one read) whether
+        # its client_id or address is locked; a secret this process already verified goes on.
         try:
-            client = assertions.authenticate_with_assertion(credential, client_id)
-        except assertions.AssertionRejected as exc:
-            raise _assertion_error(exc) from exc
-    else:
-        if not client_id or not credential or len(client_id) > 64 or len(credential) > 512:
-            raise invalid_client()
-        found = authenticate_with_secret(client_id, credential)
-        if found is None:
-            raise invalid_client()
-        client = found
+            ratelimit.check(failure_counters)
+        except ratelimit.RateLimited as limited:
+            raise too_many_failures(limited) from None
+    try:
+        client = _verified_client(client_id, credential, method)
+    except OAuthError as error:
+        if error.error == "invalid_client":
+            ratelimit.hit(failure_counters)
+        raise
     log["client_id"] = client.client_id
     if client.organization_id:
         log["organization_id"] = client.organization_id
     return client, method
+
+
+def _verified_client(client_id: str | None, credential: str, method: str) -> AuthenticatedClient:
+    if method == "private_key_jwt":
+        try:
+            return assertions.authenticate_with_assertion(credential, client_id)
+        except assertions.AssertionRejected as exc:
+            raise _assertion_error(exc) from exc
+    if not client_id or not credential or len(client_id) > 64 or len(credential) > 512:
+        raise invalid_client()
+    client = authenticate_with_secret(client_id, credential)
+    if client is None:
+        raise invalid_client()
+    return client
 
 
 def request_form(request: HttpRequest) -> dict[str, list[str]]:
@@ -267,6 +313,7 @@ def _token(
     authorization: str | None,
     read: Callable[[int], bytes],
     log: dict[str, Any],
+    ip: str | None,
 ) -> TokenAnswer:
     params = read_form(content_type, content_length, read)
     grant_type = params.get("grant_type", [None])[0]
@@ -274,7 +321,7 @@ def _token(
         raise OAuthError("invalid_request", "grant_type is required")
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
-    client, auth_method = authenticate_client(authorization, params, log)
+    client, auth_method = authenticate_client(authorization, params, log, ip)
     scopes = _requested_scopes(params, client.scopes)
     audience = _requested_audience(params, client.audience)
     token = issue_token(client, scopes=scopes, audience=audience)
@@ -297,12 +344,14 @@ def token_endpoint(
     authorization: str | None,
     read: Callable[[int], bytes],
     log: dict[str, Any],
+    client_ip: str | None = None,
 ) -> TokenAnswer:
     """POST /oauth/token (the client_credentials grant), from the parts of an HTTP request.
 
     ``read(n)`` returns up to ``n`` bytes of the body; it is called at most once. The metrics
     are counted here; ``log`` receives the fields of the access-log line (``client_id``,
-    ``organization_id``, ``outcome``, ``auth_method``), never a credential.
+    ``organization_id``, ``outcome``, ``auth_method``), never a credential. ``client_ip``
+    (from portal.net.client_ip) keys the per-address failure limit.
     """
     if method != "POST":
         return _refused(
@@ -310,7 +359,7 @@ def token_endpoint(
             log,
         )
     try:
-        return _token(content_type, content_length, authorization, read, log)
+        return _token(content_type, content_length, authorization, read, log, client_ip)
     except OAuthError as error:
         return _refused(error, log)
     except DatabaseError:
@@ -343,6 +392,7 @@ def token(request: HttpRequest) -> HttpResponse:
         meta.get("HTTP_AUTHORIZATION"),
         request.read,
         log,
+        client_ip(request),
     )
     log_context(request, **log)
     response = HttpResponse(body, status=status, content_type=headers.pop("Content-Type"))

@@ -69,7 +69,9 @@ def introspect(request: HttpRequest) -> HttpResponse:
     token = _token_param(params)
     log: dict[str, str] = {}
     try:
-        caller, _method = authenticate_client(request.META.get("HTTP_AUTHORIZATION"), params, log)
+        caller, _method = authenticate_client(
+            request.META.get("HTTP_AUTHORIZATION"), params, log, client_ip(request)
+        )
     finally:
         log_context(request, **log)
     claims = verify_own_token(token)
@@ -89,7 +91,9 @@ def revoke(request: HttpRequest) -> HttpResponse:
     token = _token_param(params)
     log: dict[str, str] = {}
     try:
-        caller, _method = authenticate_client(request.META.get("HTTP_AUTHORIZATION"), params, log)
+        caller, _method = authenticate_client(
+            request.META.get("HTTP_AUTHORIZATION"), params, log, client_ip(request)
+        )
     finally:
         log_context(request, **log)
     claims = verify_own_token(token)

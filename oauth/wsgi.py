@@ -61,7 +61,7 @@ class TokenFastPath:
 
     @staticmethod
     def _middleware_headers() -> list[tuple[str, str]]:
-        """The headers SecurityMiddleware and XFrameOptionsMiddleware put on every answer."""
+        """The headers the security middlewares put on every answer."""
         headers = []
         if settings.SECURE_CONTENT_TYPE_NOSNIFF:
             headers.append(("X-Content-Type-Options", "nosniff"))
@@ -75,6 +75,10 @@ class TokenFastPath:
                 ("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY)
             )
         headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS.upper()))
+        # And portal.middleware.SecurityHeadersMiddleware's policy.
+        policy = getattr(settings, "CONTENT_SECURITY_POLICY", "")
+        if policy:
+            headers.append(("Content-Security-Policy", policy))
         return headers
 
     @staticmethod
@@ -122,16 +126,17 @@ class TokenFastPath:
             return self.app(environ, start_response)
         request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         context_token = request_id_var.set(request_id)
+        ip = net.client_ip(as_request)
         try:
             with token_metrics.token_timer():
-                status, headers, body, log = self._answer(environ)
+                status, headers, body, log = self._answer(environ, ip)
             write_access_line(
                 request_id=request_id,
                 method=environ["REQUEST_METHOD"],
                 path=self.path,
                 status=status,
                 start=start,
-                client_ip=net.client_ip(as_request),
+                client_ip=ip,
                 context=log,
             )
         finally:
@@ -144,7 +149,9 @@ class TokenFastPath:
         start_response(self.status_lines[status], response_headers)
         return [body]
 
-    def _answer(self, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes, dict]:
+    def _answer(
+        self, environ: dict[str, Any], ip: str | None
+    ) -> tuple[int, dict[str, str], bytes, dict]:
         """token_endpoint's answer and access-log fields, with Django's database upkeep."""
         skipped_check = self._begin()
         read_bytes: list[bytes] = []
@@ -161,7 +168,7 @@ class TokenFastPath:
         )
         log: dict[str, Any] = {}
         try:
-            status, headers, body = token_endpoint(*request, read, log)
+            status, headers, body = token_endpoint(*request, read, log, ip)
             if status == 503 and skipped_check:
                 # The connection we did not health-check was dead (a database restart): do what
                 # the check would have done, afterwards. The failed query is the first thing the
@@ -170,7 +177,7 @@ class TokenFastPath:
                     conn.close()
                 log = {}
                 status, headers, body = token_endpoint(
-                    *request, lambda size: b"".join(read_bytes)[:size], log
+                    *request, lambda size: b"".join(read_bytes)[:size], log, ip
                 )
         finally:
             self._end()

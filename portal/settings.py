@@ -85,6 +85,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us (no CDN, CSP 'self')
     "django_htmx",
     "template_partials",
     "clients",
@@ -96,6 +98,7 @@ MIDDLEWARE = [
     # First: the request id and the access log cover everything below.
     "portal.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "portal.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -184,6 +187,22 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "clients.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# The management API's OpenAPI schema (/api/v1/openapi.json) and reference (/api/v1/docs).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "M2M authorization server: management API",
+    "DESCRIPTION": (
+        "Organizations, API clients and their secrets. Authenticate with a Bearer token from "
+        "POST /oauth/token for a management client. Every error has the same shape (Error)."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SERVERS": [{"url": "/"}],
 }
 
 # --- OAuth ---------------------------------------------------------------------------------------
@@ -250,6 +269,26 @@ METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN") or None
 if METRICS_BEARER_TOKEN is not None and len(METRICS_BEARER_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_BEARER_TOKEN must be at least 16 characters")
 
+# --- Rate limits (oauth/ratelimit.py) -----------------------------------------------------------
+# Each "N/s", "N/m" or "N/h"; counted in Redis when REDIS_URL is set, else in the database.
+
+
+def env_rate(name: str, default: str) -> str:
+    from oauth.ratelimit import parse_rate  # standard library and django.conf only
+
+    value = (env(name) or default).strip()
+    parse_rate(value, name)
+    return value
+
+
+# Failed client authentications at the token endpoint, per client_id and per source address.
+RATE_LIMIT_TOKEN_FAILURES = env_rate("RATE_LIMIT_TOKEN_FAILURES", "10/m")
+RATE_LIMIT_TOKEN_FAILURES_PER_IP = env_rate("RATE_LIMIT_TOKEN_FAILURES_PER_IP", "100/m")
+# Portal login failures per account (ten times this per address).
+RATE_LIMIT_LOGIN_FAILURES = env_rate("RATE_LIMIT_LOGIN_FAILURES", "5/m")
+# Management API requests per management client.
+RATE_LIMIT_API = env_rate("RATE_LIMIT_API", "600/m")
+
 # --- Portal --------------------------------------------------------------------------------------
 # The provider may turn self sign-up off; invitations still work then.
 PORTAL_SIGNUP_ENABLED = env_bool("PORTAL_SIGNUP_ENABLED", True)
@@ -305,3 +344,24 @@ if TRUSTED_PROXIES:
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    # Plain HTTP is redirected to HTTPS, except the probes a load balancer sends over HTTP.
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# HSTS (sent on HTTPS answers only): a year by default in production; 0 turns it off.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# htmx reads the CSRF token from the page (hx-headers), never from the cookie.
+CSRF_COOKIE_HTTPONLY = True
+# Sent on every answer by portal.middleware.SecurityHeadersMiddleware: no inline script or
+# style anywhere (htmx runs with includeIndicatorStyles off, see templates/portal/base.html).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+)

@@ -12,13 +12,7 @@ client = org + "clients/<str:client_id>/"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path(
-        "login",
-        auth_views.LoginView.as_view(
-            template_name="portal/login.html", redirect_authenticated_user=True
-        ),
-        name="login",
-    ),
+    path("login", views.LoginView.as_view(), name="login"),
     path("logout", auth_views.LogoutView.as_view(), name="logout"),
     path("signup", views.signup, name="signup"),
     path(

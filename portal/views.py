@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -23,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from clients import selectors, services
 from clients.models import ApiClient, Membership, invitation_from_token, invitation_token
 from clients.services import Actor
+from oauth import ratelimit
 from portal import forms
 from portal.once import nonce_issue, nonce_spend, nonce_used
 from portal.tenancy import CURRENT_ORGANIZATION, client_ip, member_view
@@ -499,3 +501,38 @@ def invitation_register(request: HttpRequest, token: str) -> HttpResponse:
             return redirect("portal:client-list", org_id=invitation.organization_id)
     context = {"invitation": invitation, "token": token, "has_account": False, "form": form}
     return render(request, "portal/invitation.html", context, status=400)
+
+
+# --- Login with lockout --------------------------------------------------------------------------
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login, with failures counted per account and per address (oauth.ratelimit).
+
+    Past ``RATE_LIMIT_LOGIN_FAILURES`` the form is refused without checking the password, even
+    a right one, until the window closes: 429, ``Retry-After`` and a message that says so.
+    """
+
+    template_name = "portal/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        username = request.POST.get("username", "")
+        try:
+            ratelimit.check(ratelimit.login_failure_counters(username, client_ip(request)))
+        except ratelimit.RateLimited as limited:
+            form = self.get_form_class()(request, initial={"username": username[:150]})
+            lockout = (
+                f"Too many failed log-in attempts. Try again in {limited.retry_after} seconds."
+            )
+            response = self.render_to_response(
+                self.get_context_data(form=form, lockout=lockout), status=429
+            )
+            response["Retry-After"] = str(limited.retry_after)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: object) -> HttpResponse:
+        username = self.request.POST.get("username", "")
+        ratelimit.hit(ratelimit.login_failure_counters(username, client_ip(self.request)))
+        return super().form_invalid(form)

@@ -1,6 +1,7 @@
 from django.urls import path, re_path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
-from clients.api import views
+from clients.api import schema, views
 from clients.api.errors import not_found
 
 app_name = "api"
@@ -8,7 +9,18 @@ app_name = "api"
 ORG = "organizations/<str:organization_id>"
 CLIENT = f"{ORG}/clients/<str:client_id>"
 
+schema.annotate()
+
 urlpatterns = [
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    path(
+        "docs",
+        # The split view serves its start-up script as a file: no inline script under the CSP.
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api:openapi", template_name="api/swagger_ui.html"
+        ),
+        name="docs",
+    ),
     path("organizations", views.OrganizationListView.as_view(), name="organization-list"),
     path(ORG, views.OrganizationDetailView.as_view(), name="organization-detail"),
     path(f"{ORG}/clients", views.ClientListView.as_view(), name="client-list"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,9 +14,21 @@ from clients import selectors, services
 from clients.api import serializers as s
 from clients.api.pagination import page
 from clients.services import Actor
+from oauth import ratelimit
 from oauth.guards import BearerTokenAuthentication, HasScopes
 from portal.logs import log_context
 from portal.net import client_ip  # the one place that knows about trusted proxies
+
+
+class TooManyRequests(exceptions.APIException):
+    """429 RESOURCE_EXHAUSTED with Retry-After (clients.api.errors reads ``wait``)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "throttled"
+
+    def __init__(self, wait: int) -> None:
+        super().__init__(f"too many requests; retry after {wait} s")
+        self.wait = wait
 
 
 class ManagementView(APIView):
@@ -31,6 +43,11 @@ class ManagementView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authenticates, checks scopes
+        try:
+            # Every call counts, answered or not: one INCR (or upsert) per management request.
+            ratelimit.hit_and_check(ratelimit.api_counters(request.auth.client_id))
+        except ratelimit.RateLimited as limited:
+            raise TooManyRequests(limited.retry_after) from None
         log_context(
             request._request,
             client_id=request.auth.client_id,

@@ -52,7 +52,9 @@ def _server_database_url(tmp: Path) -> str:
         import psycopg
 
         root, _, name = base.rpartition("/")
-        server_db = f"{name or 'm2m'}_portal_live"
+        # One per xdist worker: two workers may each start a live server in the same run.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        server_db = f"{name or 'm2m'}_portal_live_{worker}"
         with psycopg.connect(f"{root}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{server_db}"')
             conn.execute(f'CREATE DATABASE "{server_db}"')

@@ -72,6 +72,7 @@ class ServerProcess:
             "DATABASE_URL": database.url,
             "SECRET_KEY": SECRET_KEY,
             "DEBUG": "false",
+            "SECURE_SSL_REDIRECT": "false",  # plain HTTP on a local port
             "SECURE_COOKIES": "false",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "OAUTH_ISSUER": self.url,

@@ -59,7 +59,9 @@ def own_database() -> Iterator[str]:
     if url.startswith("postgres"):
         import psycopg
 
-        name = url.rsplit("/", 1)[1] + "_e2e_token"
+        # One per xdist worker: this module's fixture may run in several workers at once.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        name = url.rsplit("/", 1)[1] + f"_e2e_token_{worker}"
         admin = url.rsplit("/", 1)[0] + "/postgres"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -133,6 +135,7 @@ def servers(tmp_path_factory) -> Iterator[dict]:
             **os.environ,
             "DATABASE_URL": database_url,
             "DEBUG": "false",
+            "SECURE_SSL_REDIRECT": "false",  # plain HTTP on a local port
             "SECRET_KEY": "e2e-token-server-secret-key-0123456789-abcdefghij",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "OAUTH_ISSUER": "http://127.0.0.1",

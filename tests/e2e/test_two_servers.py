@@ -90,6 +90,7 @@ def server_env(database_url, redis_url) -> dict[str, str]:
         {
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "DEBUG": "false",
+            "SECURE_SSL_REDIRECT": "false",  # plain HTTP on a local port
             "SECRET_KEY": "e2e-secret-key-" + "k" * 40,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DATABASE_URL": database_url,

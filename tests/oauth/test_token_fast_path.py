@@ -111,7 +111,7 @@ def test_a_plain_http_request_goes_to_django_when_https_is_required(guide_client
     secure = token_environ(guide_client, HTTP_X_FORWARDED_PROTO="https")
     status, headers, _ = call(TokenFastPath(behind), secure)
     assert status == "200 OK"
-    assert headers["Strict-Transport-Security"] == "max-age=3600"
+    assert headers["Strict-Transport-Security"] == "max-age=3600; includeSubDomains; preload"
     assert len(behind.paths) == 2
 
 

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_environment_variable_is_in_the_configuration_reference():
     settings_source = (ROOT / "portal" / "settings.py").read_text()
-    read = set(re.findall(r'\benv(?:_bool|_int|_list)?\(\s*"([A-Z0-9_]+)"', settings_source))
+    read = set(re.findall(r'\benv(?:_bool|_int|_list|_rate)?\(\s*"([A-Z0-9_]+)"', settings_source))
     assert {"SECRET_KEY", "DATABASE_URL", "TRUSTED_PROXIES"} <= read
     documented = ""
     for name in ("README.md", "docs/operations.md"):

@@ -1,0 +1,228 @@
+"""Faults against real gunicorn processes: a database that goes away, races, a key that won't open.
+
+The database outage needs PostgreSQL (a TCP proxy between the server and PostgreSQL is cut and
+restored); the races and the start-up check run on whichever database the suite uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import requests
+
+from tests.e2e.server import ServerDatabase, ServerProcess, free_port
+
+pytestmark = pytest.mark.e2e
+
+ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
+
+
+class PausableProxy:
+    """A TCP proxy to ``upstream`` that can be cut (connections dropped, new ones refused)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.listener: socket.socket | None = None
+        self.resume()
+
+    def resume(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def pause(self) -> None:
+        if self.listener is not None:
+            # shutdown() first: close() alone does not wake the thread blocked in accept().
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self.sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def management_token(server: ServerProcess) -> tuple[dict, dict]:
+    made = json.loads(server.manage("create_management_client", "--name", "faults").stdout)
+    response = requests.post(
+        f"{server.url}/oauth/token",
+        data={"grant_type": "client_credentials", **made},
+        timeout=10,
+    )
+    return made, {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[dict]:
+    tmp = tmp_path_factory.mktemp("faults")
+    database = ServerDatabase(tmp)
+    server = ServerProcess(database, extra_env={"RATE_LIMIT_API": "100000/m"})
+    try:
+        server.start(tmp, workers=2)
+        made, headers = management_token(server)
+        org = requests.post(
+            f"{server.url}/api/v1/organizations",
+            json={"display_name": "Faults"},
+            headers=headers,
+            timeout=10,
+        ).json()["organization"]
+        yield {"server": server, "headers": headers, "org": org, "made": made}
+    finally:
+        server.stop()
+        database.drop()
+
+
+def new_client(served: dict) -> dict:
+    url = f"{served['server'].url}/api/v1/organizations/{served['org']['id']}/clients"
+    response = requests.post(url, json={"name": "racer"}, headers=served["headers"], timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()["client"]
+
+
+def test_concurrent_add_secret_never_exceeds_five(served):
+    client = new_client(served)  # it has one secret already
+    url = (
+        f"{served['server'].url}/api/v1/organizations/{served['org']['id']}"
+        f"/clients/{client['client_id']}/secrets"
+    )
+
+    def add(_: int) -> int:
+        return requests.post(url, headers=served["headers"], timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(add, range(12)))
+    assert all(status in (201, 400) for status in statuses), statuses
+    assert statuses.count(201) == 4, statuses
+    listed = requests.get(url, headers=served["headers"], timeout=10).json()["secrets"]
+    assert len(listed) == 5
+
+
+def test_concurrent_deletes_of_one_secret_answer_cleanly(served):
+    client = new_client(served)
+    base = (
+        f"{served['server'].url}/api/v1/organizations/{served['org']['id']}"
+        f"/clients/{client['client_id']}/secrets"
+    )
+    added = requests.post(base, headers=served["headers"], timeout=10).json()["secret"]
+
+    def delete(_: int) -> int:
+        return requests.delete(
+            f"{base}/{added['id']}", headers=served["headers"], timeout=30
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(delete, range(8)))
+    # A delete that finds the row already gone is a clean no-op (clients.services.secret_delete).
+    assert set(statuses) <= {200, 404}, statuses
+    gone = requests.get(f"{base}/{added['id']}", headers=served["headers"], timeout=10)
+    assert gone.status_code == 404
+
+
+def test_an_undecryptable_signing_key_stops_start_up(served, tmp_path):
+    """The same database, but a key-encryption secret the stored key was not made with."""
+    server = served["server"]
+    wrong = ServerProcess.__new__(ServerProcess)
+    wrong.__dict__.update(server.__dict__)
+    wrong.port = free_port()
+    wrong.url = f"http://127.0.0.1:{wrong.port}"
+    wrong.env = {
+        **server.env,
+        "OAUTH_KEY_ENCRYPTION_KEYS": "another-key-encryption-secret-0123456789",
+    }
+    wrong.process = None
+    # migrate and bootstrap already ran (bootstrap would refuse the key too); start gunicorn only.
+    wrong.manage = lambda *args, **kwargs: None
+    with pytest.raises(RuntimeError) as failed:
+        wrong.start(tmp_path, workers=1)
+    log = str(failed.value)
+    assert "refusing to start" in log
+    assert "cannot be decrypted with OAUTH_KEY_ENCRYPTION_KEYS" in log
+    assert wrong.process.returncode not in (None, 0)
+
+
+@pytest.mark.skipif(
+    not ON_POSTGRES, reason="the outage is simulated between gunicorn and PostgreSQL"
+)
+def test_a_database_outage_is_503_json_and_heals_by_itself(tmp_path):
+    database = ServerDatabase(tmp_path)
+    parts = urlsplit(database.url)
+    proxy = PausableProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    server = ServerProcess(database, extra_env={"DATABASE_URL": proxied})
+    try:
+        server.start(tmp_path, workers=2)
+        made, headers = management_token(server)
+        token_form = {"grant_type": "client_credentials", **made}
+        api = f"{server.url}/api/v1/organizations"
+        assert requests.get(api, headers=headers, timeout=10).status_code == 200
+
+        proxy.pause()
+        for _ in range(6):  # both workers, both paths (token: fast path; API: Django)
+            for response in (
+                requests.post(f"{server.url}/oauth/token", data=token_form, timeout=30),
+                requests.get(api, headers=headers, timeout=30),
+            ):
+                assert response.status_code == 503, response.text
+                assert response.headers["Content-Type"].startswith("application/json")
+                assert int(response.headers["Retry-After"]) > 0
+                body = response.json()
+                assert body.get("error") == "temporarily_unavailable" or body.get("code") == 14
+
+        proxy.resume()
+        deadline = time.monotonic() + 20
+        healed = []
+        while time.monotonic() < deadline and len(healed) < 6:
+            token = requests.post(f"{server.url}/oauth/token", data=token_form, timeout=30)
+            listed = requests.get(api, headers=headers, timeout=30)
+            healed = [*healed, 1] if (token.status_code, listed.status_code) == (200, 200) else []
+        assert len(healed) == 6, "the server did not recover once the database was back"
+    finally:
+        server.stop()
+        proxy.pause()
+        database.drop()
