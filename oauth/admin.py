@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from clients.admin import ReadOnlyAdmin, staff_actor
+from clients.admin import ReadOnlyAdmin, confirm_action, staff_actor
 from clients.services import client_key_delete
 from oauth import keys
 from oauth.models import ClientKey, RevokedToken, SigningKey
@@ -57,8 +57,39 @@ class SigningKeyAdmin(ReadOnlyAdmin):
         "public_jwk_pretty",
     )
     readonly_fields = fields
-    actions = None
+    actions = ["withdraw_keys"]
     change_list_template = "admin/oauth/signingkey/change_list.html"
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        # ReadOnlyAdmin denies change; withdrawing is the audited incident action.
+        actions = super().get_actions(request)
+        if not self.has_rotate_permission(request):
+            actions.pop("withdraw_keys", None)
+        return actions
+
+    @admin.action(description="Withdraw the selected keys now (a leaked key)")
+    def withdraw_keys(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if not self.has_rotate_permission(request):
+            raise PermissionDenied
+        if request.POST.get("post") == "yes":
+            actor = staff_actor(request)
+            for key in queryset:
+                replacement = keys.signing_key_withdraw(actor=actor, key=key)
+                note = f"; {replacement.kid} now signs" if replacement else ""
+                self.message_user(request, f"Withdrew {key.kid}{note}.", messages.WARNING)
+            return None
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            action="withdraw_keys",
+            title="Withdraw signing keys",
+            question=(
+                "These keys leave the JWKS now (a current key is replaced first). Every token "
+                "they signed fails verification once verifiers refresh their keys; clients "
+                "simply fetch new tokens."
+            ),
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).defer("private_key_encrypted")

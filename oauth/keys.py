@@ -180,6 +180,35 @@ def signing_key_rotate(
     return key
 
 
+@transaction.atomic
+def signing_key_withdraw(*, actor: Any, key: SigningKey) -> SigningKey | None:
+    """Stop trusting a (leaked) key now: unpublish it at once, rotating first if it is current.
+
+    Every token it signed, genuine or forged, fails verification once verifiers refresh their
+    JWKS. Returns the new current key when the withdrawn one was current, else None.
+    """
+    from clients.services import audit_record
+
+    replacement = None
+    current = current_signing_key()
+    if current is not None and current.kid == key.kid:
+        replacement = rotate_signing_key(algorithm=key.algorithm)
+    now = timezone.now()
+    SigningKey.objects.filter(kid=key.kid).update(
+        retire_time=key.retire_time or now, unpublish_time=now
+    )
+    with _lock:
+        _loaded.pop(key.kid, None)
+    audit_record(
+        actor=actor,
+        action="signing_key.withdraw",
+        target_type="signing_key",
+        target_id=key.kid,
+        details={"replacement": replacement.kid if replacement else None},
+    )
+    return replacement
+
+
 def published_keys() -> list[SigningKey]:
     now = timezone.now()
     return list(

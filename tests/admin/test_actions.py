@@ -544,3 +544,27 @@ def test_revoked_tokens_are_listed_read_only(admin_client, console, client):
     )
     assert change.status_code == 403
     assert RevokedToken.objects.filter(pk=revoked.pk).exists()
+
+
+def test_withdraw_a_leaked_signing_key(admin_client, superuser, console, client):
+    guide = console.credentials["guide"]
+    leaked = keys.current_signing_key()
+    old_token = request_token(client, guide).json()["access_token"]
+    page = run_action(admin_client, "oauth_signingkey", "withdraw_keys", [leaked.pk])
+    assert page.status_code == 200 and b"Withdraw" in page.content  # the confirmation page
+    assert keys.current_signing_key().kid == leaked.kid  # nothing changed yet
+    response = run_action(
+        admin_client, "oauth_signingkey", "withdraw_keys", [leaked.pk], post="yes"
+    )
+    assert response.status_code == 302
+    published = [k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]]
+    assert leaked.kid not in published
+    assert keys.current_signing_key().kid != leaked.kid
+    new_token = request_token(client, guide).json()["access_token"]
+    import jwt
+
+    assert jwt.get_unverified_header(new_token)["kid"] in published
+    assert jwt.get_unverified_header(old_token)["kid"] not in published
+    event = last_event("signing_key.withdraw")
+    assert_by(event, superuser)
+    assert event.target_id == leaked.kid
