@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.e2e.server import ROOT, free_port, spawn, terminate
 
 
 @dataclass
@@ -85,29 +77,16 @@ def live_server_process(tmp_path_factory) -> Iterator[LiveServer]:
     server = LiveServer(url=url, mail_dir=mail_dir, env=env)
     server.manage("migrate", "--noinput")
     server.manage("bootstrap", "--demo")
-    log = (tmp / "server.log").open("w")
-    process = subprocess.Popen(
+    process = spawn(
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-        cwd=ROOT,
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        log_path=tmp / "server.log",
+        ready=lambda: bool(requests.get(f"{url}/.well-known/jwks.json", timeout=1)),
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{url}/.well-known/jwks.json", timeout=1)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp / "server.log").read_text()) from None
-                time.sleep(0.1)
         yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        terminate(process)
 
 
 SCREENSHOTS = ROOT / "test-results" / "screenshots"

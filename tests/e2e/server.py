@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +28,47 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def spawn(
+    args: list[str],
+    *,
+    env: dict[str, str],
+    log_path: Path,
+    ready: Callable[[], bool],
+    timeout: float = 30,
+) -> subprocess.Popen:
+    """Start ``args`` in the project directory, its output in ``log_path``; return once ready.
+
+    ``ready()`` is polled (an HTTP or socket error counts as not ready yet); a process that
+    exits, or is not ready in time, fails with the tail of its log.
+    """
+    with log_path.open("w") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{args[:4]} exited early:\n{log_path.read_text()[-4000:]}")
+        try:
+            if ready():
+                return process
+        except (requests.RequestException, OSError):
+            pass
+        time.sleep(0.1)
+    terminate(process)
+    raise RuntimeError(f"{args[:4]} did not start:\n{log_path.read_text()[-4000:]}")
+
+
+def terminate(process: subprocess.Popen | None, timeout: float = 10) -> None:
+    """Stop a spawned process: politely, then for good."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class ServerDatabase:
@@ -100,8 +142,7 @@ class ServerProcess:
         self.manage("migrate", "--noinput")
         self.manage("bootstrap")
         self.log_path = log_dir / f"server-{self.port}.log"
-        log = self.log_path.open("w")
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [
                 sys.executable,
                 "-m",
@@ -114,29 +155,14 @@ class ServerProcess:
                 "--access-logfile",
                 "-",
             ],
-            cwd=ROOT,
             env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log_path=self.log_path,
+            ready=lambda: bool(requests.get(f"{self.url}/.well-known/jwks.json", timeout=5)),
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
-            try:
-                requests.get(f"{self.url}/.well-known/jwks.json", timeout=5)
-                return self
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+        return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        terminate(self.process)
 
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path else ""

@@ -183,7 +183,7 @@ def test_an_undecryptable_signing_key_stops_start_up(served, tmp_path):
     log = str(failed.value)
     assert "refusing to start" in log
     assert "cannot be decrypted with OAUTH_KEY_ENCRYPTION_KEYS" in log
-    assert wrong.process.returncode not in (None, 0)
+    assert "exited early" in log  # the master stopped by itself; it was not killed by a timeout
 
 
 @pytest.mark.skipif(

@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from oauth.client import ClientCredentials
 from tests.conftest import GUIDE_CLIENT
-from tests.e2e.server import ROOT, ServerDatabase, ServerProcess, free_port
+from tests.e2e.server import ROOT, ServerDatabase, ServerProcess, free_port, spawn, terminate
 
 pytestmark = pytest.mark.e2e
 
@@ -80,8 +80,7 @@ class ExampleAPI:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> ExampleAPI:
-        log = self.log_path.open("w")
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [
                 sys.executable,
                 "-m",
@@ -96,31 +95,15 @@ class ExampleAPI:
                 "--access-logfile",
                 "-",
             ],
-            cwd=ROOT,
             env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log_path=self.log_path,
+            # Unauthenticated, so it fetches nothing from the issuer.
+            ready=lambda: requests.get(f"{self.url}/deployments", timeout=5).status_code == 401,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"example API exited early:\n{self.log_text()}")
-            try:
-                # Unauthenticated, so it fetches nothing from the issuer.
-                if requests.get(f"{self.url}/deployments", timeout=5).status_code == 401:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"example API did not start:\n{self.log_text()}")
+        return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        terminate(self.process)
 
     def log_text(self) -> str:
         return self.log_path.read_text()

@@ -25,9 +25,10 @@ from urllib.parse import urlencode
 import jwt
 import pytest
 
+from tests.e2e.server import ROOT, free_port, spawn, terminate
+
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 FORM = "application/x-www-form-urlencoded"
 # Per-response headers that differ between two servers answering at different moments.
 VOLATILE = {"date", "server"}
@@ -44,12 +45,6 @@ client, secret = client_create(
 )
 print(json.dumps({"client_id": client.id, "client_secret": secret}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -98,33 +93,16 @@ class Server:
 def gunicorn(env: dict[str, str], log: Path) -> Iterator[Server]:
     port = free_port()
     server_env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"}
-    log_file = log.open("w")
-    process = subprocess.Popen(
+    process = spawn(
         [str(Path(sys.executable).with_name("gunicorn")), "portal.wsgi", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
         env=server_env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
+        log_path=log,
+        ready=lambda: bool(socket.create_connection(("127.0.0.1", port), timeout=1).close() or 1),
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.1)
         yield Server(port, log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log_file.close()
+        terminate(process, timeout=20)
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,9 +28,10 @@ import requests
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.server import ROOT, free_port, spawn
+
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 ISSUER = "http://issuer.e2e.test"
 AUDIENCE = f"{ISSUER}/api/v1"
 METRICS_TOKEN = "e2e-metrics-token-0123456789"
@@ -47,12 +46,6 @@ def _postgres_url() -> str:
             "(SQLite cannot be shared safely by servers on several machines)"
         )
     return url
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +146,8 @@ class Server:
 def start_server(env: dict[str, str], tmp: Path) -> Server:
     port = free_port()
     metrics_dir = tmp / f"metrics-{port}"
-    log = (tmp / f"server-{port}.log").open("w")
-    process = subprocess.Popen(
+    url = f"http://127.0.0.1:{port}"
+    process = spawn(
         [
             sys.executable,
             "-m",
@@ -167,24 +160,11 @@ def start_server(env: dict[str, str], tmp: Path) -> Server:
             "--workers",
             "2",
         ],
-        cwd=ROOT,
         env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        log_path=tmp / f"server-{port}.log",
+        ready=lambda: requests.get(f"{url}/readyz", timeout=10).status_code == 200,
     )
-    server = Server(f"http://127.0.0.1:{port}", process, metrics_dir)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError((tmp / f"server-{port}.log").read_text())
-        try:
-            if server.get("/readyz").status_code == 200:
-                return server
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError(f"server on {port} not ready: {(tmp / f'server-{port}.log').read_text()}")
+    return Server(url, process, metrics_dir)
 
 
 @pytest.fixture(scope="module")
