@@ -295,3 +295,21 @@ def test_metrics_add_up_across_the_workers_of_one_server(servers, server_env):
     assert after[(name, labels)] == sum(per_worker.values())
     assert after.get(failures, 0) - before.get(failures, 0) == 3
     assert after[("signing_key_age_seconds", ())] >= 0
+
+
+def test_failed_attempts_on_both_servers_add_up_to_one_rate_limit(servers, server_env):
+    """RATE_LIMIT_TOKEN_FAILURES (10/m per client_id) is counted in the shared Redis."""
+    a, b = servers
+    client_id, secret = new_client(server_env)
+    other_id, other_secret = new_client(server_env)
+    answers = [(a if i % 2 else b).token(client_id, "wrong").status_code for i in range(10)]
+    assert answers == [401] * 10  # five on each server: neither alone reached the limit
+    for server in (a, b):
+        locked = server.token(client_id, "wrong")
+        assert locked.status_code == 429, locked.text
+        assert int(locked.headers["Retry-After"]) > 0
+        assert locked.json()["error"] == "temporarily_unavailable"
+        # Locked for the right secret too (it was never verified), on both servers.
+        assert server.token(client_id, secret).status_code == 429
+        # Another client is unaffected.
+        assert server.token(other_id, other_secret).status_code == 200
