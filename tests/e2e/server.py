@@ -8,13 +8,14 @@ way several stateless servers share one in production.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -166,3 +167,15 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path else ""
+
+
+@contextlib.contextmanager
+def running_server(tmp: Path, **kwargs: object) -> Iterator[ServerProcess]:
+    """A server on a database of its own, stopped and dropped afterwards (module fixtures)."""
+    database = ServerDatabase(tmp)
+    process = ServerProcess(database, **kwargs)
+    try:
+        yield process.start(tmp)
+    finally:
+        process.stop()
+        database.drop()

@@ -15,7 +15,7 @@ import requests
 from oauth.verify import InvalidToken, TokenVerifier
 from tests.assertion_helpers import ASSERTION_TYPE, Signer, ec_key, public_jwk
 from tests.conftest import GUIDE_CLIENT
-from tests.e2e.server import ServerDatabase, ServerProcess
+from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -24,12 +24,8 @@ AUDIENCE = GUIDE_CLIENT["audience"][0]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("beyond")
-    database = ServerDatabase(tmp)
-    process = ServerProcess(database).start(tmp)
-    yield process
-    process.stop()
-    database.drop()
+    with running_server(tmp_path_factory.mktemp("beyond")) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -12,19 +12,15 @@ import pytest
 import requests
 
 from tests.conftest import GUIDE_CLIENT
-from tests.e2e.server import ROOT, ServerDatabase, ServerProcess
+from tests.e2e.server import ROOT, running_server
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("guide")
-    database = ServerDatabase(tmp)
-    process = ServerProcess(database).start(tmp)
-    yield process
-    process.stop()
-    database.drop()
+    with running_server(tmp_path_factory.mktemp("guide")) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

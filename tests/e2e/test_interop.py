@@ -20,7 +20,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 
 from tests.conftest import GUIDE_CLIENT
-from tests.e2e.server import ServerDatabase, ServerProcess
+from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -29,12 +29,8 @@ AUDIENCE = "deployment-api.acmecorp.com"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("interop")
-    database = ServerDatabase(tmp)
-    process = ServerProcess(database).start(tmp)
-    yield process
-    process.stop()
-    database.drop()
+    with running_server(tmp_path_factory.mktemp("interop")) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
