@@ -590,6 +590,26 @@ def catalog_check(*, organization: Organization, audience: list[str], scopes: li
         raise ValidationError(errors)
 
 
+def provider_grants(
+    *, organization: Organization, audience: list[str], scopes: list[str]
+) -> tuple[list[str], list[str]]:
+    """The audiences and scopes of a client that lie outside the organization's catalog.
+
+    The provider may grant these through the management API. The portal cannot offer them, so
+    it keeps them untouched when a customer saves the client, rather than silently dropping
+    them.
+    """
+    allowed = {
+        api.audience: {scope.name for scope in api.scopes.all()}
+        for api in catalog_for(organization)
+    }
+    offered = set().union(*allowed.values()) if allowed else set()
+    return (
+        [aud for aud in audience if aud not in allowed],
+        [scope for scope in scopes if scope not in offered],
+    )
+
+
 @transaction.atomic
 def api_resource_create(
     *,

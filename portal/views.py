@@ -213,11 +213,16 @@ def _detail_context(
                 "expiry": client.expiry,
             },
         )
+    kept_audience, kept_scopes = services.provider_grants(
+        organization=member.organization, audience=client.audience, scopes=client.scopes
+    )
     return _client_form_context(
         request,
         member,
         form,
         client=client,
+        provider_audience=kept_audience,
+        provider_scopes=kept_scopes,
         secrets=list(client.secrets.all()),
         max_secrets=settings.OAUTH["MAX_SECRETS_PER_CLIENT"],
     )
@@ -239,12 +244,22 @@ def client_update(request: HttpRequest, member: Membership, client_id: str) -> H
     form = forms.ClientForm(request.POST, catalog=services.catalog_for(member.organization))
     if form.is_valid():
         fields = form.service_fields()
+        kept_audience, kept_scopes = services.provider_grants(
+            organization=member.organization, audience=client.audience, scopes=client.scopes
+        )
         try:
             services.catalog_check(
                 organization=member.organization,
                 audience=fields["audience"],
                 scopes=fields["scopes"],
             )
+            # What the provider granted outside the catalog stays as it is.
+            fields["audience"] = fields["audience"] + [
+                aud for aud in kept_audience if aud not in fields["audience"]
+            ]
+            fields["scopes"] = fields["scopes"] + [
+                scope for scope in kept_scopes if scope not in fields["scopes"]
+            ]
             services.client_update(actor=actor_for(request), client=client, **fields)
         except ValidationError as exc:
             forms.add_service_errors(form, exc)

@@ -244,6 +244,26 @@ def test_the_owner_edits_a_client(as_owner, org, acme_client):
     assert AuditEvent.objects.filter(action="client.update", target_id=acme_client.client_id)
 
 
+def test_an_edit_keeps_what_the_provider_granted_outside_the_catalog(as_owner, org, catalog):
+    # The provider (management API) granted an audience and a scope the catalog does not offer.
+    created, _ = client_create(
+        actor=SYSTEM,
+        organization=org,
+        name="Provider-made",
+        audience=["deployment-api.acmecorp.com", "billing.internal"],
+        scopes=["read:deployments", "billing:read"],
+    )
+    page = as_owner.get(url(org, "clients", created.id)).content.decode()
+    assert 'id="provider-grants"' in page and "billing.internal" in page and "billing:read" in page
+    data = guide_form(name="Renamed", scopes=["deploy:applications"])
+    response = post_form(as_owner, url(org, "clients", created.id, "edit"), data)
+    assert response.status_code == 302
+    created.refresh_from_db()
+    assert created.name == "Renamed"
+    assert created.audience == ["deployment-api.acmecorp.com", "billing.internal"]
+    assert created.scopes == ["deploy:applications", "billing:read"]
+
+
 def test_a_bad_edit_changes_nothing(as_owner, org, acme_client):
     data = guide_form(name="Renamed", expiry="5")
     response = post_form(as_owner, url(org, "clients", acme_client.client_id, "edit"), data)
