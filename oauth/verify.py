@@ -626,6 +626,10 @@ class TokenVerifier:
             raise JWKSUnavailable(retry_after=self._retry_after()) from None
         self._last_fetch_failed = False
         self._keyset = fresh
+        if fresh.find(kid, alg) is None:
+            # Fetched for a kid that is still unknown (a first fetch for a forged kid): that
+            # uses the allowance too, so a flood costs one fetch per interval from the start.
+            self._last_unknown_fetch_at = now
         return fresh
 
     def _retry_after(self) -> int:

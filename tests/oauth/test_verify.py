@@ -332,6 +332,17 @@ def test_a_rotation_right_after_the_first_fetch_is_picked_up_at_once(kit):
     assert kit.count(JWKS) == 2
 
 
+def test_a_fresh_verifier_flooded_with_forged_kids_fetches_once(kit):
+    verifier = TokenVerifier(kit.issuer, audience=AUDIENCE, min_refetch_interval=60)
+    payload = claims_of(kit.mint())
+    for i in range(50):
+        with pytest.raises(InvalidToken):
+            verifier.verify(forge({"alg": "RS256", "kid": f"forged-{i}"}, payload, b"x" * 256))
+    assert kit.count(JWKS) == 1
+    assert verifier.verify(kit.mint()).client_id == "client-1"  # a real kid is still served
+    assert kit.count(JWKS) == 1
+
+
 def test_a_flood_of_forged_kids_refetches_at_most_once_per_window(kit):
     interval = 1.0
     verifier = TokenVerifier(kit.issuer, audience=AUDIENCE, min_refetch_interval=interval)
