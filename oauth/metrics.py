@@ -23,7 +23,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from oauth import keys, stats
-from portal.logs import log_context
 
 TOKENS_ISSUED = Counter(
     "oauth_tokens_issued", "Access tokens issued by the token endpoint.", ["auth_method"]
@@ -50,26 +49,16 @@ def loggable_client_id(client_id: str) -> str | None:
     return client_id if _CLIENT_ID_SHAPE.fullmatch(client_id) else None
 
 
-def note_client_id(request: HttpRequest, client_id: str) -> None:
-    """Put the presented client_id on the access-log line when it looks like one of ours."""
-    if loggable_client_id(client_id):
-        log_context(request, client_id=client_id)
-
-
-def record_token_issued(auth_method: str, request: HttpRequest | None = None) -> None:
-    """Count an issued token (``client_secret_basic`` or ``client_secret_post``)."""
+def record_token_issued(auth_method: str) -> None:
+    """Count an issued token under its client authentication method."""
     TOKENS_ISSUED.labels(auth_method=auth_method).inc()
     stats.record_issued()  # the dashboard's hourly count: in memory, flushed once a minute
-    if request is not None:
-        log_context(request, outcome="token_issued", auth_method=auth_method)
 
 
-def record_token_failure(reason: str, request: HttpRequest | None = None) -> None:
+def record_token_failure(reason: str) -> None:
     """Count a refused token request under its OAuth error code (``invalid_client``…)."""
     TOKEN_FAILURES.labels(reason=reason).inc()
     stats.record_failed()
-    if request is not None:
-        log_context(request, outcome=reason)
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from clients.services import Actor, token_revoke
 from oauth.introspection import introspection_answer, is_active, may_see, verify_own_token
+from oauth.tokens import AuthenticatedClient
 from oauth.views import (
     NO_STORE,
     OAuthError,
@@ -62,9 +63,8 @@ def _token_param(params: dict[str, list[str]]) -> str:
     return token
 
 
-@_oauth_endpoint
-def introspect(request: HttpRequest) -> HttpResponse:
-    """POST /oauth/introspect: is this token active, and what does it say?"""
+def _caller_and_token(request: HttpRequest) -> tuple[AuthenticatedClient, dict | None]:
+    """The authenticated caller, and the claims of the ``token`` it asks about (None: not ours)."""
     params = request_form(request)
     token = _token_param(params)
     log: dict[str, str] = {}
@@ -74,7 +74,13 @@ def introspect(request: HttpRequest) -> HttpResponse:
         )
     finally:
         log_context(request, **log)
-    claims = verify_own_token(token)
+    return caller, verify_own_token(token)
+
+
+@_oauth_endpoint
+def introspect(request: HttpRequest) -> HttpResponse:
+    """POST /oauth/introspect: is this token active, and what does it say?"""
+    caller, claims = _caller_and_token(request)
     if (
         claims is None
         or not may_see(caller.client_id, caller.organization_id, claims)
@@ -87,16 +93,7 @@ def introspect(request: HttpRequest) -> HttpResponse:
 @_oauth_endpoint
 def revoke(request: HttpRequest) -> HttpResponse:
     """POST /oauth/revoke: 200 for every well-formed, authenticated request (RFC 7009 §2.2)."""
-    params = request_form(request)
-    token = _token_param(params)
-    log: dict[str, str] = {}
-    try:
-        caller, _method = authenticate_client(
-            request.META.get("HTTP_AUTHORIZATION"), params, log, client_ip(request)
-        )
-    finally:
-        log_context(request, **log)
-    claims = verify_own_token(token)
+    caller, claims = _caller_and_token(request)
     # Unknown, expired or foreign tokens: nothing to do, and nothing to tell (RFC 7009 §2.2).
     if claims is not None and may_see(caller.client_id, caller.organization_id, claims):
         token_revoke(

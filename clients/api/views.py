@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from clients import selectors, services
 from clients.api import serializers as s
 from clients.api.pagination import page
+from clients.models import ApiClient, Organization
 from clients.services import Actor
 from oauth import ratelimit
 from oauth.guards import BearerTokenAuthentication, HasScopes
@@ -54,6 +55,11 @@ class ManagementView(APIView):
             organization_id=kwargs.get("organization_id"),
         )
 
+    @staticmethod
+    def client_of(organization_id: str, client_id: str) -> ApiClient:
+        """The client of this organization, or 404 (tenancy: another organization's is unknown)."""
+        return selectors.client_get(selectors.organization_get(organization_id), client_id)
+
     def actor(self) -> Actor:
         claims = self.request.auth
         return Actor.for_client(claims.client_id, ip=client_ip(self.request))
@@ -67,8 +73,6 @@ class ManagementView(APIView):
 
 class OrganizationListView(ManagementView):
     def get(self, request: Request) -> Response:
-        from clients.models import Organization
-
         items, paging = page(
             Organization.objects.order_by("create_time", "id"), request.query_params, "orgs"
         )
@@ -118,32 +122,28 @@ class ClientListView(ManagementView):
 
 class ClientDetailView(ManagementView):
     def get(self, request: Request, organization_id: str, client_id: str) -> Response:
-        organization = selectors.organization_get(organization_id)
-        return Response({"client": s.client_json(selectors.client_get(organization, client_id))})
+        return Response({"client": s.client_json(self.client_of(organization_id, client_id))})
 
     def patch(self, request: Request, organization_id: str, client_id: str) -> Response:
-        organization = selectors.organization_get(organization_id)
-        client = selectors.client_get(organization, client_id)
+        client = self.client_of(organization_id, client_id)
         data = self.parse(s.ClientPatch, request, partial=True)
         services.client_update(actor=self.actor(), client=client, **data)
-        return Response({"client": s.client_json(selectors.client_get(organization, client_id))})
+        # Read again: the secrets and keys prefetched before the update are shown as they are now.
+        return Response({"client": s.client_json(self.client_of(organization_id, client_id))})
 
     def delete(self, request: Request, organization_id: str, client_id: str) -> Response:
-        organization = selectors.organization_get(organization_id)
-        client = selectors.client_get(organization, client_id)
+        client = self.client_of(organization_id, client_id)
         services.client_delete(actor=self.actor(), client=client)
         return Response({})
 
 
 class SecretListView(ManagementView):
     def get(self, request: Request, organization_id: str, client_id: str) -> Response:
-        organization = selectors.organization_get(organization_id)
-        client = selectors.client_get(organization, client_id)
+        client = self.client_of(organization_id, client_id)
         return Response({"secrets": [s.secret_json(x) for x in client.secrets.all()]})
 
     def post(self, request: Request, organization_id: str, client_id: str) -> Response:
-        organization = selectors.organization_get(organization_id)
-        client = selectors.client_get(organization, client_id)
+        client = self.client_of(organization_id, client_id)
         # An empty body is fine: a secret that never expires.
         has_body = int(request.META.get("CONTENT_LENGTH") or 0) > 0
         data = self.parse(s.SecretInput, request) if has_body else {}
@@ -164,15 +164,13 @@ class SecretDetailView(ManagementView):
     def get(
         self, request: Request, organization_id: str, client_id: str, secret_id: str
     ) -> Response:
-        organization = selectors.organization_get(organization_id)
-        client = selectors.client_get(organization, client_id)
+        client = self.client_of(organization_id, client_id)
         return Response({"secret": s.secret_json(selectors.secret_get(client, secret_id))})
 
     def delete(
         self, request: Request, organization_id: str, client_id: str, secret_id: str
     ) -> Response:
-        organization = selectors.organization_get(organization_id)
-        client = selectors.client_get(organization, client_id)
+        client = self.client_of(organization_id, client_id)
         secret = selectors.secret_get(client, secret_id)
         services.secret_delete(actor=self.actor(), secret=secret)
         return Response({})
@@ -182,13 +180,11 @@ class KeyListView(ManagementView):
     """The public keys a client signs its assertions with (``private_key_jwt``)."""
 
     def get(self, request: Request, organization_id: str, client_id: str) -> Response:
-        organization = selectors.organization_get(organization_id)
-        client = selectors.client_get(organization, client_id)
+        client = self.client_of(organization_id, client_id)
         return Response({"keys": [s.key_json(key) for key in client.keys.all()]})
 
     def post(self, request: Request, organization_id: str, client_id: str) -> Response:
-        organization = selectors.organization_get(organization_id)
-        client = selectors.client_get(organization, client_id)
+        client = self.client_of(organization_id, client_id)
         data = self.parse(s.KeyInput, request)
         key = services.client_key_add(actor=self.actor(), client=client, jwk=data["jwk"])
         return Response({"key": s.key_json(key)}, status=status.HTTP_201_CREATED)
@@ -196,15 +192,13 @@ class KeyListView(ManagementView):
 
 class KeyDetailView(ManagementView):
     def get(self, request: Request, organization_id: str, client_id: str, key_id: str) -> Response:
-        organization = selectors.organization_get(organization_id)
-        client = selectors.client_get(organization, client_id)
+        client = self.client_of(organization_id, client_id)
         return Response({"key": s.key_json(selectors.client_key_get(client, key_id))})
 
     def delete(
         self, request: Request, organization_id: str, client_id: str, key_id: str
     ) -> Response:
-        organization = selectors.organization_get(organization_id)
-        client = selectors.client_get(organization, client_id)
+        client = self.client_of(organization_id, client_id)
         key = selectors.client_key_get(client, key_id)
         services.client_key_delete(actor=self.actor(), key=key)
         return Response({})

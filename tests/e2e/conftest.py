@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.server import ROOT, free_port, spawn, terminate
+from tests.e2e.server import ROOT, ServerDatabase, free_port, spawn, terminate
 
 
 @dataclass
@@ -37,23 +37,6 @@ class LiveServer:
         return [p.read_text() for p in sorted(self.mail_dir.glob("*.log"))]
 
 
-def _server_database_url(tmp: Path) -> str:
-    """PostgreSQL when the suite runs on it (a database of our own), else a SQLite file."""
-    base = os.environ.get("DATABASE_URL", "")
-    if base.startswith("postgres"):
-        import psycopg
-
-        root, _, name = base.rpartition("/")
-        # One per xdist worker: two workers may each start a live server in the same run.
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        server_db = f"{name or 'm2m'}_portal_live_{worker}"
-        with psycopg.connect(f"{root}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{server_db}"')
-            conn.execute(f'CREATE DATABASE "{server_db}"')
-        return f"{root}/{server_db}"
-    return f"sqlite:///{tmp / 'server.sqlite3'}"
-
-
 @pytest.fixture(scope="session")
 def live_server_process(tmp_path_factory) -> Iterator[LiveServer]:
     """``manage.py runserver`` on a free port: migrated, bootstrapped (the guide's API seeded)."""
@@ -62,11 +45,12 @@ def live_server_process(tmp_path_factory) -> Iterator[LiveServer]:
     url = f"http://127.0.0.1:{port}"
     mail_dir = tmp / "mail"
     mail_dir.mkdir()
+    database = ServerDatabase(tmp)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "DEBUG": "true",
-        "DATABASE_URL": _server_database_url(tmp),
+        "DATABASE_URL": database.url,
         "OAUTH_ISSUER": url,
         "OAUTH_ARGON2_TIME_COST": "1",
         "OAUTH_ARGON2_MEMORY_COST": "1024",
@@ -87,6 +71,7 @@ def live_server_process(tmp_path_factory) -> Iterator[LiveServer]:
         yield server
     finally:
         terminate(process)
+        database.drop()
 
 
 SCREENSHOTS = ROOT / "test-results" / "screenshots"

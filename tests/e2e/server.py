@@ -170,12 +170,21 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
+def server_database(tmp: Path) -> Iterator[ServerDatabase]:
+    """A database of its own for server processes, dropped afterwards."""
+    database = ServerDatabase(tmp)
+    try:
+        yield database
+    finally:
+        database.drop()
+
+
+@contextlib.contextmanager
 def running_server(tmp: Path, **kwargs: object) -> Iterator[ServerProcess]:
     """A server on a database of its own, stopped and dropped afterwards (module fixtures)."""
-    database = ServerDatabase(tmp)
-    process = ServerProcess(database, **kwargs)
-    try:
-        yield process.start(tmp)
-    finally:
-        process.stop()
-        database.drop()
+    with server_database(tmp) as database:
+        process = ServerProcess(database, **kwargs)
+        try:
+            yield process.start(tmp)
+        finally:
+            process.stop()

@@ -15,7 +15,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from urllib.parse import urlencode
 import jwt
 import pytest
 
-from tests.e2e.server import ROOT, free_port, spawn, terminate
+from tests.e2e.server import ROOT, free_port, server_database, spawn, terminate
 
 pytestmark = pytest.mark.e2e
 
@@ -45,30 +44,6 @@ client, secret = client_create(
 )
 print(json.dumps({"client_id": client.id, "client_secret": secret}))
 """
-
-
-@contextlib.contextmanager
-def own_database() -> Iterator[str]:
-    """A database for the servers alone: PostgreSQL when the suite runs on it, else SQLite."""
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith("postgres"):
-        import psycopg
-
-        # One per xdist worker: this module's fixture may run in several workers at once.
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        name = url.rsplit("/", 1)[1] + f"_e2e_token_{worker}"
-        admin = url.rsplit("/", 1)[0] + "/postgres"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield url.rsplit("/", 1)[0] + "/" + name
-        finally:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        return
-    with tempfile.TemporaryDirectory(prefix="m2m-e2e-") as tmp:
-        yield f"sqlite:///{tmp}/db.sqlite3"
 
 
 @dataclass
@@ -108,7 +83,8 @@ def gunicorn(env: dict[str, str], log: Path) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory) -> Iterator[dict]:
     logs = tmp_path_factory.mktemp("token-server-logs")
-    with own_database() as database_url:
+    with server_database(logs) as database:
+        database_url = database.url
         env = {
             **os.environ,
             "DATABASE_URL": database_url,

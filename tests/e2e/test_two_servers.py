@@ -18,17 +18,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import jwt
-import psycopg
 import pytest
 import redis
 import requests
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.server import ROOT, free_port, spawn
+from tests.e2e.server import ROOT, free_port, server_database, spawn
 
 pytestmark = pytest.mark.e2e
 
@@ -49,18 +47,11 @@ def _postgres_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
+def database_url(tmp_path_factory) -> Iterator[str]:
     """A fresh database, dropped afterwards: the servers cannot see a test's transaction."""
-    base = urlsplit(_postgres_url())
-    name = f"{base.path.lstrip('/') or 'm2m'}_e2e_{uuid.uuid4().hex[:8]}"
-    admin = urlunsplit(base._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(base._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _postgres_url()
+    with server_database(tmp_path_factory.mktemp("two-servers-db")) as database:
+        yield database.url
 
 
 @pytest.fixture(scope="module")
