@@ -28,7 +28,7 @@ serve: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput
 	$(BIN)/python manage.py bootstrap
-	$(BIN)/gunicorn portal.wsgi -c gunicorn.conf.py
+	$(BIN)/gunicorn -c gunicorn.conf.py
 
 # The whole suite. Browser tests need Chromium: installed from Debian when missing.
 test: install

@@ -1,20 +1,22 @@
-"""Gunicorn settings for the production server: ``gunicorn portal.wsgi -c gunicorn.conf.py``.
+"""Gunicorn settings for the production server: ``gunicorn -c gunicorn.conf.py``.
 
-Every value can be overridden from the environment (``GUNICORN_*``, or ``HOST``/``PORT``).
+Every value can be overridden from the environment (``GUNICORN_*``, ``SERVER_THREADS``, or
+``HOST``/``PORT``).
 
-Why these defaults (measured with ``make bench``/``bench/profile.py`` on a 2-core machine, see
-bench/README.md):
-- ``gthread``, one worker per core plus one, 4 threads each, keep-alive: the token endpoint is
-  CPU-bound (one RSA signature) with one database round trip, so a few threads per process
-  overlap that wait, and the extra process keeps the cores busy while the others wait on the
-  GIL or on PostgreSQL. Measured at 32 connections with 2 cores: PostgreSQL 607 -> 1,124
-  tokens/s and SQLite 1,872 -> 2,138 tokens/s (p99 57 -> 39 ms) going from 2 to 3 workers.
-  Gunicorn's ``sync`` worker closes the connection after every answer and waits for the
-  client's FIN before taking the next one (gunicorn's ``close_graceful``), which measured 2-3x
-  fewer tokens/s at 32 connections.
-  Put a proxy (nginx) in front for slow clients.
-- Four workers of two threads did no better on PostgreSQL (1,047 tokens/s); more only added
-  memory and context switches.
+Why these defaults (measured with ``make bench`` and ``bench/profile.py`` on a 2-core machine;
+figures in bench/README.md):
+- gunicorn's ``asgi`` worker serving ``portal.asgi``: an event loop (uvloop) per worker, and
+  gunicorn's C HTTP parser (gunicorn[fast]). ``POST /oauth/token`` is answered on the loop
+  itself; every other request runs Django in a pool of ``SERVER_THREADS`` threads per worker
+  (portal/serving.py). The ``gthread`` worker spent ~360 us of Python per request on HTTP alone
+  (a hello-world answer: 2,756/s on one core, against 18,570/s for the asgi worker), and its
+  thread hand-offs showed as p99 latency: PostgreSQL at 32 connections went from 1,007-1,244
+  tokens/s (p99 135-260 ms) to ~1,400-1,600 (p99 54-75 ms) with nothing else changed.
+- One worker per core plus one: a worker's loop waits while its query is at the database, and
+  the extra worker keeps the cores busy meanwhile.
+- ``GUNICORN_WORKER_CLASS=gthread`` (with ``GUNICORN_APP=portal.wsgi``) still works: the same
+  WSGI application, token fast path included, under a threaded WSGI worker.
+Put a proxy (nginx) in front for slow clients and TLS.
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ bind = os.environ.get(
     "GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 )
 workers = int(os.environ.get("GUNICORN_WORKERS", str(_cores + 1)))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "asgi")
+wsgi_app = os.environ.get(
+    "GUNICORN_APP", "portal.asgi:application" if worker_class == "asgi" else "portal.wsgi"
+)
+# Threads of a gthread worker; the asgi worker has its own pool for Django (SERVER_THREADS).
+threads = 1 if worker_class == "asgi" else int(os.environ.get("GUNICORN_THREADS", "4"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # A burst of clients waits in the listen queue instead of being refused.
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
@@ -71,7 +77,6 @@ def post_worker_init(worker) -> None:
     from django.db import DatabaseError
 
     from oauth.keys import SigningKeyDecryptionError, check_keys_decrypt
-    from oauth.wsgi import TokenFastPath
 
     try:
         check_keys_decrypt()
@@ -80,11 +85,11 @@ def post_worker_init(worker) -> None:
         sys.exit(3)  # gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR: the master halts
     except DatabaseError:
         worker.log.warning("signing keys not checked: the database is not reachable or migrated")
-    app = worker.wsgi  # unwrap the WSGI middlewares of portal/wsgi.py down to the fast path
-    while not isinstance(app, TokenFastPath) and hasattr(app, "app"):
-        app = app.app
-    fast = isinstance(app, TokenFastPath)
-    worker.log.info("token endpoint: %s", "WSGI fast path" if fast else "Django view")
+    from portal.serving import fast_path_of
+
+    app = getattr(worker, "asgi", None) or worker.wsgi
+    fast = fast_path_of(getattr(app, "wsgi_app", app)) is not None  # asgi: portal.serving
+    worker.log.info("token endpoint: %s", "fast path" if fast else "Django view")
     try:
         from oauth.tokens import warm_up
 

@@ -147,7 +147,7 @@ def gunicorn(db: Database, **env: str) -> Iterator[Server]:
     server_env = {**db.env, "GUNICORN_BIND": f"127.0.0.1:{port}", **env}
     log = open(Path(tempfile.gettempdir()) / f"m2m-bench-gunicorn-{port}.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [GUNICORN, "portal.wsgi", "-c", "gunicorn.conf.py"],
+        [GUNICORN, "-c", "gunicorn.conf.py"],
         cwd=ROOT,
         env=server_env,
         stdout=log,

@@ -131,7 +131,6 @@ def main() -> None:
             PYTHON,
             "-m",
             "gunicorn",
-            "portal.wsgi",
             "-c",
             "gunicorn.conf.py",
             "--bind",

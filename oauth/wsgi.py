@@ -113,17 +113,23 @@ class TokenFastPath:
             self.known_hosts.add(host)
         return True
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    def serves(self, environ: dict[str, Any]) -> bool:
+        """True when this request is answered here; False when it must go to Django."""
         if not self.enabled or environ.get("PATH_INFO") != self.path:
-            return self.app(environ, start_response)
+            return False
         # What AccessLogMiddleware does first (portal.net reads nothing but request.META, which
         # in Django is this environ).
+        net.drop_untrusted_forwarded_proto(SimpleNamespace(META=environ))
+        if settings.SECURE_SSL_REDIRECT and not self._is_secure(environ):
+            return False
+        return self._host_allowed(environ)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         start = time.perf_counter()
-        as_request = SimpleNamespace(META=environ)
-        net.drop_untrusted_forwarded_proto(as_request)
-        secure = self._is_secure(environ)
-        if (settings.SECURE_SSL_REDIRECT and not secure) or not self._host_allowed(environ):
+        if not self.serves(environ):
             return self.app(environ, start_response)
+        as_request = SimpleNamespace(META=environ)
+        secure = self._is_secure(environ)
         request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         context_token = request_id_var.set(request_id)
         ip = net.client_ip(as_request)

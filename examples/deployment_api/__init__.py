@@ -2,7 +2,8 @@
 
 Run it against an authorization server of ours::
 
-    ISSUER=http://127.0.0.1:8000 gunicorn examples.deployment_api.wsgi --bind 127.0.0.1:8001
+    ISSUER=http://127.0.0.1:8000 gunicorn examples.deployment_api.wsgi --worker-class gthread \
+        --bind 127.0.0.1:8001
     ISSUER=http://127.0.0.1:8000 python -m examples.deployment_api 127.0.0.1:8001   # dev server
 
 Routes:

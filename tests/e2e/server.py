@@ -102,7 +102,7 @@ class ServerDatabase:
 
 
 class ServerProcess:
-    """``gunicorn portal.wsgi`` (or runserver) on a free port, with its own environment."""
+    """``gunicorn -c gunicorn.conf.py`` (or runserver) on a free port, with its own environment."""
 
     def __init__(
         self, database: ServerDatabase, *, extra_env: dict[str, str] | None = None
@@ -148,7 +148,8 @@ class ServerProcess:
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "portal.wsgi",
+                "-c",
+                "gunicorn.conf.py",
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",

@@ -86,6 +86,8 @@ class ExampleAPI:
                 "-m",
                 "gunicorn",
                 "examples.deployment_api.wsgi",
+                "--worker-class",
+                "gthread",
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",

@@ -69,7 +69,7 @@ def gunicorn(env: dict[str, str], log: Path) -> Iterator[Server]:
     port = free_port()
     server_env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"}
     process = spawn(
-        [str(Path(sys.executable).with_name("gunicorn")), "portal.wsgi", "-c", "gunicorn.conf.py"],
+        [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py"],
         env=server_env,
         log_path=log,
         ready=lambda: bool(socket.create_connection(("127.0.0.1", port), timeout=1).close() or 1),
@@ -108,7 +108,7 @@ def servers(tmp_path_factory) -> Iterator[dict]:
         ):
             # Each worker says which path serves tokens (gunicorn.conf.py): make sure the
             # comparison below is between the two.
-            for server, expected in ((fast, "WSGI fast path"), (view, "Django view")):
+            for server, expected in ((fast, "fast path"), (view, "Django view")):
                 deadline = time.monotonic() + 10
                 while f"token endpoint: {expected}" not in server.log.read_text():
                     assert time.monotonic() < deadline, server.log.read_text()[-2000:]
@@ -286,3 +286,35 @@ def test_the_fast_path_answers_and_logs_like_the_django_view(servers, case):
     assert {k: v for k, v in fast_claims.items() if k not in volatile_claims} == {
         k: v for k, v in view_claims.items() if k not in volatile_claims
     }
+
+
+def test_one_keep_alive_connection_carries_token_and_django_requests(servers):
+    """The production server's two paths (event loop, thread pool) share a connection cleanly."""
+    body, headers = form(grant_type="client_credentials", **credentials(servers["client"]))
+    conn = http.client.HTTPConnection("127.0.0.1", servers["fast"].port, timeout=10)
+    try:
+        for method, path, data in [
+            ("POST", "/oauth/token", body),
+            ("GET", "/.well-known/jwks.json", None),
+            ("POST", "/oauth/token", body),
+            ("GET", "/.well-known/oauth-authorization-server", None),
+            ("POST", "/oauth/token", body),
+        ]:
+            conn.request(method, path, body=data, headers=headers if data else {})
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            assert response.status == 200, answer
+            assert ("access_token" in answer) == (path == "/oauth/token")
+        # A chunked body (no Content-Length) on the same connection.
+        conn.putrequest("POST", "/oauth/token")
+        conn.putheader("Content-Type", FORM)
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        half = len(body) // 2
+        for part in (body[:half], body[half:]):
+            conn.send(b"%x\r\n%s\r\n" % (len(part), part))
+        conn.send(b"0\r\n\r\n")
+        response = conn.getresponse()
+        assert response.status == 200 and "access_token" in json.loads(response.read())
+    finally:
+        conn.close()

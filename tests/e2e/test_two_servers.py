@@ -143,7 +143,6 @@ def start_server(env: dict[str, str], tmp: Path) -> Server:
             sys.executable,
             "-m",
             "gunicorn",
-            "portal.wsgi",
             "-c",
             "gunicorn.conf.py",
             "--bind",

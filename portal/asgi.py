@@ -1,0 +1,24 @@
+"""ASGI entry point of the production server: ``gunicorn -c gunicorn.conf.py`` runs
+``portal.asgi:application`` in gunicorn's ``asgi`` worker (uvloop, and gunicorn's C HTTP parser).
+
+``POST /oauth/token`` is answered on the worker's event loop by the same WSGI fast path
+(``oauth/wsgi.py``) that ``portal.wsgi`` serves: no thread hop, no queue. Its one query runs on
+the loop thread's own database connection and its signature is CPU work, so there is nothing to
+overlap on the loop; one more worker than cores keeps the cores busy while one waits on the
+database. Every other request (portal, admin, management API, introspection, revocation) runs
+Django's WSGI application in a pool of ``SERVER_THREADS`` threads, as a threaded WSGI server
+would (portal.serving).
+
+``portal.wsgi`` stays the entry point for any WSGI server.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+import portal.wsgi  # sets Django up, before anything imports a model
+from portal.serving import AsgiServer
+
+application = AsgiServer(portal.wsgi.application, int(os.environ.get("SERVER_THREADS", "4")))

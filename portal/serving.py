@@ -1,0 +1,183 @@
+"""The ASGI application that ``portal.asgi`` serves: Django's WSGI application, with its token
+fast path called on the event loop and every other request in a pool of threads.
+
+Why not a library's WSGI-to-ASGI bridge: a2wsgi 1.10 stalled the second request on a keep-alive
+connection under gunicorn's ``asgi`` worker, and asgiref's ``WsgiToAsgi`` runs every request on
+one thread. What a bridge must do for this project is small: the request body is read on the
+loop (at most DATA_UPLOAD_MAX_MEMORY_SIZE + 1 bytes, enough for Django and the token endpoint to
+answer 413 themselves), the application runs in a thread, and its whole answer is sent back. No
+view of ours streams, and whitenoise's static files are small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from django.conf import settings
+
+from oauth.wsgi import TokenFastPath, WSGIApp
+
+# Django refuses a database call from a thread that runs an event loop (SynchronousOnlyOperation).
+# The token fast path is the one piece of synchronous code this module runs on the loop thread,
+# on purpose, with that thread's own connection; Django's requests run in the pool's threads,
+# which have no loop, so the flag changes nothing for them.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+logger = logging.getLogger("portal.serving")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+INTERNAL_ERROR: Answer = (
+    500,
+    [(b"content-type", b"application/json")],
+    b'{"error":"server_error","error_description":"internal error"}',
+)
+
+
+def fast_path_of(app: WSGIApp) -> TokenFastPath | None:
+    """The TokenFastPath among ``app``'s WSGI middlewares (each keeps the next as ``.app``)."""
+    while not isinstance(app, TokenFastPath) and hasattr(app, "app"):
+        app = app.app
+    return app if isinstance(app, TokenFastPath) else None
+
+
+def wsgi_environ(scope: Scope, body: bytes) -> dict[str, Any]:
+    """The WSGI environ (PEP 3333) of an ASGI HTTP request."""
+    root = scope.get("root_path", "")
+    path = scope["path"]
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    server = scope.get("server") or ("localhost", 80)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": root.encode("utf-8").decode("latin-1"),
+        "PATH_INFO": path.encode("utf-8").decode("latin-1"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1] or 80),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    client = scope.get("client")
+    if client:
+        environ["REMOTE_ADDR"] = str(client[0])
+        environ["REMOTE_PORT"] = str(client[1])
+    for raw_name, raw_value in scope.get("headers", []):
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            name = f"HTTP_{name}"
+        value = raw_value.decode("latin-1")
+        # Repeated headers are joined, as gunicorn's WSGI workers do.
+        environ[name] = f"{environ[name]},{value}" if name in environ else value
+    return environ
+
+
+def call_wsgi(app: WSGIApp, environ: dict[str, Any]) -> Answer:
+    """Run a WSGI application to the end and return its whole answer."""
+    started: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if exc_info is not None and started:
+            raise exc_info[1].with_traceback(exc_info[2])
+        started[:] = [status, headers]
+        return chunks.append
+
+    chunks: list[bytes] = []
+    iterable = app(environ, start_response)
+    try:
+        chunks.extend(iterable)
+    finally:
+        close = getattr(iterable, "close", None)
+        if close is not None:
+            close()
+    status, headers = started
+    encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    return int(status[:3]), encoded, b"".join(chunks)
+
+
+class AsgiServer:
+    """ASGI around ``wsgi_app``: its token fast path on the event loop, the rest in threads."""
+
+    def __init__(self, wsgi_app: WSGIApp, threads: int) -> None:
+        self.wsgi_app = wsgi_app
+        self.fast_path = fast_path_of(wsgi_app)
+        self.token_path = self.fast_path.path if self.fast_path else None
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="django")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await self._body(scope, receive)
+        if body is None:
+            return  # the client went away
+        environ = wsgi_environ(scope, body)
+        try:
+            if scope["path"] == self.token_path and self.fast_path.serves(environ):
+                # Sign and answer right here: one query and one signature, no thread hop.
+                answer = call_wsgi(self.wsgi_app, environ)
+            else:
+                loop = asyncio.get_running_loop()
+                answer = await loop.run_in_executor(self.pool, call_wsgi, self.wsgi_app, environ)
+        except Exception:  # Django answers its own errors; this is a bug below it
+            logger.exception("unhandled error serving %s %s", scope["method"], scope["path"])
+            answer = INTERNAL_ERROR
+        status, headers, content = answer
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    @staticmethod
+    async def _body(scope: Scope, receive: Receive) -> bytes | None:
+        """The request body, or its first DATA_UPLOAD_MAX_MEMORY_SIZE + 1 bytes when larger
+        (the application answers 413 from that); nothing when the announced length is already
+        too large. None when the client disconnected."""
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        cap = None if limit is None else limit + 1
+        if cap is not None:
+            for name, value in scope.get("headers", []):
+                if name == b"content-length" and value.isdigit() and int(value) >= cap:
+                    return b""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            if chunk:
+                chunks.append(chunk)
+                size += len(chunk)
+            if not message.get("more_body", False) or (cap is not None and size >= cap):
+                return b"".join(chunks)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.pool.shutdown(wait=False)
+                await send({"type": "lifespan.shutdown.complete"})
+                return

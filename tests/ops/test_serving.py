@@ -1,0 +1,183 @@
+"""portal.serving in process: the ASGI application of the production server.
+
+The WSGI application behind it is a stand-in that records what it was given, except where the
+token fast path itself is the subject (tests/e2e run the whole server over HTTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from oauth.wsgi import TokenFastPath
+from portal.serving import AsgiServer, fast_path_of, wsgi_environ
+
+
+class Recorder:
+    """A WSGI application that answers 200 with what it saw, and remembers its thread."""
+
+    def __init__(self, answer: bytes = b"ok", fail: bool = False) -> None:
+        self.answer = answer
+        self.fail = fail
+        self.environ: dict[str, Any] = {}
+        self.body = b""
+        self.thread = ""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if self.fail:
+            raise RuntimeError("boom")
+        self.environ = environ
+        self.body = environ["wsgi.input"].read()
+        self.thread = threading.current_thread().name
+        start_response("201 Created", [("Content-Type", "text/plain"), ("X-Seen", "yes")])
+        return [self.answer[:1], self.answer[1:]]
+
+
+def scope(path: str = "/x", method: str = "POST", headers: list | None = None, **extra: Any):
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": b"a=1&b=%20",
+        "root_path": "",
+        "scheme": "http",
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("10.0.0.7", 5555),
+        "headers": headers if headers is not None else [(b"host", b"127.0.0.1:8000")],
+        **extra,
+    }
+
+
+def run(app: AsgiServer, asgi_scope: dict, messages: list[dict]) -> list[dict]:
+    """Call the ASGI app with ``messages`` to receive; return what it sent."""
+    sent: list[dict] = []
+    inbox = list(messages)
+
+    async def receive() -> dict:
+        if inbox:
+            return inbox.pop(0)
+        await asyncio.sleep(3600)  # a real server waits for the disconnect
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(asyncio.wait_for(app(asgi_scope, receive, send), 10))
+    return sent
+
+
+def body(data: bytes, more: bool = False) -> dict:
+    return {"type": "http.request", "body": data, "more_body": more}
+
+
+def test_a_request_reaches_django_in_a_pool_thread_with_its_body_and_headers():
+    behind = Recorder(answer=b"hello")
+    app = AsgiServer(behind, threads=2)
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", b"7"),
+        (b"x-forwarded-for", b"1.1.1.1"),
+        (b"x-forwarded-for", b"2.2.2.2"),
+    ]
+    sent = run(app, scope(headers=headers), [body(b"a=", more=True), body(b"hello")])
+    assert sent[0] == {
+        "type": "http.response.start",
+        "status": 201,
+        "headers": [(b"content-type", b"text/plain"), (b"x-seen", b"yes")],
+    }
+    assert sent[1] == {"type": "http.response.body", "body": b"hello"}
+    assert behind.body == b"a=hello"
+    assert behind.thread.startswith("django")
+    environ = behind.environ
+    assert environ["CONTENT_TYPE"] == "application/x-www-form-urlencoded"
+    assert environ["CONTENT_LENGTH"] == "7"
+    assert environ["HTTP_X_FORWARDED_FOR"] == "1.1.1.1,2.2.2.2"
+    assert environ["QUERY_STRING"] == "a=1&b=%20"
+    assert (environ["REMOTE_ADDR"], environ["SERVER_PORT"]) == ("10.0.0.7", "8000")
+
+
+def test_the_environ_follows_pep_3333_for_paths():
+    environ = wsgi_environ(scope(path="/app/caf\u00e9", root_path="/app"), b"")
+    assert environ["SCRIPT_NAME"] == "/app"
+    assert environ["PATH_INFO"] == "/caf\u00e9".encode().decode("latin-1")
+    assert environ["wsgi.url_scheme"] == "http"
+    assert environ["SERVER_PROTOCOL"] == "HTTP/1.1"
+
+
+def test_an_announced_oversized_body_is_not_read(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
+    behind = Recorder()
+    headers = [(b"host", b"x"), (b"content-length", b"11")]
+    # receive() would hang if called: the app must answer without reading.
+    sent = run(AsgiServer(behind, threads=1), scope(headers=headers), [])
+    assert sent[0]["status"] == 201
+    assert behind.body == b""
+
+
+def test_an_unannounced_body_is_read_only_up_to_the_limit(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
+    behind = Recorder()
+    chunks = [body(b"x" * 6, more=True), body(b"y" * 6, more=True)]  # never ends
+    run(AsgiServer(behind, threads=1), scope(), chunks)
+    assert behind.body == b"x" * 6 + b"y" * 6  # limit + 1 reached: enough to answer 413
+
+
+def test_a_client_gone_before_its_body_gets_no_answer():
+    behind = Recorder()
+    sent = run(AsgiServer(behind, threads=1), scope(), [{"type": "http.disconnect"}])
+    assert sent == []
+    assert behind.environ == {}
+
+
+def test_an_exception_below_django_is_a_json_500(caplog):
+    sent = run(AsgiServer(Recorder(fail=True), threads=1), scope(), [body(b"")])
+    assert sent[0]["status"] == 500
+    assert sent[1]["body"].startswith(b'{"error":"server_error"')
+    assert "unhandled error serving POST /x" in caplog.text
+
+
+def test_lifespan_completes_and_websockets_are_closed():
+    app = AsgiServer(Recorder(), threads=1)
+    sent = run(
+        app, {"type": "lifespan"}, [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    )
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    sent = run(AsgiServer(Recorder(), threads=1), {"type": "websocket"}, [])
+    assert sent == [{"type": "websocket.close", "code": 1000}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_token_requests_are_answered_on_the_event_loop_and_the_rest_in_threads(guide_client):
+    behind = Recorder()
+    fast = TokenFastPath(behind)
+    app = AsgiServer(fast, threads=1)
+    assert fast_path_of(app.wsgi_app) is fast
+    form = urlencode(
+        {
+            "grant_type": "client_credentials",
+            "client_id": guide_client.client_id,
+            "client_secret": guide_client.secret,
+        }
+    ).encode()
+    headers = [(b"host", b"localhost"), (b"content-type", b"application/x-www-form-urlencoded")]
+    # Hold the pool's only thread: a token request sent there would wait for it (and time out).
+    release = threading.Event()
+    app.pool.submit(release.wait, 20)
+    try:
+        sent = run(app, scope(path="/oauth/token", headers=headers), [body(form)])
+    finally:
+        release.set()
+    assert sent[0]["status"] == 200, sent
+    assert b"access_token" in sent[1]["body"]
+    assert behind.environ == {}
+    # A token request the fast path does not serve itself (a Host outside ALLOWED_HOSTS) goes
+    # to Django, in the pool.
+    other = [(b"host", b"evil.example"), headers[1]]
+    run(app, scope(path="/oauth/token", headers=other), [body(form)])
+    assert behind.thread.startswith("django")
