@@ -85,11 +85,18 @@ def post_worker_init(worker) -> None:
         sys.exit(3)  # gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR: the master halts
     except DatabaseError:
         worker.log.warning("signing keys not checked: the database is not reachable or migrated")
-    from portal.serving import fast_path_of
+    from django.db import connections
+
+    from portal.serving import AsgiServer, fast_path_of
 
     app = getattr(worker, "asgi", None) or worker.wsgi
-    fast = fast_path_of(getattr(app, "wsgi_app", app)) is not None  # asgi: portal.serving
+    fast = fast_path_of(getattr(app, "wsgi_app", app)) is not None
     worker.log.info("token endpoint: %s", "fast path" if fast else "Django view")
+    if isinstance(app, AsgiServer):
+        # The loop thread's token requests keep a connection of their own, and warm up at the
+        # ASGI lifespan start (portal.serving): this one would only sit idle.
+        connections.close_all()
+        return
     try:
         from oauth.tokens import warm_up
 

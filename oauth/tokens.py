@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
@@ -133,9 +134,7 @@ def authenticate_with_secret(client_id: str, secret: str) -> AuthenticatedClient
     now = timezone.now()
     adapt = connection.ops.adapt_datetimefield_value
     stale = now - timedelta(seconds=settings.OAUTH["LAST_USED_RESOLUTION_SECONDS"])
-    with connection.cursor() as cursor:
-        cursor.execute(_SQL, [adapt(stale), client_id, adapt(now)])
-        rows = cursor.fetchall()
+    rows = _fetch_rows(_SQL, [adapt(stale), client_id, adapt(now)])
     suffix = secret[-4:]
     candidates = [row for row in rows if hmac.compare_digest(row[8], suffix)]
     if not candidates:
@@ -168,6 +167,25 @@ def authenticate_with_secret(client_id: str, secret: str) -> AuthenticatedClient
         current_kid=matched[10],
         secret_id=matched[6],
     )
+
+
+def _fetch_rows(sql: str, params: list[Any]) -> list[tuple]:
+    """Run the token query. On PostgreSQL, through a psycopg cursor with server-side binding:
+    psycopg prepares the statement after a few runs (``prepare_threshold``, 5 by default; set it
+    to None in DATABASES OPTIONS behind a pooler that cannot keep prepared statements), which
+    skips Django's client-side quoting and PostgreSQL's parse and plan on every token."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        if connection.queries_logged:  # DEBUG or a test counting queries: Django records it
+            with connection.make_debug_cursor(cursor) as debug_cursor:
+                debug_cursor.execute(sql, params)
+                return debug_cursor.fetchall()
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _touch(secret_id: str, now: Any, stale: Any) -> None:

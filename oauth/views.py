@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
@@ -29,6 +30,8 @@ from oauth.tokens import (
 )
 from portal.logs import log_context
 from portal.net import client_ip
+
+logger = logging.getLogger("oauth.token")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -362,7 +365,9 @@ def token_endpoint(
         return _token(content_type, content_length, authorization, read, log, client_ip)
     except OAuthError as error:
         return _refused(error, log)
-    except DatabaseError:
+    except DatabaseError as exc:
+        # The class and message only: the query's parameters never reach the log.
+        logger.warning("token endpoint: database unavailable: %s: %s", type(exc).__name__, exc)
         return _refused(
             OAuthError("temporarily_unavailable", "try again shortly", 503, {"Retry-After": "5"}),
             log,

@@ -19,6 +19,9 @@ import os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 import portal.wsgi  # sets Django up, before anything imports a model
+from oauth.tokens import warm_up
 from portal.serving import AsgiServer
 
-application = AsgiServer(portal.wsgi.application, int(os.environ.get("SERVER_THREADS", "4")))
+application = AsgiServer(
+    portal.wsgi.application, int(os.environ.get("SERVER_THREADS", "4")), warm_up=warm_up
+)

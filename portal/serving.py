@@ -12,6 +12,7 @@ view of ours streams, and whitenoise's static files are small.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import logging
 import os
@@ -114,11 +115,20 @@ def call_wsgi(app: WSGIApp, environ: dict[str, Any]) -> Answer:
 class AsgiServer:
     """ASGI around ``wsgi_app``: its token fast path on the event loop, the rest in threads."""
 
-    def __init__(self, wsgi_app: WSGIApp, threads: int) -> None:
+    def __init__(
+        self, wsgi_app: WSGIApp, threads: int, warm_up: Callable[[], None] | None = None
+    ) -> None:
         self.wsgi_app = wsgi_app
         self.fast_path = fast_path_of(wsgi_app)
         self.token_path = self.fast_path.path if self.fast_path else None
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="django")
+        self.warm_up = warm_up
+        # Django keeps database connections in asgiref Locals, which inside a running event loop
+        # are per task, that is per HTTP connection here: each would open (and leak) a database
+        # connection of its own. The token path runs in this one context instead, so the loop
+        # thread keeps one connection, as a WSGI thread does. It never awaits, so the context is
+        # never entered twice at once.
+        self.token_context = contextvars.Context()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -137,7 +147,7 @@ class AsgiServer:
         try:
             if scope["path"] == self.token_path and self.fast_path.serves(environ):
                 # Sign and answer right here: one query and one signature, no thread hop.
-                answer = call_wsgi(self.wsgi_app, environ)
+                answer = self.token_context.run(call_wsgi, self.wsgi_app, environ)
             else:
                 loop = asyncio.get_running_loop()
                 answer = await loop.run_in_executor(self.pool, call_wsgi, self.wsgi_app, environ)
@@ -176,6 +186,11 @@ class AsgiServer:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.warm_up is not None:
+                    try:
+                        self.token_context.run(self.warm_up)
+                    except Exception:  # an unmigrated database must not stop the server
+                        logger.exception("warm-up failed; the first request will do it")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.pool.shutdown(wait=False)

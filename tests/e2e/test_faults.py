@@ -214,6 +214,9 @@ def test_a_database_outage_is_503_json_and_heals_by_itself(tmp_path):
                 body = response.json()
                 assert body.get("error") == "temporarily_unavailable" or body.get("code") == 14
 
+        # Operators learn why: the token endpoint logs the database error (never its query).
+        assert "token endpoint: database unavailable: OperationalError" in server.log_text()
+
         proxy.resume()
         deadline = time.monotonic() + 20
         healed = []

@@ -12,7 +12,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.db import connections
+from django.db.backends.signals import connection_created
 
+from oauth.tokens import warm_up
 from oauth.wsgi import TokenFastPath
 from portal.serving import AsgiServer, fast_path_of, wsgi_environ
 
@@ -181,3 +184,34 @@ def test_token_requests_are_answered_on_the_event_loop_and_the_rest_in_threads(g
     other = [(b"host", b"evil.example"), headers[1]]
     run(app, scope(path="/oauth/token", headers=other), [body(form)])
     assert behind.thread.startswith("django")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_token_requests_on_the_loop_share_one_database_connection(guide_client):
+    """Inside a running loop Django's connections are per task (asgiref): without the server's
+    own context, every HTTP connection would open a database connection and leak it."""
+    opened: list[object] = []
+
+    def count(sender: Any, connection: Any, **kwargs: Any) -> None:
+        opened.append(connection)
+
+    app = AsgiServer(TokenFastPath(Recorder()), threads=1, warm_up=warm_up)
+    form = urlencode(
+        {
+            "grant_type": "client_credentials",
+            "client_id": guide_client.client_id,
+            "client_secret": guide_client.secret,
+        }
+    ).encode()
+    headers = [(b"host", b"localhost"), (b"content-type", b"application/x-www-form-urlencoded")]
+    connection_created.connect(count)
+    try:
+        lifespan = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+        run(app, {"type": "lifespan"}, lifespan)  # warms up: the one connection opens here
+        for _ in range(5):  # each run is a new loop and task, as each HTTP connection is
+            sent = run(app, scope(path="/oauth/token", headers=headers), [body(form)])
+            assert sent[0]["status"] == 200
+    finally:
+        connection_created.disconnect(count)
+        app.token_context.run(connections.close_all)
+    assert len(opened) == 1
