@@ -23,7 +23,8 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from clients.models import ApiClient, ClientSecret, check_secret, hash_secret
@@ -131,10 +132,11 @@ def authenticate_with_secret(client_id: str, secret: str) -> AuthenticatedClient
     global _SQL
     if _SQL is None:
         _SQL = _sql()
+    db = connections[DEFAULT_DB_ALIAS]  # looked up once: each lookup asks asgiref's Local
     now = timezone.now()
-    adapt = connection.ops.adapt_datetimefield_value
+    adapt = db.ops.adapt_datetimefield_value
     stale = now - timedelta(seconds=settings.OAUTH["LAST_USED_RESOLUTION_SECONDS"])
-    rows = _fetch_rows(_SQL, [adapt(stale), client_id, adapt(now)])
+    rows = _fetch_rows(db, _SQL, [adapt(stale), client_id, adapt(now)])
     suffix = secret[-4:]
     candidates = [row for row in rows if hmac.compare_digest(row[8], suffix)]
     if not candidates:
@@ -169,19 +171,19 @@ def authenticate_with_secret(client_id: str, secret: str) -> AuthenticatedClient
     )
 
 
-def _fetch_rows(sql: str, params: list[Any]) -> list[tuple]:
+def _fetch_rows(db: BaseDatabaseWrapper, sql: str, params: list[Any]) -> list[tuple]:
     """Run the token query. On PostgreSQL, through a psycopg cursor with server-side binding:
     psycopg prepares the statement after a few runs (``prepare_threshold``, 5 by default; set it
     to None in DATABASES OPTIONS behind a pooler that cannot keep prepared statements), which
     skips Django's client-side quoting and PostgreSQL's parse and plan on every token."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        if connection.queries_logged:  # DEBUG or a test counting queries: Django records it
-            with connection.make_debug_cursor(cursor) as debug_cursor:
+    db.ensure_connection()
+    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+        if db.queries_logged:  # DEBUG or a test counting queries: Django records it
+            with db.make_debug_cursor(cursor) as debug_cursor:
                 debug_cursor.execute(sql, params)
                 return debug_cursor.fetchall()
         cursor.execute(sql, params)
