@@ -44,6 +44,8 @@ from server import (
     cold_latency_ms,
     database,
     gunicorn,
+    machine_busy_seconds,
+    postgres_cpu_seconds,
     sequential_latency,
 )
 
@@ -74,6 +76,8 @@ def run_wrk(server: Server, client: dict[str, str], connections: int, duration: 
         "BENCH_CLIENT_SECRET": client["client_secret"],
     }
     cpu_before = server.worker_cpu_seconds()
+    database_before = postgres_cpu_seconds()
+    machine_before = machine_busy_seconds()
     out = subprocess.run(
         [
             "wrk",
@@ -97,6 +101,11 @@ def run_wrk(server: Server, client: dict[str, str], connections: int, duration: 
     result["cpu_us_per_token"] = (
         1e6 * (server.worker_cpu_seconds() - cpu_before) / max(result["requests"], 1)
     )
+    # Where the rest goes: PostgreSQL's own processes, and the whole machine (workers, database,
+    # wrk, kernel), per request.
+    requests = max(result["requests"], 1)
+    result["database_cpu_us"] = 1e6 * (postgres_cpu_seconds() - database_before) / requests
+    result["machine_cpu_us"] = 1e6 * (machine_busy_seconds() - machine_before) / requests
     result["tokens_per_s"] = result["ok"] / (result["duration_us"] / 1e6)
     result["errors"] = result["failed"] + result["socket_errors"]
     return result
@@ -107,6 +116,7 @@ def describe(label: str, result: dict, ceiling: float) -> str:
         f"  {label}: {result['tokens_per_s']:8.1f} tokens/s  p50 {result['p50_us'] / 1000:6.2f} ms"
         f"  p99 {result['p99_us'] / 1000:6.2f} ms  requests {result['requests']}"
         f"  server CPU {result['cpu_us_per_token']:5.0f} us/request"
+        f" (PostgreSQL {result['database_cpu_us']:4.0f}, machine {result['machine_cpu_us']:5.0f})"
         f"  errors {result['errors']} (non-200 or no token {result['failed']},"
         f" socket {result['socket_errors']})  {100 * result['tokens_per_s'] / ceiling:5.1f}%"
         " of the RSA ceiling"
