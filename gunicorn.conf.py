@@ -6,12 +6,13 @@ Every value can be overridden from the environment (``GUNICORN_*``, ``SERVER_THR
 Why these defaults (measured with ``make bench`` and ``bench/profile.py`` on a 2-core machine;
 figures in bench/README.md):
 - gunicorn's ``asgi`` worker serving ``portal.asgi``: an event loop (uvloop) per worker, and
-  gunicorn's C HTTP parser (gunicorn[fast]). ``POST /oauth/token`` is answered on the loop
+  gunicorn's C HTTP parser (gunicorn-h1c). ``POST /oauth/token`` is answered on the loop
   itself; every other request runs Django in a pool of ``SERVER_THREADS`` threads per worker
-  (portal/serving.py). The ``gthread`` worker spent ~360 us of Python per request on HTTP alone
-  (a hello-world answer: 2,756/s on one core, against 18,570/s for the asgi worker), and its
-  thread hand-offs showed as p99 latency: PostgreSQL at 32 connections went from 1,007-1,244
-  tokens/s (p99 135-260 ms) to ~1,400-1,600 (p99 54-75 ms) with nothing else changed.
+  (portal/serving.py). The ``gthread`` worker spent ~360 us of CPU per request on HTTP alone (a
+  hello-world answer: 2,756/s on one core, against 18,570/s for the asgi worker). Side by side
+  at 32 connections (two runs each, same session): PostgreSQL 1,218-1,370 tokens/s with
+  ``gthread`` against 1,513-1,895 with ``asgi``, SQLite 1,689-1,908 against 2,282-2,726, and
+  the workers' CPU per token 1,000-1,200 us against 680-1,000 us.
 - One worker per core plus one: a worker's loop waits while its query is at the database, and
   the extra worker keeps the cores busy meanwhile.
 - ``GUNICORN_WORKER_CLASS=gthread`` (with ``GUNICORN_APP=portal.wsgi``) still works: the same
