@@ -38,6 +38,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
+# How much of a body over DATA_UPLOAD_MAX_MEMORY_SIZE is read (and dropped) before answering 413.
+DRAIN_BYTES = 16 * 1024 * 1024
+
 INTERNAL_ERROR: Answer = (
     500,
     [(b"content-type", b"application/json")],
@@ -160,26 +163,31 @@ class AsgiServer:
 
     @staticmethod
     async def _body(scope: Scope, receive: Receive) -> bytes | None:
-        """The request body, or its first DATA_UPLOAD_MAX_MEMORY_SIZE + 1 bytes when larger
-        (the application answers 413 from that); nothing when the announced length is already
-        too large. None when the client disconnected."""
+        """The request body, or its first DATA_UPLOAD_MAX_MEMORY_SIZE + 1 bytes when larger (the
+        application answers 413 from that). The rest of a larger body is read and dropped, up to
+        DRAIN_BYTES, so that a client still sending gets its answer instead of a reset
+        connection; a body announced larger than that is not read at all (the server closes the
+        connection after the answer). None when the client disconnected."""
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         cap = None if limit is None else limit + 1
         if cap is not None:
             for name, value in scope.get("headers", []):
-                if name == b"content-length" and value.isdigit() and int(value) >= cap:
+                if name == b"content-length" and value.isdigit() and int(value) > DRAIN_BYTES:
                     return b""
         chunks: list[bytes] = []
-        size = 0
+        kept = size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
-            if chunk:
+            size += len(chunk)
+            if chunk and (cap is None or kept < cap):
+                if cap is not None:
+                    chunk = chunk[: cap - kept]
                 chunks.append(chunk)
-                size += len(chunk)
-            if not message.get("more_body", False) or (cap is not None and size >= cap):
+                kept += len(chunk)
+            if not message.get("more_body", False) or (cap is not None and size > DRAIN_BYTES):
                 return b"".join(chunks)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

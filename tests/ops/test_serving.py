@@ -17,7 +17,7 @@ from django.db.backends.signals import connection_created
 
 from oauth.tokens import warm_up
 from oauth.wsgi import TokenFastPath
-from portal.serving import AsgiServer, fast_path_of, wsgi_environ
+from portal.serving import DRAIN_BYTES, AsgiServer, fast_path_of, wsgi_environ
 
 
 class Recorder:
@@ -113,22 +113,34 @@ def test_the_environ_follows_pep_3333_for_paths():
     assert environ["SERVER_PROTOCOL"] == "HTTP/1.1"
 
 
-def test_an_announced_oversized_body_is_not_read(settings):
+def test_an_oversized_body_is_drained_but_only_the_limit_kept(settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
     behind = Recorder()
-    headers = [(b"host", b"x"), (b"content-length", b"11")]
+    headers = [(b"host", b"x"), (b"content-length", b"30")]
+    chunks = [body(b"x" * 8, more=True), body(b"y" * 8, more=True), body(b"z" * 14)]
+    sent = run(AsgiServer(behind, threads=1), scope(headers=headers), chunks)
+    assert sent[0]["status"] == 201
+    assert behind.body == b"x" * 8 + b"y" * 3  # limit + 1: enough to answer 413
+    assert behind.environ["CONTENT_LENGTH"] == "30"
+
+
+def test_a_body_announced_beyond_the_drain_limit_is_not_read(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
+    behind = Recorder()
+    headers = [(b"host", b"x"), (b"content-length", str(DRAIN_BYTES + 1).encode())]
     # receive() would hang if called: the app must answer without reading.
     sent = run(AsgiServer(behind, threads=1), scope(headers=headers), [])
     assert sent[0]["status"] == 201
     assert behind.body == b""
 
 
-def test_an_unannounced_body_is_read_only_up_to_the_limit(settings):
+def test_an_endless_unannounced_body_is_read_only_up_to_the_drain_limit(settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
     behind = Recorder()
-    chunks = [body(b"x" * 6, more=True), body(b"y" * 6, more=True)]  # never ends
-    run(AsgiServer(behind, threads=1), scope(), chunks)
-    assert behind.body == b"x" * 6 + b"y" * 6  # limit + 1 reached: enough to answer 413
+    flood = [body(b"x" * (1 << 20), more=True) for _ in range(DRAIN_BYTES >> 20)]
+    flood.append(body(b"x", more=True))  # one byte past the limit; the body never ends
+    run(AsgiServer(behind, threads=1), scope(), flood)
+    assert behind.body == b"x" * 11
 
 
 def test_a_client_gone_before_its_body_gets_no_answer():
