@@ -233,6 +233,10 @@ def prune_unpublished_keys() -> int:
 # --- Loaded keys (per process) -------------------------------------------------------------------
 
 
+# Built once: json.dumps with arguments builds an encoder on every call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 @dataclass(frozen=True)
 class LoadedKey:
     """A private key parsed once, with its JWS header segment precomputed."""
@@ -251,7 +255,7 @@ class LoadedKey:
 
     def encode(self, claims: dict[str, Any]) -> str:
         """A compact JWS of ``claims`` signed with this key."""
-        payload = b64url(json.dumps(claims, separators=(",", ":")).encode()).encode()
+        payload = b64url(_compact_json(claims).encode()).encode()
         signing_input = self.header_segment + b"." + payload
         return (signing_input + b"." + b64url(self.sign(signing_input)).encode()).decode("ascii")
 

@@ -56,12 +56,14 @@ class OAuthError(Exception):
         self.headers = headers or {}
 
 
+# json.dumps with arguments builds a new encoder on every call; the token path makes two per token.
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def json_response(
     body: dict[str, Any], status: int = 200, headers: dict | None = None
 ) -> HttpResponse:
-    response = HttpResponse(
-        json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
-    )
+    response = HttpResponse(compact_json(body), status=status, content_type="application/json")
     for name, value in (headers or {}).items():
         response[name] = value
     return response
@@ -306,7 +308,7 @@ def _answer(body: dict[str, Any], status: int = 200, headers: dict | None = None
     return (
         status,
         {"Content-Type": JSON_CONTENT_TYPE, **NO_STORE, **(headers or {})},
-        json.dumps(body, separators=(",", ":")).encode(),
+        compact_json(body).encode(),
     )
 
 

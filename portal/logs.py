@@ -99,6 +99,10 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+# Built once: json.dumps with arguments builds an encoder on every call.
+_encode_line = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id, and ``extra`` fields."""
 
@@ -122,7 +126,7 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(line, separators=(",", ":"), ensure_ascii=False)
+        return _encode_line(line)
 
 
 class TextFormatter(logging.Formatter):
