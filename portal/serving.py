@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
 
 from oauth.wsgi import TokenFastPath, WSGIApp
 
@@ -201,6 +202,8 @@ class AsgiServer:
                         logger.exception("warm-up failed; the first request will do it")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                # Inside the running loop, so that it is the token context's connection.
+                self.token_context.run(connections.close_all)
                 self.pool.shutdown(wait=False)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
