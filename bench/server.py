@@ -120,11 +120,15 @@ def postgres_cpu_seconds() -> float:
             stat = (entry / "stat").read_text()
         except OSError:
             continue  # gone meanwhile
-        name, _, rest = stat.partition(" (")[2].rpartition(")")
-        if name == "postgres":
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])
+        if stat.partition(" (")[2].rpartition(")")[0] == "postgres":
+            total += _cpu_ticks(stat)
     return total / ticks
+
+
+def _cpu_ticks(stat: str) -> int:
+    """utime + stime from the text of /proc/PID/stat."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def machine_busy_seconds() -> float:
@@ -152,8 +156,7 @@ class Server:
         ticks = os.sysconf("SC_CLK_TCK")
         total = 0
         for pid in self.worker_pids():
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            total += _cpu_ticks(Path(f"/proc/{pid}/stat").read_text())
         return total / ticks
 
     def worker_rss_mib(self) -> list[float]:

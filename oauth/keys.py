@@ -233,8 +233,9 @@ def prune_unpublished_keys() -> int:
 # --- Loaded keys (per process) -------------------------------------------------------------------
 
 
-# Built once: json.dumps with arguments builds an encoder on every call.
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+# Built once: json.dumps with arguments builds an encoder on every call (the token path encodes
+# its claims and its answer with this one).
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,7 @@ class LoadedKey:
 
     def encode(self, claims: dict[str, Any]) -> str:
         """A compact JWS of ``claims`` signed with this key."""
-        payload = b64url(_compact_json(claims).encode()).encode()
+        payload = b64url(compact_json(claims).encode()).encode()
         signing_input = self.header_segment + b"." + payload
         return (signing_input + b"." + b64url(self.sign(signing_input)).encode()).decode("ascii")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ from clients.models import ApiScope
 from oauth import assertions, keys, ratelimit
 from oauth import metrics as token_metrics
 from oauth.jwk import ASSERTION_ALGORITHMS
+from oauth.keys import compact_json
 from oauth.tokens import (
     AuthenticatedClient,
     authenticate_with_secret,
@@ -54,10 +54,6 @@ class OAuthError(Exception):
         self.description = description
         self.status = status
         self.headers = headers or {}
-
-
-# json.dumps with arguments builds a new encoder on every call; the token path makes two per token.
-compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def json_response(

@@ -98,8 +98,8 @@ def call_wsgi(app: WSGIApp, environ: dict[str, Any]) -> Answer:
     started: list[Any] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        if exc_info is not None and started:
-            raise exc_info[1].with_traceback(exc_info[2])
+        # Nothing is sent before the application returns, so a second call (an error page,
+        # with exc_info) may always replace the first (PEP 3333).
         started[:] = [status, headers]
         return chunks.append
 

@@ -7,6 +7,7 @@ token fast path itself is the subject (tests/e2e run the whole server over HTTP)
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from typing import Any
 from urllib.parse import urlencode
@@ -238,3 +239,18 @@ def test_token_requests_on_the_loop_share_one_database_connection(guide_client):
         connection_created.disconnect(count)
     assert len(opened) == 1
     assert not app.token_context.run(lambda: asyncio.run(_initialized_connections()))
+
+
+def test_an_error_page_started_after_a_first_start_response_replaces_it():
+    def app(environ: dict, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise ValueError("late failure")
+        except ValueError:
+            start_response("500 Internal Server Error", [("X-Error", "1")], sys.exc_info())
+        return [b"error page"]
+
+    sent = run(AsgiServer(app, threads=1), scope(), [body(b"")])
+    assert sent[0]["status"] == 500
+    assert sent[0]["headers"] == [(b"x-error", b"1")]
+    assert sent[1]["body"] == b"error page"
