@@ -172,10 +172,10 @@ def authenticate_with_secret(client_id: str, secret: str) -> AuthenticatedClient
 
 
 def _fetch_rows(db: BaseDatabaseWrapper, sql: str, params: list[Any]) -> list[tuple]:
-    """Run the token query. On PostgreSQL, through a psycopg cursor with server-side binding:
-    psycopg prepares the statement after a few runs (``prepare_threshold``, 5 by default; set it
-    to None in DATABASES OPTIONS behind a pooler that cannot keep prepared statements), which
-    skips Django's client-side quoting and PostgreSQL's parse and plan on every token."""
+    """Run the token query. On PostgreSQL, through a psycopg cursor with server-side binding,
+    which psycopg prepares after five runs (``prepare_threshold`` in DATABASES OPTIONS, which
+    Django leaves off and portal.settings turns on unless DATABASE_PREPARED_STATEMENTS=false):
+    no client-side quoting, and PostgreSQL no longer parses and plans it on every token."""
     if db.vendor != "postgresql":
         with db.cursor() as cursor:
             cursor.execute(sql, params)

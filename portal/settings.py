@@ -143,6 +143,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The token query runs through a server-side-binding psycopg cursor (oauth.tokens), which
+    # psycopg prepares after five runs: PostgreSQL then skips parsing and planning it, more than
+    # half of its cost. Django's own cursors bind on the client and are never prepared. Behind a
+    # pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21),
+    # set DATABASE_PREPARED_STATEMENTS=false.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        5 if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

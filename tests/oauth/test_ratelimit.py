@@ -131,7 +131,9 @@ def test_token_failures_lock_the_client_id_and_nobody_else(
 @pytest.mark.django_db
 def test_an_unknown_client_id_is_locked_the_same_way(store, settings, client, address):
     settings.RATE_LIMIT_TOKEN_FAILURES = "2/m"
-    data = {"grant_type": "client_credentials", "client_id": "m2morg_1", "client_secret": "x"}
+    # A fresh id: the shared Redis keeps counting across runs within the minute.
+    unknown = f"m2morg_{secrets.randbelow(10**12)}"
+    data = {"grant_type": "client_credentials", "client_id": unknown, "client_secret": "x"}
     for _ in range(2):
         response = client.post(
             "/oauth/token", urlencode(data), content_type=FORM, REMOTE_ADDR=address
@@ -292,33 +294,38 @@ def login(client: Client, username: str, password: str, ip: str):
 @pytest.mark.django_db
 def test_login_failures_lock_the_account(store, settings, address):
     settings.RATE_LIMIT_LOGIN_FAILURES = "2/m"
-    make_user("victim@acme.test")
-    make_user("bystander@acme.test")
+    # Fresh accounts: the shared Redis keeps counting across runs within the minute.
+    run = secrets.token_hex(4)
+    victim, bystander = f"victim-{run}@acme.test", f"bystander-{run}@acme.test"
+    make_user(victim)
+    make_user(bystander)
     browser = Client()
     for _ in range(2):
-        response = login(browser, "victim@acme.test", "guess", address)
+        response = login(browser, victim, "guess", address)
         assert response.status_code == 200
         assert b"Please enter a correct" in response.content
-    response = login(browser, "victim@acme.test", PASSWORD, address)
+    response = login(browser, victim, PASSWORD, address)
     assert response.status_code == 429
     assert int(response["Retry-After"]) >= 1
     assert b"Too many failed log-in attempts" in response.content
     assert "_auth_user_id" not in browser.session
     # Case does not dodge the lock (usernames are e-mail addresses).
-    assert login(Client(), "VICTIM@acme.test", PASSWORD, "192.0.2.5").status_code == 429
+    assert login(Client(), victim.upper(), PASSWORD, "192.0.2.5").status_code == 429
     # Another account, same address: fine.
-    assert login(Client(), "bystander@acme.test", PASSWORD, address).status_code == 302
+    assert login(Client(), bystander, PASSWORD, address).status_code == 302
 
 
 @pytest.mark.django_db
 def test_login_failures_lock_the_address_at_ten_times_the_limit(store, settings, address):
     settings.RATE_LIMIT_LOGIN_FAILURES = "1/m"
-    make_user("someone@acme.test")
+    run = secrets.token_hex(4)
+    someone = f"someone-{run}@acme.test"
+    make_user(someone)
     for n in range(10):
-        assert login(Client(), f"nobody{n}@acme.test", "guess", address).status_code == 200
-    response = login(Client(), "someone@acme.test", PASSWORD, address)
+        assert login(Client(), f"nobody{n}-{run}@acme.test", "guess", address).status_code == 200
+    response = login(Client(), someone, PASSWORD, address)
     assert response.status_code == 429
-    assert login(Client(), "someone@acme.test", PASSWORD, "192.0.2.9").status_code == 302
+    assert login(Client(), someone, PASSWORD, "192.0.2.9").status_code == 302
 
 
 @pytest.mark.django_db
