@@ -10,6 +10,7 @@ except ``last_used_time``, at most once a minute per secret.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
 import json
@@ -17,6 +18,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -55,7 +57,25 @@ class IssuedToken:
     claims: dict[str, Any]
 
 
-def _sql() -> str:
+@dataclass(frozen=True)
+class Prefetched:
+    """A client's token-query rows, read after its request arrived (oauth.batching), with the
+    times the query used and how to record a secret's use."""
+
+    client_id: str
+    rows: list[tuple]
+    now: Any
+    stale: Any
+    touch: Callable[[str, Any, Any], None]
+
+
+# Set around a token request whose rows were read ahead (portal.serving, oauth.batching).
+prefetched: contextvars.ContextVar[Prefetched | None] = contextvars.ContextVar(
+    "prefetched", default=None
+)
+
+
+def _sql(clients: str = "c.id = %s") -> str:
     client = ApiClient._meta.db_table
     secret = ClientSecret._meta.db_table
     key = SigningKey._meta.db_table
@@ -67,8 +87,27 @@ def _sql() -> str:
         f"(SELECT k.kid FROM {key} k WHERE k.retire_time IS NULL "
         f"ORDER BY k.create_time DESC LIMIT 1) "
         f"FROM {client} c JOIN {secret} s ON s.client_id = c.id "
-        f"WHERE c.id = %s AND s.status = 'ACTIVE' AND (s.expire_time IS NULL OR s.expire_time > %s)"
+        f"WHERE {clients} AND s.status = 'ACTIVE' "
+        f"AND (s.expire_time IS NULL OR s.expire_time > %s)"
     )
+
+
+def batch_sql() -> str:
+    """The token query for several clients at once: (stale, [client ids], now)."""
+    return _sql("c.id = ANY(%s)")
+
+
+def _touch_sql(which: str = "id = %s") -> str:
+    table = ClientSecret._meta.db_table
+    return (
+        f"UPDATE {table} SET last_used_time = %s "
+        f"WHERE {which} AND (last_used_time IS NULL OR last_used_time < %s)"
+    )
+
+
+def batch_touch_sql() -> str:
+    """Record the use of several secrets: (now, [secret ids], stale)."""
+    return _touch_sql("id = ANY(%s)")
 
 
 _SQL: str | None = None
@@ -132,11 +171,16 @@ def authenticate_with_secret(client_id: str, secret: str) -> AuthenticatedClient
     global _SQL
     if _SQL is None:
         _SQL = _sql()
-    db = connections[DEFAULT_DB_ALIAS]  # looked up once: each lookup asks asgiref's Local
-    now = timezone.now()
-    adapt = db.ops.adapt_datetimefield_value
-    stale = now - timedelta(seconds=settings.OAUTH["LAST_USED_RESOLUTION_SECONDS"])
-    rows = _fetch_rows(db, _SQL, [adapt(stale), client_id, adapt(now)])
+    ahead = prefetched.get()
+    if ahead is not None and ahead.client_id == client_id:
+        rows, now, stale, touch = ahead.rows, ahead.now, ahead.stale, ahead.touch
+    else:
+        db = connections[DEFAULT_DB_ALIAS]  # looked up once: each lookup asks asgiref's Local
+        now = timezone.now()
+        adapt = db.ops.adapt_datetimefield_value
+        stale = now - timedelta(seconds=settings.OAUTH["LAST_USED_RESOLUTION_SECONDS"])
+        rows = _fetch_rows(db, _SQL, [adapt(stale), client_id, adapt(now)])
+        touch = _touch
     suffix = secret[-4:]
     candidates = [row for row in rows if hmac.compare_digest(row[8], suffix)]
     if not candidates:
@@ -158,7 +202,7 @@ def authenticate_with_secret(client_id: str, secret: str) -> AuthenticatedClient
                     _verified.clear()
                 _verified[key] = (matched[6], time.monotonic() + ttl)
     if matched[9]:
-        _touch(matched[6], now, stale)
+        touch(matched[6], now, stale)
     return AuthenticatedClient(
         client_id=matched[0],
         organization_id=matched[1],
@@ -194,11 +238,7 @@ def _touch(secret_id: str, now: Any, stale: Any) -> None:
     """Record use, at most once a minute per secret; never fail a token request over it."""
     global _TOUCH_SQL
     if _TOUCH_SQL is None:
-        table = ClientSecret._meta.db_table
-        _TOUCH_SQL = (
-            f"UPDATE {table} SET last_used_time = %s "
-            f"WHERE id = %s AND (last_used_time IS NULL OR last_used_time < %s)"
-        )
+        _TOUCH_SQL = _touch_sql()
     adapt = connection.ops.adapt_datetimefield_value
     try:
         with connection.cursor() as cursor:

@@ -19,9 +19,13 @@ import os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 import portal.wsgi  # sets Django up, before anything imports a model
+from oauth.batching import token_query_batcher
 from oauth.tokens import warm_up
 from portal.serving import AsgiServer
 
 application = AsgiServer(
-    portal.wsgi.application, int(os.environ.get("SERVER_THREADS", "4")), warm_up=warm_up
+    portal.wsgi.application,
+    int(os.environ.get("SERVER_THREADS", "4")),
+    warm_up=warm_up,
+    batcher=token_query_batcher(),
 )

@@ -24,6 +24,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
+from oauth.batching import TokenQueryBatcher
+from oauth.tokens import Prefetched, prefetched
 from oauth.wsgi import TokenFastPath, WSGIApp
 
 # Django refuses a database call from a thread that runs an event loop (SynchronousOnlyOperation).
@@ -120,7 +122,11 @@ class AsgiServer:
     """ASGI around ``wsgi_app``: its token fast path on the event loop, the rest in threads."""
 
     def __init__(
-        self, wsgi_app: WSGIApp, threads: int, warm_up: Callable[[], None] | None = None
+        self,
+        wsgi_app: WSGIApp,
+        threads: int,
+        warm_up: Callable[[], None] | None = None,
+        batcher: TokenQueryBatcher | None = None,
     ) -> None:
         self.wsgi_app = wsgi_app
         self.fast_path = fast_path_of(wsgi_app)
@@ -133,6 +139,8 @@ class AsgiServer:
         # thread keeps one connection, as a WSGI thread does. It never awaits, so the context is
         # never entered twice at once.
         self.token_context = contextvars.Context()
+        # On PostgreSQL, token requests that wait at the same time share one query (oauth.batching).
+        self.batcher = batcher if self.fast_path else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -150,8 +158,12 @@ class AsgiServer:
         environ = wsgi_environ(scope, body)
         try:
             if scope["path"] == self.token_path and self.fast_path.serves(environ):
-                # Sign and answer right here: one query and one signature, no thread hop.
-                answer = self.token_context.run(call_wsgi, self.wsgi_app, environ)
+                # Sign and answer right here: one query (shared with the token requests waiting
+                # at the same time) and one signature, no thread hop.
+                ahead = None
+                if self.batcher is not None:
+                    ahead = await self.batcher.prefetch(environ.get("HTTP_AUTHORIZATION"), body)
+                answer = self.token_context.run(self._token, environ, ahead)
             else:
                 loop = asyncio.get_running_loop()
                 answer = await loop.run_in_executor(self.pool, call_wsgi, self.wsgi_app, environ)
@@ -161,6 +173,13 @@ class AsgiServer:
         status, headers, content = answer
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+    def _token(self, environ: dict[str, Any], ahead: Prefetched | None) -> Answer:
+        reset = prefetched.set(ahead)
+        try:
+            return call_wsgi(self.wsgi_app, environ)
+        finally:
+            prefetched.reset(reset)
 
     @staticmethod
     async def _body(scope: Scope, receive: Receive) -> bytes | None:
@@ -200,10 +219,14 @@ class AsgiServer:
                         self.token_context.run(self.warm_up)
                     except Exception:  # an unmigrated database must not stop the server
                         logger.exception("warm-up failed; the first request will do it")
+                if self.batcher is not None:
+                    await self.batcher.connect()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # Inside the running loop, so that it is the token context's connection.
                 self.token_context.run(connections.close_all)
+                if self.batcher is not None:
+                    await self.batcher.close()
                 self.pool.shutdown(wait=False)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

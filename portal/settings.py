@@ -245,6 +245,9 @@ OAUTH = {
     "LAST_USED_RESOLUTION_SECONDS": 60,
     # Serve POST /oauth/token from a WSGI fast path in front of Django (oauth/wsgi.py).
     "TOKEN_FAST_PATH": env_bool("OAUTH_TOKEN_FAST_PATH", True),
+    # PostgreSQL under the asgi worker: token requests waiting together share one query
+    # (oauth/batching.py).
+    "TOKEN_QUERY_BATCHING": env_bool("OAUTH_TOKEN_QUERY_BATCHING", True),
     # argon2id parameters for client secrets (OWASP: 19 MiB, 2 passes, 1 lane).
     "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", 2, minimum=1),
     "ARGON2_MEMORY_COST": env_int("OAUTH_ARGON2_MEMORY_COST", 19456, minimum=8),

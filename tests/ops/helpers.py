@@ -8,10 +8,28 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from django.db import connections
 
 from portal.logs import JsonFormatter
+
+
+def scope(path: str = "/x", method: str = "POST", headers: list | None = None, **extra: Any):
+    """An ASGI HTTP scope, as gunicorn's asgi worker passes it."""
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": b"a=1&b=%20",
+        "root_path": "",
+        "scheme": "http",
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("10.0.0.7", 5555),
+        "headers": headers if headers is not None else [(b"host", b"127.0.0.1:8000")],
+        **extra,
+    }
 
 
 def closed_port() -> int:

@@ -19,6 +19,7 @@ from django.db.backends.signals import connection_created
 from oauth.tokens import warm_up
 from oauth.wsgi import TokenFastPath
 from portal.serving import DRAIN_BYTES, AsgiServer, fast_path_of, wsgi_environ
+from tests.ops.helpers import scope
 
 
 class Recorder:
@@ -39,22 +40,6 @@ class Recorder:
         self.thread = threading.current_thread().name
         start_response("201 Created", [("Content-Type", "text/plain"), ("X-Seen", "yes")])
         return [self.answer[:1], self.answer[1:]]
-
-
-def scope(path: str = "/x", method: str = "POST", headers: list | None = None, **extra: Any):
-    return {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "query_string": b"a=1&b=%20",
-        "root_path": "",
-        "scheme": "http",
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("10.0.0.7", 5555),
-        "headers": headers if headers is not None else [(b"host", b"127.0.0.1:8000")],
-        **extra,
-    }
 
 
 def run(app: AsgiServer, asgi_scope: dict, messages: list[dict]) -> list[dict]:

@@ -1,0 +1,203 @@
+"""The token query, batched, for the ASGI server on PostgreSQL (``portal.serving``).
+
+Under load a worker has several token requests waiting for their row sets at once. Each one
+costs PostgreSQL a wake-up, a parse of the message and an execution, and costs the worker a
+round trip through psycopg, which together weighed as much as half the signature. Here the
+requests that arrive while a query is on the wire wait for the next one, which reads the rows of
+all their clients at once (``WHERE c.id = ANY(...)``): the first request of a quiet moment is
+sent at once, and under load one query serves many.
+
+Each request's rows are still read after the request arrived (a query already on the wire does
+not serve it), so a revoked, deleted or expired secret is refused at once, as on the synchronous
+path. Anything the batch cannot answer (no client id in the request, a database error) goes to
+that synchronous path (``oauth.tokens.authenticate_with_secret``), which answers and logs as
+always. ``last_used_time`` is written on this connection too, at most once a minute per secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+import psycopg
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.utils import timezone
+
+from oauth import tokens
+from oauth.tokens import Prefetched
+
+logger = logging.getLogger("oauth.token")
+
+MAX_CLIENT_ID = 64
+
+
+def client_id_of(authorization: str | None, body: bytes) -> str | None:
+    """The client_id a token request names (HTTP Basic, else the form); None when unsure.
+
+    Only a hint for which rows to read: the endpoint parses and checks the request itself, and
+    uses the rows only when they belong to the client it authenticates.
+    """
+    try:
+        if authorization is not None:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() != "basic":
+                return None
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            raw_id, colon, _secret = decoded.partition(":")
+            client_id = unquote_plus(raw_id) if colon else None
+        else:
+            form = dict(parse_qsl(body.decode("utf-8"), max_num_fields=32))
+            if "client_assertion" in form:
+                return None  # private_key_jwt reads other rows
+            client_id = form.get("client_id")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if not client_id or len(client_id) > MAX_CLIENT_ID:
+        return None
+    return client_id
+
+
+class TokenQueryBatcher:
+    """One PostgreSQL connection per worker that reads the rows of waiting token requests."""
+
+    def __init__(self, connect_params: dict[str, Any], max_age: float | None) -> None:
+        self.connect_params = connect_params
+        self.max_age = max_age
+        self.connection: psycopg.AsyncConnection | None = None
+        self.connected_at = 0.0
+        self.waiting: dict[str, list[asyncio.Future]] = {}
+        self.touches: dict[str, tuple[Any, Any]] = {}
+        self.task: asyncio.Task | None = None  # held: the loop keeps only a weak reference
+        self.rounds = 0  # queries sent, for tests and curiosity
+        self.select_sql = tokens.batch_sql()
+        self.touch_sql = tokens.batch_touch_sql()
+
+    async def prefetch(self, authorization: str | None, body: bytes) -> Prefetched | None:
+        """The rows of the client this request names, read after it arrived; None when the
+        synchronous path must read them."""
+        client_id = client_id_of(authorization, body)
+        if client_id is None:
+            return None
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(client_id, []).append(future)
+        self._wake()
+        return await future
+
+    def touch(self, secret_id: str, now: Any, stale: Any) -> None:
+        """Record a secret's use on the next round (never fails a token request)."""
+        self.touches[secret_id] = (now, stale)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while self.waiting or self.touches:
+                waiting, self.waiting = self.waiting, {}
+                touches, self.touches = self.touches, {}
+                await self._round(waiting, touches)
+        finally:
+            self.task = None
+            # Only a bug gets here with requests still waiting: send them the synchronous way.
+            for futures in self.waiting.values():
+                _resolve(futures, None)
+            self.waiting = {}
+
+    async def _round(
+        self, waiting: dict[str, list[asyncio.Future]], touches: dict[str, tuple[Any, Any]]
+    ) -> None:
+        try:
+            connection = await self._connection()
+            if touches:
+                await self._touch(connection, touches)
+            if not waiting:
+                return
+            now = timezone.now()
+            stale = now - timedelta(seconds=settings.OAUTH["LAST_USED_RESOLUTION_SECONDS"])
+            cursor = connection.cursor()
+            self.rounds += 1
+            await cursor.execute(self.select_sql, [stale, list(waiting), now])
+            rows = await cursor.fetchall()
+        except Exception as exc:  # the synchronous path answers (and logs, and reconnects)
+            logger.info("token query batch failed: %s: %s", type(exc).__name__, exc)
+            await self._disconnect()
+            for futures in waiting.values():
+                _resolve(futures, None)
+            return
+        by_client: dict[str, list[tuple]] = {client_id: [] for client_id in waiting}
+        for row in rows:
+            by_client[row[0]].append(row)
+        for client_id, futures in waiting.items():
+            _resolve(futures, Prefetched(client_id, by_client[client_id], now, stale, self.touch))
+
+    async def _touch(
+        self, connection: psycopg.AsyncConnection, touches: dict[str, tuple[Any, Any]]
+    ) -> None:
+        now, stale = next(iter(touches.values()))
+        try:
+            await connection.execute(self.touch_sql, [now, list(touches), stale])
+        except psycopg.DatabaseError as exc:
+            # A read replica, or a lock: the next use a minute on tries again.
+            logger.info("last_used_time not recorded: %s: %s", type(exc).__name__, exc)
+
+    async def _connection(self) -> psycopg.AsyncConnection:
+        connection = self.connection
+        if connection is not None and not connection.closed:
+            if self.max_age is None or time.monotonic() - self.connected_at < self.max_age:
+                return connection
+            await self._disconnect()
+        self.connection = await psycopg.AsyncConnection.connect(
+            **self.connect_params, autocommit=True
+        )
+        self.connected_at = time.monotonic()
+        return self.connection
+
+    async def connect(self) -> None:
+        """Open the connection now (the worker's start-up), so the first request does not."""
+        try:
+            await self._connection()
+        except psycopg.Error as exc:
+            logger.warning("token query batcher: no connection yet: %s", exc)
+
+    async def close(self) -> None:
+        """Finish the round under way (a use to record, say), then close the connection."""
+        task = self.task
+        if task is not None and task is not asyncio.current_task():
+            with contextlib.suppress(Exception):
+                await task
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                await connection.close()
+
+
+def _resolve(futures: list[asyncio.Future], result: Prefetched | None) -> None:
+    for future in futures:
+        if not future.done():  # a request whose client went away was cancelled
+            future.set_result(result)
+
+
+def token_query_batcher() -> TokenQueryBatcher | None:
+    """A batcher for the default database when it is PostgreSQL and batching is on."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or not settings.OAUTH.get("TOKEN_QUERY_BATCHING", True):
+        return None
+    max_age = db.settings_dict.get("CONN_MAX_AGE")
+    if max_age == 0:
+        return None  # no persistent connections wanted: each request opens its own
+    params = db.get_connection_params()
+    params.pop("cursor_factory", None)  # Django's synchronous cursor class
+    return TokenQueryBatcher(params, None if max_age is None else float(max_age))

@@ -1,0 +1,262 @@
+"""oauth.batching: token requests that wait together share one query (PostgreSQL, asgi worker).
+
+The requests go through the production ASGI application (portal.serving.AsgiServer) in process,
+on one event loop, with the real token fast path and a real PostgreSQL connection; tests/e2e
+drive the whole server over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from clients.models import ClientSecret
+from clients.services import secret_set_status
+from oauth import tokens
+from oauth.batching import TokenQueryBatcher, client_id_of, token_query_batcher
+from oauth.tokens import Prefetched, authenticate_with_secret, forget_verified_secrets
+from oauth.wsgi import TokenFastPath
+from portal.serving import AsgiServer
+from tests.conftest import SYSTEM
+from tests.ops.helpers import closed_port, scope
+
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the batcher serves PostgreSQL only"
+)
+
+
+def _basic(client_id: str, secret: str = "s") -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("authorization", "body", "expected"),
+    [
+        (None, b"grant_type=client_credentials&client_id=m2morg_1&client_secret=x", "m2morg_1"),
+        (None, b"client_id=a%2Bb+c&client_secret=x", "a+b c"),
+        (_basic("m2morg_2"), b"grant_type=client_credentials", "m2morg_2"),
+        (_basic("a%3Ab"), b"", "a:b"),  # RFC 6749 2.3.1: form-encoded before base64
+        ("Basic !!!", b"", None),
+        ("Basic " + base64.b64encode(b"no-colon").decode(), b"", None),
+        ("Bearer abc", b"client_id=m2morg_1", None),
+        (None, b"client_id=m2morg_1&client_assertion=x.y.z", None),  # private_key_jwt
+        (None, b"grant_type=client_credentials", None),
+        (None, b"client_id=", None),
+        (None, b"client_id=" + b"x" * 65, None),
+        (None, b"client_id=\xff", None),
+    ],
+)
+def test_the_client_id_hint_reads_basic_then_the_form(authorization, body, expected):
+    assert client_id_of(authorization, body) == expected
+
+
+@pytest.mark.django_db
+def test_prefetched_rows_serve_only_the_client_they_were_read_for(guide_client, other_client):
+    forget_verified_secrets()
+
+    def noop(*args: Any) -> None:
+        pass
+
+    now = timezone.now()
+    # Rows read for another client are ignored: the endpoint reads its own.
+    reset = tokens.prefetched.set(Prefetched(other_client.client_id, [], now, now, noop))
+    try:
+        assert authenticate_with_secret(guide_client.client_id, guide_client.secret) is not None
+    finally:
+        tokens.prefetched.reset(reset)
+    # Rows read for this client are used as read: none (its secret was revoked meanwhile) means
+    # refused, even though the database still holds the secret.
+    reset = tokens.prefetched.set(Prefetched(guide_client.client_id, [], now, now, noop))
+    try:
+        assert authenticate_with_secret(guide_client.client_id, guide_client.secret) is None
+    finally:
+        tokens.prefetched.reset(reset)
+
+
+# --- Through the ASGI application, on one loop ------------------------------------------------
+
+
+def _token_scope(credentials: Any, basic: bool = False) -> tuple[dict, bytes]:
+    form: dict[str, str] = {"grant_type": "client_credentials"}
+    headers = [(b"host", b"localhost"), (b"content-type", b"application/x-www-form-urlencoded")]
+    if basic:
+        headers.append((b"authorization", credentials.basic().encode()))
+    else:
+        form.update(client_id=credentials.client_id, client_secret=credentials.secret)
+    return scope(path="/oauth/token", headers=headers), urlencode(form).encode()
+
+
+async def _request(app: AsgiServer, scope: dict, body: bytes) -> tuple[int, dict]:
+    sent: list[dict] = []
+    delivered = False
+
+    async def receive() -> dict:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], json.loads(sent[1]["body"])
+
+
+def _subject(answer: dict) -> str:
+    payload = answer["access_token"].split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
+
+
+def serve(app: AsgiServer, work: Any) -> Any:
+    """Run ``work(app)`` on one loop between the application's lifespan start and end."""
+
+    async def main() -> Any:
+        inbox: asyncio.Queue = asyncio.Queue()
+        outbox: asyncio.Queue = asyncio.Queue()
+        lifespan = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
+        await inbox.put({"type": "lifespan.startup"})
+        assert (await outbox.get())["type"] == "lifespan.startup.complete"
+        try:
+            return await work(app)
+        finally:
+            await inbox.put({"type": "lifespan.shutdown"})
+            await lifespan
+
+    return asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def batched_app(batcher: TokenQueryBatcher | None = None) -> AsgiServer:
+    """The production ASGI application around the token fast path, with a batcher."""
+    batcher = batcher or token_query_batcher()
+    assert batcher is not None
+    return AsgiServer(
+        TokenFastPath(lambda e, s: []), threads=1, warm_up=tokens.warm_up, batcher=batcher
+    )
+
+
+@pytest.fixture
+def app() -> AsgiServer:
+    forget_verified_secrets()  # each test starts with argon2, as a fresh worker does
+    return batched_app()
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_token_requests_waiting_together_share_one_query(app, guide_client, other_client):
+    callers = [guide_client, other_client] * 6
+
+    async def work(app: AsgiServer) -> list:
+        # Verified once each first (argon2), so that the burst below only reads rows.
+        for caller in (guide_client, other_client):
+            assert (await _request(app, *_token_scope(caller)))[0] == 200
+        before = app.batcher.rounds
+        answers = await asyncio.gather(
+            *[_request(app, *_token_scope(c, basic=i % 4 == 0)) for i, c in enumerate(callers)]
+        )
+        return [answers, app.batcher.rounds - before]
+
+    answers, rounds = serve(app, work)
+    assert [status for status, _ in answers] == [200] * len(callers)
+    # Each token names the client that asked for it: rows are never handed to another client.
+    assert [_subject(answer) for _, answer in answers] == [c.client_id for c in callers]
+    assert 1 <= rounds <= 2, rounds
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_deactivated_secret_is_refused_at_once_through_the_batch(app, guide_client):
+    secret = ClientSecret.objects.get(client=guide_client.client)
+
+    def deactivate() -> None:  # from a thread of its own, as the console or the API would
+        try:
+            secret_set_status(actor=SYSTEM, secret=secret, status="INACTIVE")
+        finally:
+            connections.close_all()
+
+    async def work(app: AsgiServer) -> list:
+        first = await _request(app, *_token_scope(guide_client))
+        await asyncio.to_thread(deactivate)
+        second = await _request(app, *_token_scope(guide_client))
+        return [first, second]
+
+    first, second = serve(app, work)
+    assert first[0] == 200
+    assert second == (
+        401,
+        {"error": "invalid_client", "error_description": "client authentication failed"},
+    )
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_batch_records_last_used_time_at_most_once_a_minute(app, guide_client):
+    secret = ClientSecret.objects.get(client=guide_client.client)
+    assert secret.last_used_time is None
+
+    async def work(app: AsgiServer) -> None:
+        for _ in range(3):
+            assert (await _request(app, *_token_scope(guide_client)))[0] == 200
+
+    serve(app, work)  # the shutdown finishes the round that records the use
+    secret.refresh_from_db()
+    first_use = secret.last_used_time
+    assert first_use is not None and timezone.now() - first_use < timedelta(seconds=30)
+    serve(batched_app(), work)
+    secret.refresh_from_db()
+    assert secret.last_used_time == first_use  # within the minute: not written again
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_cannot_reach_the_database_leaves_the_request_to_the_usual_path(
+    guide_client, caplog
+):
+    """The batcher's connection fails (here: nothing listens on its port); Django's connection
+    still answers, so the client gets its token, and the failure is logged."""
+    forget_verified_secrets()
+    batcher = token_query_batcher()
+    params = {**batcher.connect_params, "host": "127.0.0.1", "port": closed_port()}
+    app = batched_app(TokenQueryBatcher({**params, "connect_timeout": 2}, None))
+
+    async def work(app: AsgiServer) -> tuple[int, dict]:
+        return await _request(app, *_token_scope(guide_client))
+
+    with caplog.at_level(logging.INFO, logger="oauth.token"):
+        status, answer = serve(app, work)
+    assert status == 200
+    assert _subject(answer) == guide_client.client_id
+    assert "token query batch failed: OperationalError" in caplog.text
+    assert guide_client.secret not in caplog.text
+
+
+@pytest.mark.django_db
+def test_there_is_no_batcher_unless_postgresql_keeps_connections_and_batching_is_on(settings):
+    if connection.vendor != "postgresql":
+        assert token_query_batcher() is None
+        return
+    assert isinstance(token_query_batcher(), TokenQueryBatcher)
+    settings.OAUTH = {**settings.OAUTH, "TOKEN_QUERY_BATCHING": False}
+    assert token_query_batcher() is None
+
+
+@postgres_only
+def test_no_batcher_when_connections_are_not_kept(monkeypatch):
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
+    assert token_query_batcher() is None
+
+
+@postgres_only
+def test_the_token_query_is_prepared_on_postgresql():
+    assert connection.settings_dict["OPTIONS"]["prepare_threshold"] == 5
