@@ -24,7 +24,7 @@ import logging
 import time
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import unquote_plus
 
 import psycopg
 from django.conf import settings
@@ -54,10 +54,16 @@ def client_id_of(authorization: str | None, body: bytes) -> str | None:
             raw_id, colon, _secret = decoded.partition(":")
             client_id = unquote_plus(raw_id) if colon else None
         else:
-            form = dict(parse_qsl(body.decode("utf-8"), max_num_fields=32))
-            if "client_assertion" in form:
+            if b"client_assertion" in body:
                 return None  # private_key_jwt reads other rows
-            client_id = form.get("client_id")
+            client_id = next(
+                (
+                    unquote_plus(part[10:].decode("utf-8"))
+                    for part in body.split(b"&")
+                    if part.startswith(b"client_id=")
+                ),
+                None,
+            )
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
     if not client_id or len(client_id) > MAX_CLIENT_ID:

@@ -37,6 +37,8 @@ WSGIApp = Callable[[dict[str, Any], Callable], Iterable[bytes]]
 # "SELECT 1" health check (CONN_HEALTH_CHECKS) that Django runs before every request's first query,
 # a round trip as long as the token query itself. An idle connection is still checked.
 HEALTHY_FOR_SECONDS = 1.0
+# The environ key under which serves() keeps its answer (not an HTTP_* key: no client sets it).
+SERVES_KEY = "m2m.token_fast_path"
 _MAX_KNOWN_HOSTS = 64
 
 
@@ -114,7 +116,17 @@ class TokenFastPath:
         return True
 
     def serves(self, environ: dict[str, Any]) -> bool:
-        """True when this request is answered here; False when it must go to Django."""
+        """True when this request is answered here; False when it must go to Django.
+
+        The answer is kept in the environ, so a server that asked first (portal.serving) does
+        not make the fast path ask again."""
+        known = environ.get(SERVES_KEY)
+        if known is not None:
+            return known
+        environ[SERVES_KEY] = served = self._serves(environ)
+        return served
+
+    def _serves(self, environ: dict[str, Any]) -> bool:
         if not self.enabled or environ.get("PATH_INFO") != self.path:
             return False
         # What AccessLogMiddleware does first (portal.net reads nothing but request.META, which
@@ -159,7 +171,7 @@ class TokenFastPath:
         self, environ: dict[str, Any], ip: str | None
     ) -> tuple[int, dict[str, str], bytes, dict]:
         """token_endpoint's answer and access-log fields, with Django's database upkeep."""
-        skipped_check = self._begin()
+        skipped_check, open_connections = self._begin()
         read_bytes: list[bytes] = []
 
         def read(size: int) -> bytes:
@@ -186,30 +198,27 @@ class TokenFastPath:
                     *request, lambda size: b"".join(read_bytes)[:size], log, ip
                 )
         finally:
-            self._end()
+            for conn in open_connections:  # what Django's request_finished does
+                conn.close_if_unusable_or_obsolete()
         if status != 503:
             self.local.last_healthy = time.monotonic()
         return status, headers, body, log
 
-    def _begin(self) -> bool:
+    def _begin(self) -> tuple[bool, list]:
         """What Django's request_started does for the database (close_old_connections).
 
-        True when the health check of an open connection is skipped as recently proven.
+        True when the health check of an open connection is skipped as recently proven; and the
+        connections, for the end of the request.
         """
         recent = time.monotonic() - getattr(self.local, "last_healthy", 0.0) < HEALTHY_FOR_SECONDS
         skipped = False
-        for conn in connections.all(initialized_only=True):
+        open_connections = connections.all(initialized_only=True)
+        for conn in open_connections:
             conn.close_if_unusable_or_obsolete()
             if recent and conn.connection is not None:
                 conn.health_check_done = True
                 skipped = True
-        return skipped
-
-    @staticmethod
-    def _end() -> None:
-        """What Django's request_finished does for the database."""
-        for conn in connections.all(initialized_only=True):
-            conn.close_if_unusable_or_obsolete()
+        return skipped, open_connections
 
 
 def with_token_fast_path(app: WSGIApp) -> WSGIApp:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import random
 import re
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,7 +57,9 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x",
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits, as a UUID4's. A request id is a label, not a secret: Python's generator
+    (reseeded in every forked worker) spares a system call per request."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def request_id_from(value: str | None) -> str:
@@ -107,19 +109,20 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id, and ``extra`` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
+        fields = record.__dict__
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": _timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = getattr(record, "request_id", None) or request_id_var.get()
+        request_id = fields.get("request_id") or request_id_var.get()
         if request_id:
             line["request_id"] = request_id
-        for name, value in vars(record).items():
+        for name, value in fields.items():
             if name in _RECORD_ATTRS or name in line or name.lower() in SENSITIVE_FIELDS:
                 continue
-            line[name] = _jsonable(value)
+            line[name] = value if type(value) in _PLAIN else _jsonable(value)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -127,6 +130,19 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
         return _encode_line(line)
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
+def _timestamp(created: float) -> str:
+    """``created`` as ISO 8601 in UTC with milliseconds (what ``isoformat`` gives), the
+    date and time formatted once per second."""
+    second = int(created)
+    if _second[0] != second:
+        _second[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")]
+    return f"{_second[1]}.{int((created - second) * 1000):03d}+00:00"
 
 
 class TextFormatter(logging.Formatter):

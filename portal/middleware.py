@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -105,6 +106,9 @@ class SecurityHeadersMiddleware:
         return response
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class MalformedRequestGuard:
     """WSGI middleware: a 400 for a Content-Type with control characters, before Django sees it.
 
@@ -118,7 +122,7 @@ class MalformedRequestGuard:
 
     def __call__(self, environ: dict, start_response: Callable) -> object:
         content_type = environ.get("CONTENT_TYPE", "")
-        if content_type and any(ord(ch) < 32 or ord(ch) == 127 for ch in content_type):
+        if content_type and _CONTROL_CHARACTER.search(content_type):
             body = b'{"error":"invalid_request","error_description":"malformed Content-Type"}'
             start_response(
                 "400 Bad Request",
