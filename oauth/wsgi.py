@@ -26,6 +26,7 @@ from django.http.request import split_domain_port, validate_host
 from django.urls import reverse
 
 from oauth import metrics as token_metrics
+from oauth.tokens import prefetched
 from oauth.views import content_length_of, token_endpoint
 from portal import net
 from portal.logs import REQUEST_ID_HEADER, request_id_from, request_id_var
@@ -171,7 +172,12 @@ class TokenFastPath:
         self, environ: dict[str, Any], ip: str | None
     ) -> tuple[int, dict[str, str], bytes, dict]:
         """token_endpoint's answer and access-log fields, with Django's database upkeep."""
-        skipped_check, open_connections = self._begin()
+        if prefetched.get() is not None:
+            # Its rows were read on the batcher's connection (oauth.batching): Django's is
+            # likely not used at all, and is treated like one whose check was skipped.
+            skipped_check, open_connections = True, []
+        else:
+            skipped_check, open_connections = self._begin()
         read_bytes: list[bytes] = []
 
         def read(size: int) -> bytes:

@@ -81,9 +81,20 @@ def write_access_line(
         "outcome": _default_outcome(status),
         **context,
     }
-    access_logger.info(
-        "%s %s %s %sms", method, path, status, duration_ms, extra=record_extra(fields)
-    )
+    if access_logger.isEnabledFor(logging.INFO):
+        # Logger.info less its search of the stack for the caller, which no formatter of ours
+        # prints: a measurable share of a token request.
+        record = access_logger.makeRecord(
+            access_logger.name,
+            logging.INFO,
+            __file__,
+            0,
+            "%s %s %s %sms",
+            (method, path, status, duration_ms),
+            None,
+            extra=record_extra(fields),
+        )
+        access_logger.handle(record)
 
 
 class SecurityHeadersMiddleware:

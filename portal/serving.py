@@ -114,8 +114,21 @@ def call_wsgi(app: WSGIApp, environ: dict[str, Any]) -> Answer:
         if close is not None:
             close()
     status, headers = started
-    encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    encoded = [(_header_name(name), value.encode("latin-1")) for name, value in headers]
     return int(status[:3]), encoded, b"".join(chunks)
+
+
+_HEADER_NAMES: dict[str, bytes] = {}
+
+
+def _header_name(name: str) -> bytes:
+    """A header name as ASGI wants it (lower-case bytes), remembered: answers reuse a few."""
+    encoded = _HEADER_NAMES.get(name)
+    if encoded is None:
+        encoded = name.lower().encode("latin-1")
+        if len(_HEADER_NAMES) < 256:
+            _HEADER_NAMES[name] = encoded
+    return encoded
 
 
 class AsgiServer:
