@@ -172,11 +172,14 @@ class TokenFastPath:
         self, environ: dict[str, Any], ip: str | None
     ) -> tuple[int, dict[str, str], bytes, dict]:
         """token_endpoint's answer and access-log fields, with Django's database upkeep."""
-        if prefetched.get() is not None:
+        now = time.monotonic()
+        if prefetched.get() is not None and now - getattr(self.local, "upkeep", 0.0) < 1.0:
             # Its rows were read on the batcher's connection (oauth.batching): Django's is
-            # likely not used at all, and is treated like one whose check was skipped.
+            # likely not used at all, and is treated like one whose check was skipped. Its
+            # upkeep (closing it after an error, or when too old) still runs once a second.
             skipped_check, open_connections = True, []
         else:
+            self.local.upkeep = now
             skipped_check, open_connections = self._begin()
         read_bytes: list[bytes] = []
 

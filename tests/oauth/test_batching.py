@@ -11,17 +11,19 @@ import asyncio
 import base64
 import json
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import psycopg
 import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from clients.models import ClientSecret
+from clients.models import ClientSecret, TokenStat
 from clients.services import secret_set_status
-from oauth import tokens
+from oauth import stats, tokens
 from oauth.batching import TokenQueryBatcher, client_id_of, token_query_batcher
 from oauth.tokens import Prefetched, authenticate_with_secret, forget_verified_secrets
 from oauth.wsgi import TokenFastPath
@@ -260,3 +262,57 @@ def test_no_batcher_when_connections_are_not_kept(monkeypatch):
 @postgres_only
 def test_the_token_query_is_prepared_on_postgresql():
     assert connection.settings_dict["OPTIONS"]["prepare_threshold"] == 5
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_django_connection_behind_the_batch_loses_no_count(app, guide_client):
+    """Requests whose rows the batch read leave Django's connection alone: when it died (here:
+    its backend terminated) while counted as checked, the stats flush that finds it dead keeps
+    its counts, Django drops the connection, and the next flush writes them all."""
+    stats.counter.reset()
+
+    async def issue() -> None:
+        assert (await _request(app, *_token_scope(guide_client)))[0] == 200
+
+    async def work(app: AsgiServer) -> None:
+        await issue()
+        pid = app.token_context.run(lambda: connections["default"].connection.info.backend_pid)
+        with psycopg.connect(**token_query_batcher().connect_params, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        # Under load the connection counts as checked (oauth.wsgi.HEALTHY_FOR_SECONDS).
+        app.token_context.run(lambda: setattr(connections["default"], "health_check_done", True))
+        stats.counter._next_flush = 0  # due now: it runs on Django's (dead) connection
+        await issue()
+        assert sum(issued for issued, _ in stats.counter.pending().values()) == 2  # kept
+        await asyncio.sleep(1.1)
+        stats.counter._next_flush = 0
+        await issue()  # the upkeep closes the dead connection first; the flush reconnects
+
+    serve(app, work)
+    assert stats.counter.pending() == {}
+    assert sum(TokenStat.objects.values_list("issued", flat=True)) == 3
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_upkeep_of_django_connection_still_runs_once_a_second(app, guide_client):
+    """With rows read ahead, Django's connection upkeep (close after an error, or past
+    DATABASE_CONN_MAX_AGE) is skipped, except once a second."""
+
+    def django_connection() -> Any:
+        return app.token_context.run(lambda: connections["default"].connection)
+
+    def expire() -> None:
+        connections["default"].close_at = time.monotonic() - 1  # past CONN_MAX_AGE
+
+    async def work(app: AsgiServer) -> list:
+        assert (await _request(app, *_token_scope(guide_client)))[0] == 200
+        app.token_context.run(expire)
+        assert (await _request(app, *_token_scope(guide_client)))[0] == 200
+        still_open = django_connection() is not None  # within the second: left alone
+        await asyncio.sleep(1.1)
+        assert (await _request(app, *_token_scope(guide_client)))[0] == 200
+        return [still_open, django_connection() is None]
+
+    assert serve(app, work) == [True, True]
