@@ -162,9 +162,13 @@ class TokenQueryBatcher:
             if self.max_age is None or time.monotonic() - self.connected_at < self.max_age:
                 return connection
             await self._disconnect()
-        self.connection = await psycopg.AsyncConnection.connect(
-            **self.connect_params, autocommit=True
-        )
+        connection = await psycopg.AsyncConnection.connect(**self.connect_params, autocommit=True)
+        # PostgreSQL would plan the batch query anew on every run: its generic plan (for any
+        # number of ids) is costed for ten, which looks dearer than a custom plan for the one or
+        # few ids at hand, so the prepared statement would save nothing. The generic plan is
+        # right at any size (index lookups per id once the tables are large).
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
+        self.connection = connection
         self.connected_at = time.monotonic()
         return self.connection
 

@@ -316,3 +316,26 @@ def test_the_upkeep_of_django_connection_still_runs_once_a_second(app, guide_cli
         return [still_open, django_connection() is None]
 
     assert serve(app, work) == [True, True]
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_the_batch_query_looks_each_client_up_by_index_whatever_the_statistics(guide_client):
+    """The batcher runs its query with a generic plan: on tables without statistics (as here,
+    and wherever autovacuum is off) it must still be one index lookup per id, never a scan."""
+    sql = tokens.batch_sql()
+    for number in (1, 2, 3):
+        sql = sql.replace("%s", f"${number}", 1)
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE token_batch AS {sql}")
+        try:
+            cursor.execute(
+                "EXPLAIN EXECUTE token_batch(%s, %s, %s)", [now, [guide_client.client_id], now]
+            )
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE token_batch")
+    assert "Seq Scan" not in plan, plan
+    assert plan.count("Index Scan") == 3, plan  # client, secret, current key
