@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,24 +106,33 @@ def _jsonable(value: Any) -> Any:
 _encode_line = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+def _json_line(
+    created: float, level: str, logger: str, message: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """What JsonFormatter writes, as a dict: the record's own fields, then the safe extras."""
+    line: dict[str, Any] = {
+        "time": _timestamp(created),
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+    request_id = fields.get("request_id") or request_id_var.get()
+    if request_id:
+        line["request_id"] = request_id
+    for name, value in fields.items():
+        if name in _RECORD_ATTRS or name in line or name.lower() in SENSITIVE_FIELDS:
+            continue
+        line[name] = value if type(value) in _PLAIN else _jsonable(value)
+    return line
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id, and ``extra`` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = record.__dict__
-        line: dict[str, Any] = {
-            "time": _timestamp(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        request_id = fields.get("request_id") or request_id_var.get()
-        if request_id:
-            line["request_id"] = request_id
-        for name, value in fields.items():
-            if name in _RECORD_ATTRS or name in line or name.lower() in SENSITIVE_FIELDS:
-                continue
-            line[name] = value if type(value) in _PLAIN else _jsonable(value)
+        line = _json_line(
+            record.created, record.levelname, record.name, record.getMessage(), record.__dict__
+        )
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -155,3 +165,50 @@ class TextFormatter(logging.Formatter):
         text = super().format(record)
         request_id = getattr(record, "request_id", None) or request_id_var.get()
         return f"{text} [{request_id}]" if request_id else text
+
+
+def plain_json_stream(logger: logging.Logger, level: int) -> logging.StreamHandler | None:
+    """The one handler a record of ``level`` on ``logger`` would reach, when that is a plain
+    StreamHandler with our JsonFormatter and nothing filters on the way (the production
+    configuration); None otherwise, or when such a record would not be logged at all."""
+    if not logger.isEnabledFor(level):
+        return None
+    found: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        found += current.handlers
+        if not current.propagate:
+            break
+        current = current.parent
+    if len(found) != 1:
+        return None
+    handler = found[0]
+    if (
+        type(handler) is not logging.StreamHandler
+        or type(handler.formatter) is not JsonFormatter
+        or handler.filters
+        or level < handler.level
+    ):
+        return None
+    return handler
+
+
+def write_json_line(
+    handler: logging.StreamHandler, logger: str, message: str, fields: dict[str, Any]
+) -> bool:
+    """Write, at INFO, the very line JsonFormatter would make of a record with ``message`` and
+    ``fields`` as its extras, without building the record (a LogRecord, the search for its
+    caller and the formatter's walk over it cost a token request more than its database query).
+    False when the write failed: log it the ordinary way, whose handler reports the error."""
+    text = _encode_line(_json_line(time.time(), "INFO", logger, message, fields))
+    handler.acquire()
+    try:
+        handler.stream.write(text + handler.terminator)
+        handler.flush()
+    except Exception:
+        return False
+    finally:
+        handler.release()
+    return True

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import re
 import subprocess
 import sys
 
 import pytest
 from django.conf import settings
 
-from portal.logs import JsonFormatter
+from portal.logs import JsonFormatter, plain_json_stream, record_extra, write_json_line
 from tests.conftest import Credentials, post_form, request_token
 from tests.ops.helpers import captured_json
 
@@ -170,3 +172,69 @@ def test_bad_operations_settings_stop_start_up(env):
     result = _settings_value(env, "1")
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
+
+
+# --- The access line written directly (the production configuration) --------------------------
+
+
+@pytest.fixture
+def json_stream():
+    """A logger set up as production sets up the root logger: one StreamHandler, JSON. (Each test
+    then drops the capturing handlers pytest adds to a logger that does not propagate.)"""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("m2m.tests.direct-access-line")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield logger, handler, stream
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_the_direct_access_line_is_the_line_logging_would_write(json_stream):
+    logger, handler, stream = json_stream
+    logger.handlers = [handler]
+    fields = {
+        "request_id": "abc",
+        "method": "POST",
+        "path": "/oauth/token",
+        "status": 200,
+        "duration_ms": 1.25,
+        "client_ip": None,
+        "outcome": "token_issued",
+        "scopes": ("a", "b"),
+        "client_secret": "must never appear",
+        "module": "a reserved record attribute",
+    }
+    assert plain_json_stream(logger, logging.INFO) is handler
+    assert write_json_line(handler, logger.name, "POST /oauth/token 200 1.25ms", fields)
+    logger.info("%s %s %s %sms", "POST", "/oauth/token", 200, 1.25, extra=record_extra(fields))
+    direct, logged = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", direct.pop("time"))
+    logged.pop("time")
+    assert list(direct.items()) == list(logged.items())  # the same fields, in the same order
+    assert "client_secret" not in direct and direct["scopes"] == ["a", "b"]
+
+
+def test_the_direct_access_line_gives_way_to_any_other_configuration(json_stream):
+    logger, handler, _stream = json_stream
+    logger.handlers = [handler]
+    assert plain_json_stream(logger, logging.DEBUG) is None  # not enabled at that level
+    handler.setFormatter(logging.Formatter())
+    assert plain_json_stream(logger, logging.INFO) is None
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(lambda record: True)
+    assert plain_json_stream(logger, logging.INFO) is None
+    handler.filters.clear()
+    with captured_json(logger.name):  # a second handler
+        assert plain_json_stream(logger, logging.INFO) is None
+    assert plain_json_stream(logger, logging.INFO) is handler
+
+
+def test_a_failed_direct_write_falls_back_to_logging(json_stream):
+    logger, handler, stream = json_stream
+    stream.close()
+    assert not write_json_line(handler, logger.name, "x", {})
