@@ -1,11 +1,12 @@
 """The token endpoint's hot path: authenticate a client, build its claims, sign.
 
-One SQL query per request reads the client, its usable secrets and the current
-key id together. A secret verified once is remembered per process under an HMAC
-of the presented value (with a per-process random key), so argon2 runs once per
-secret and process; the secret's row is still read on every request, so a
-revoked, deleted or expired secret fails at once. Nothing is written on success
-except ``last_used_time``, at most once a minute per secret.
+One SQL query per request reads the client, its usable secrets and the current key id
+together (on PostgreSQL under the asgi worker, one query reads them for all the requests that
+wait at the same time: oauth.batching, which hands them over in ``prefetched``). A secret
+verified once is remembered per process under an HMAC of the presented value (with a
+per-process random key), so argon2 runs once per secret and process; the secret's row is still
+read on every request, so a revoked, deleted or expired secret fails at once. Nothing is
+written on success except ``last_used_time``, at most once a minute per secret.
 """
 
 from __future__ import annotations
