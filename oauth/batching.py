@@ -142,7 +142,9 @@ class TokenQueryBatcher:
             return
         by_client: dict[str, list[tuple]] = {client_id: [] for client_id in waiting}
         for row in rows:
-            by_client[row[0]].append(row)
+            found = by_client.get(row[0])
+            if found is not None:  # always, as the ids are compared exactly
+                found.append(row)
         for client_id, futures in waiting.items():
             _resolve(futures, Prefetched(client_id, by_client[client_id], now, stale, self.touch))
 
@@ -210,4 +212,7 @@ def token_query_batcher() -> TokenQueryBatcher | None:
         return None  # no persistent connections wanted: each request opens its own
     params = db.get_connection_params()
     params.pop("cursor_factory", None)  # Django's synchronous cursor class
+    # Token requests wait for this connection: a database that cannot be reached must fail
+    # them over to the synchronous path in seconds, not after the system's TCP timeout.
+    params.setdefault("connect_timeout", 5)
     return TokenQueryBatcher(params, None if max_age is None else float(max_age))
