@@ -143,16 +143,21 @@ class JsonFormatter(logging.Formatter):
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
-_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+# The last whole second formatted, and its text: one tuple, read and replaced whole, so that
+# threads logging across a second's boundary never pair one second with another's text.
+_second: tuple[int, str] = (-1, "")
 
 
 def _timestamp(created: float) -> str:
     """``created`` as ISO 8601 in UTC with milliseconds (what ``isoformat`` gives), the
     date and time formatted once per second."""
+    global _second
     second = int(created)
-    if _second[0] != second:
-        _second[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")]
-    return f"{_second[1]}.{int((created - second) * 1000):03d}+00:00"
+    cached = _second
+    if cached[0] != second:
+        cached = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        _second = cached
+    return f"{cached[1]}.{int((created - second) * 1000):03d}+00:00"
 
 
 class TextFormatter(logging.Formatter):

@@ -8,6 +8,7 @@ import logging
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
@@ -238,3 +239,10 @@ def test_a_failed_direct_write_falls_back_to_logging(json_stream):
     logger, handler, stream = json_stream
     stream.close()
     assert not write_json_line(handler, logger.name, "x", {})
+
+
+@pytest.mark.parametrize("created", [1700000000.0, 1700000000.9994, 1700000001.0005, 0.5])
+def test_the_time_field_is_what_isoformat_gives(created):
+    line = json.loads(JsonFormatter().format(logging.makeLogRecord({"created": created})))
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    assert line["time"] == expected
