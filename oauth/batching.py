@@ -39,11 +39,12 @@ logger = logging.getLogger("oauth.token")
 MAX_CLIENT_ID = 64
 
 
-def client_id_of(authorization: str | None, body: bytes) -> str | None:
-    """The client_id a token request names (HTTP Basic, else the form); None when unsure.
+def credentials_of(authorization: str | None, body: bytes) -> tuple[str, str | None] | None:
+    """The client_id a token request names, and the secret it presents (HTTP Basic, else the
+    form); None when unsure, or for a client assertion (private_key_jwt reads other rows).
 
-    Only a hint for which rows to read: the endpoint parses and checks the request itself, and
-    uses the rows only when they belong to the client it authenticates.
+    Only a hint, for which rows to read and whether argon2 will run: the endpoint parses and
+    checks the request itself, and uses the rows only for the client it authenticates.
     """
     try:
         if authorization is not None:
@@ -51,24 +52,30 @@ def client_id_of(authorization: str | None, body: bytes) -> str | None:
             if scheme.lower() != "basic":
                 return None
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-            raw_id, colon, _secret = decoded.partition(":")
-            client_id = unquote_plus(raw_id) if colon else None
+            raw_id, colon, raw_secret = decoded.partition(":")
+            if not colon:
+                return None
+            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
         else:
             if b"client_assertion" in body:
-                return None  # private_key_jwt reads other rows
-            client_id = next(
-                (
-                    unquote_plus(part[10:].decode("utf-8"))
-                    for part in body.split(b"&")
-                    if part.startswith(b"client_id=")
-                ),
-                None,
-            )
+                return None
+            form = {
+                name: unquote_plus(value.decode("utf-8"))
+                for name, _, value in (part.partition(b"=") for part in body.split(b"&"))
+                if name in (b"client_id", b"client_secret")
+            }
+            client_id, secret = form.get(b"client_id"), form.get(b"client_secret")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
     if not client_id or len(client_id) > MAX_CLIENT_ID:
         return None
-    return client_id
+    return client_id, secret
+
+
+def client_id_of(authorization: str | None, body: bytes) -> str | None:
+    """The client_id of ``credentials_of``."""
+    credentials = credentials_of(authorization, body)
+    return credentials[0] if credentials else None
 
 
 class TokenQueryBatcher:
@@ -83,22 +90,32 @@ class TokenQueryBatcher:
         self.touches: dict[str, tuple[Any, Any]] = {}
         self.task: asyncio.Task | None = None  # held: the loop keeps only a weak reference
         self.rounds = 0  # queries sent, for tests and curiosity
+        self.loop: asyncio.AbstractEventLoop | None = None  # the worker's, once serving
         self.select_sql = tokens.batch_sql()
         self.touch_sql = tokens.batch_touch_sql()
 
-    async def prefetch(self, authorization: str | None, body: bytes) -> Prefetched | None:
-        """The rows of the client this request names, read after it arrived; None when the
+    async def prefetch(self, client_id: str) -> Prefetched | None:
+        """The rows of the client a request names, read after it arrived; None when the
         synchronous path must read them."""
-        client_id = client_id_of(authorization, body)
-        if client_id is None:
-            return None
-        future = asyncio.get_running_loop().create_future()
+        self.loop = asyncio.get_running_loop()
+        future = self.loop.create_future()
         self.waiting.setdefault(client_id, []).append(future)
         self._wake()
         return await future
 
     def touch(self, secret_id: str, now: Any, stale: Any) -> None:
-        """Record a secret's use on the next round (never fails a token request)."""
+        """Record a secret's use on the next round (never fails a token request). Called on the
+        loop, or from the pool thread that verified a new secret (portal.serving)."""
+        try:
+            on_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._add_touch(secret_id, now, stale)
+        elif self.loop is not None:
+            self.loop.call_soon_threadsafe(self._add_touch, secret_id, now, stale)
+
+    def _add_touch(self, secret_id: str, now: Any, stale: Any) -> None:
         self.touches[secret_id] = (now, stale)
         self._wake()
 

@@ -24,8 +24,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from oauth.batching import TokenQueryBatcher
-from oauth.tokens import Prefetched, prefetched
+from oauth.batching import TokenQueryBatcher, credentials_of
+from oauth.tokens import Prefetched, prefetched, recently_verified
 from oauth.wsgi import TokenFastPath, WSGIApp
 
 # Django refuses a database call from a thread that runs an event loop (SynchronousOnlyOperation).
@@ -171,12 +171,7 @@ class AsgiServer:
         environ = wsgi_environ(scope, body)
         try:
             if scope["path"] == self.token_path and self.fast_path.serves(environ):
-                # Sign and answer right here: one query (shared with the token requests waiting
-                # at the same time) and one signature, no thread hop.
-                ahead = None
-                if self.batcher is not None:
-                    ahead = await self.batcher.prefetch(environ.get("HTTP_AUTHORIZATION"), body)
-                answer = self.token_context.run(self._token, environ, ahead)
+                answer = await self._token_request(environ, body)
             else:
                 loop = asyncio.get_running_loop()
                 answer = await loop.run_in_executor(self.pool, call_wsgi, self.wsgi_app, environ)
@@ -186,6 +181,21 @@ class AsgiServer:
         status, headers, content = answer
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+    async def _token_request(self, environ: dict[str, Any], body: bytes) -> Answer:
+        """Sign and answer on the loop: one query (shared with the token requests waiting at the
+        same time) and one signature, no thread hop. Except when argon2 must run (a secret this
+        process has not verified yet, or a wrong one): 20-40 ms that would stall every other
+        request of this worker, so that request goes to the pool, where argon2 runs without
+        the GIL, as any Django request does."""
+        credentials = credentials_of(environ.get("HTTP_AUTHORIZATION"), body)
+        ahead = None
+        if credentials is not None and self.batcher is not None:
+            ahead = await self.batcher.prefetch(credentials[0])
+        if credentials is not None and credentials[1] and not recently_verified(*credentials):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.pool, self._token, environ, ahead)
+        return self.token_context.run(self._token, environ, ahead)
 
     def _token(self, environ: dict[str, Any], ahead: Prefetched | None) -> Answer:
         reset = prefetched.set(ahead)

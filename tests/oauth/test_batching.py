@@ -24,7 +24,7 @@ from django.utils import timezone
 from clients.models import ClientSecret, TokenStat
 from clients.services import secret_set_status
 from oauth import stats, tokens
-from oauth.batching import TokenQueryBatcher, client_id_of, token_query_batcher
+from oauth.batching import TokenQueryBatcher, client_id_of, credentials_of, token_query_batcher
 from oauth.tokens import Prefetched, authenticate_with_secret, forget_verified_secrets
 from oauth.wsgi import TokenFastPath
 from portal.serving import AsgiServer
@@ -59,6 +59,19 @@ def _basic(client_id: str, secret: str = "s") -> str:
 )
 def test_the_client_id_hint_reads_basic_then_the_form(authorization, body, expected):
     assert client_id_of(authorization, body) == expected
+
+
+@pytest.mark.parametrize(
+    ("authorization", "body", "expected"),
+    [
+        (None, b"client_id=m2morg_1&client_secret=a%2Bb+c", ("m2morg_1", "a+b c")),
+        (None, b"client_id=m2morg_1", ("m2morg_1", None)),
+        (_basic("m2morg_2", "s%3Ae"), b"client_secret=ignored", ("m2morg_2", "s:e")),
+        (_basic("m2morg_2", ""), b"", ("m2morg_2", "")),
+    ],
+)
+def test_the_credentials_hint_carries_the_presented_secret(authorization, body, expected):
+    assert credentials_of(authorization, body) == expected
 
 
 @pytest.mark.django_db
@@ -133,6 +146,8 @@ def serve(app: AsgiServer, work: Any) -> Any:
         try:
             return await work(app)
         finally:
+            # The pool's thread (these apps have one) verified new secrets on its own connection.
+            await asyncio.get_running_loop().run_in_executor(app.pool, connections.close_all)
             await inbox.put({"type": "lifespan.shutdown"})
             await lifespan
 
@@ -276,7 +291,8 @@ def test_a_dead_django_connection_behind_the_batch_loses_no_count(app, guide_cli
         assert (await _request(app, *_token_scope(guide_client)))[0] == 200
 
     async def work(app: AsgiServer) -> None:
-        await issue()
+        await issue()  # argon2, in the pool
+        await issue()  # on the loop, which does the upkeep now
         pid = app.token_context.run(lambda: connections["default"].connection.info.backend_pid)
         with psycopg.connect(**token_query_batcher().connect_params, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", [pid])
@@ -284,14 +300,14 @@ def test_a_dead_django_connection_behind_the_batch_loses_no_count(app, guide_cli
         app.token_context.run(lambda: setattr(connections["default"], "health_check_done", True))
         stats.counter._next_flush = 0  # due now: it runs on Django's (dead) connection
         await issue()
-        assert sum(issued for issued, _ in stats.counter.pending().values()) == 2  # kept
+        assert sum(issued for issued, _ in stats.counter.pending().values()) == 3  # kept
         await asyncio.sleep(1.1)
         stats.counter._next_flush = 0
         await issue()  # the upkeep closes the dead connection first; the flush reconnects
 
     serve(app, work)
     assert stats.counter.pending() == {}
-    assert sum(TokenStat.objects.values_list("issued", flat=True)) == 3
+    assert sum(TokenStat.objects.values_list("issued", flat=True)) == 4
 
 
 @postgres_only
@@ -307,7 +323,8 @@ def test_the_upkeep_of_django_connection_still_runs_once_a_second(app, guide_cli
         connections["default"].close_at = time.monotonic() - 1  # past CONN_MAX_AGE
 
     async def work(app: AsgiServer) -> list:
-        assert (await _request(app, *_token_scope(guide_client)))[0] == 200
+        for _ in range(2):  # argon2 in the pool, then on the loop, which does the upkeep now
+            assert (await _request(app, *_token_scope(guide_client)))[0] == 200
         app.token_context.run(expire)
         assert (await _request(app, *_token_scope(guide_client)))[0] == 200
         still_open = django_connection() is not None  # within the second: left alone
