@@ -2,12 +2,14 @@
 ``portal.asgi:application`` in gunicorn's ``asgi`` worker (uvloop, and gunicorn's C HTTP parser).
 
 ``POST /oauth/token`` is answered on the worker's event loop by the same WSGI fast path
-(``oauth/wsgi.py``) that ``portal.wsgi`` serves: no thread hop, no queue. Its one query runs on
-the loop thread's own database connection and its signature is CPU work, so there is nothing to
-overlap on the loop; one more worker than cores keeps the cores busy while one waits on the
-database. Every other request (portal, admin, management API, introspection, revocation) runs
-Django's WSGI application in a pool of ``SERVER_THREADS`` threads, as a threaded WSGI server
-would (portal.serving).
+(``oauth/wsgi.py``) that ``portal.wsgi`` serves: no thread hop, no queue. On PostgreSQL its rows
+are read by one query shared with the token requests waiting at the same time
+(``oauth/batching.py``), so the loop never waits on the database, and one worker per core keeps
+the cores busy. A request whose secret must go through argon2 (not verified by this process yet,
+or wrong) is answered in the pool instead, so the loop is not held for those 20-40 ms. Every
+other request (portal, admin, management API, introspection, revocation) runs Django's WSGI
+application in a pool of ``SERVER_THREADS`` threads, as a threaded WSGI server would
+(portal.serving).
 
 ``portal.wsgi`` stays the entry point for any WSGI server.
 """
