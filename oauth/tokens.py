@@ -166,6 +166,11 @@ def _dummy_check(secret: str) -> None:
     check_secret(secret, _dummy_hash)
 
 
+def verification_key(client_id: str, secret: str) -> bytes:
+    """The verification cache's key for these credentials (an HMAC: never the secret itself)."""
+    return _cache_key(client_id, secret)
+
+
 def _cache_key(client_id: str, secret: str) -> bytes:
     return hmac.new(
         _CACHE_KEY, f"{client_id}\x00{secret}".encode("utf-8", "surrogatepass"), hashlib.sha256

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import connections
 
 from oauth.batching import TokenQueryBatcher, credentials_of
-from oauth.tokens import Prefetched, prefetched, recently_verified
+from oauth.tokens import Prefetched, prefetched, recently_verified, verification_key
 from oauth.wsgi import TokenFastPath, WSGIApp
 
 # Django refuses a database call from a thread that runs an event loop (SynchronousOnlyOperation).
@@ -154,6 +154,8 @@ class AsgiServer:
         self.token_context = contextvars.Context()
         # On PostgreSQL, token requests that wait at the same time share one query (oauth.batching).
         self.batcher = batcher if self.fast_path else None
+        # Secrets being verified in the pool (argon2), by their verification-cache key.
+        self.verifying: dict[bytes, asyncio.Future] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -193,8 +195,21 @@ class AsgiServer:
         if credentials is not None and self.batcher is not None:
             ahead = await self.batcher.prefetch(credentials[0])
         if credentials is not None and credentials[1] and not recently_verified(*credentials):
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.pool, self._token, environ, ahead)
+            # A client that opens many connections at once sends its secret many times: one
+            # check runs, the others wait for it and are then answered here, on the loop.
+            key = verification_key(*credentials)
+            running = self.verifying.get(key)
+            if running is not None:
+                await asyncio.shield(running)
+            if not recently_verified(*credentials):
+                loop = asyncio.get_running_loop()
+                self.verifying[key] = done = loop.create_future()
+                try:
+                    return await loop.run_in_executor(self.pool, self._token, environ, ahead)
+                finally:
+                    if self.verifying.get(key) is done:
+                        del self.verifying[key]
+                    done.set_result(None)
         return self.token_context.run(self._token, environ, ahead)
 
     def _token(self, environ: dict[str, Any], ahead: Prefetched | None) -> Answer:

@@ -290,3 +290,44 @@ def test_a_token_request_that_must_run_argon2_waits_for_the_pool_not_the_loop(gu
     assert asyncio.run(main()) == [True, 200, 200]
     app.pool.submit(connections.close_all).result()  # the pool thread's own connection
     run(app, {"type": "lifespan"}, LIFESPAN)  # closes the loop's own
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_secret_sent_on_many_connections_at_once_is_checked_once(guide_client, monkeypatch):
+    """The first request takes argon2 to the pool; the others wait for it, then are answered
+    on the loop from the verification cache."""
+    from oauth import tokens
+
+    forget_verified_secrets()
+    checks: list[str] = []
+    real_check = tokens.check_secret
+
+    def counted(secret: str, hashed: str) -> bool:
+        checks.append(hashed)
+        return real_check(secret, hashed)
+
+    monkeypatch.setattr(tokens, "check_secret", counted)
+    app = AsgiServer(TokenFastPath(Recorder()), threads=4)
+    form, headers = token_request(guide_client)
+
+    async def request() -> int:
+        sent: list[dict] = []
+        messages = [body(form)]
+
+        async def receive() -> dict:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await app(scope(path="/oauth/token", headers=headers), receive, send)
+        return sent[0]["status"]
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*[request() for _ in range(8)])
+
+    assert asyncio.run(main()) == [200] * 8
+    assert len(checks) == 1
+    for _ in range(4):  # the pool threads' own connections
+        app.pool.submit(connections.close_all).result()
+    run(app, {"type": "lifespan"}, LIFESPAN)
