@@ -17,8 +17,6 @@ always. ``last_used_time`` is written on this connection too, at most once a min
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import time
@@ -33,6 +31,7 @@ from django.utils import timezone
 
 from oauth import tokens
 from oauth.tokens import Prefetched
+from oauth.views import decode_basic
 
 logger = logging.getLogger("oauth.token")
 
@@ -51,11 +50,7 @@ def credentials_of(authorization: str | None, body: bytes) -> tuple[str, str | N
             scheme, _, value = authorization.partition(" ")
             if scheme.lower() != "basic":
                 return None
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-            raw_id, colon, raw_secret = decoded.partition(":")
-            if not colon:
-                return None
-            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+            client_id, secret = decode_basic(value)
         else:
             if b"client_assertion" in body:
                 return None
@@ -65,17 +60,11 @@ def credentials_of(authorization: str | None, body: bytes) -> tuple[str, str | N
                 if name in (b"client_id", b"client_secret")
             }
             client_id, secret = form.get(b"client_id"), form.get(b"client_secret")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except ValueError:  # a malformed credential (bad base64, UTF-8, or no colon)
         return None
     if not client_id or len(client_id) > MAX_CLIENT_ID:
         return None
     return client_id, secret
-
-
-def client_id_of(authorization: str | None, body: bytes) -> str | None:
-    """The client_id of ``credentials_of``."""
-    credentials = credentials_of(authorization, body)
-    return credentials[0] if credentials else None
 
 
 class TokenQueryBatcher:

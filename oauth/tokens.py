@@ -168,10 +168,6 @@ def _dummy_check(secret: str) -> None:
 
 def verification_key(client_id: str, secret: str) -> bytes:
     """The verification cache's key for these credentials (an HMAC: never the secret itself)."""
-    return _cache_key(client_id, secret)
-
-
-def _cache_key(client_id: str, secret: str) -> bytes:
     return hmac.new(
         _CACHE_KEY, f"{client_id}\x00{secret}".encode("utf-8", "surrogatepass"), hashlib.sha256
     ).digest()
@@ -183,7 +179,7 @@ def recently_verified(client_id: str, secret: str) -> bool:
     Such a request will not run argon2, so the rate limiter need not be asked first
     (oauth.ratelimit): a client that keeps presenting its right secret costs nothing extra.
     """
-    cached = _verified.get(_cache_key(client_id, secret))
+    cached = _verified.get(verification_key(client_id, secret))
     return cached is not None and cached[1] > time.monotonic()
 
 
@@ -213,7 +209,7 @@ def authenticate_with_secret(client_id: str, secret: str) -> AuthenticatedClient
     if not candidates:
         _dummy_check(secret)
         return None
-    key = _cache_key(client_id, secret)
+    key = verification_key(client_id, secret)
     cached = _verified.get(key)
     matched = None
     if cached is not None and cached[1] > time.monotonic():

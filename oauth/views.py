@@ -6,7 +6,6 @@ Introspection and revocation live in ``oauth.views_tokens`` and reuse ``authenti
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -156,6 +155,16 @@ def _assertion_error(exc: assertions.AssertionRejected) -> OAuthError:
     return OAuthError(exc.error, exc.description)
 
 
+def decode_basic(value: str) -> tuple[str, str]:
+    """(client_id, secret) of an HTTP Basic credential (what follows "Basic "); ValueError when
+    malformed. RFC 6749 §2.3.1: the id and secret are form-urlencoded before base64."""
+    decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    raw_id, colon, raw_secret = decoded.partition(":")
+    if not colon:
+        raise ValueError("no colon")
+    return unquote_plus(raw_id), unquote_plus(raw_secret)
+
+
 def client_credentials_from(
     authorization: str | None, params: dict[str, list[str]]
 ) -> tuple[str | None, str, str]:
@@ -182,14 +191,9 @@ def client_credentials_from(
                 "only HTTP Basic client authentication is accepted in Authorization"
             )
         try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
+            client_id, client_secret = decode_basic(value)
+        except ValueError as exc:
             raise invalid_client("malformed HTTP Basic credentials") from exc
-        raw_id, colon, raw_secret = decoded.partition(":")
-        if not colon:
-            raise invalid_client("malformed HTTP Basic credentials")
-        # RFC 6749 §2.3.1: the id and secret are form-urlencoded before base64.
-        client_id, client_secret = unquote_plus(raw_id), unquote_plus(raw_secret)
         if form_secret is not None:
             raise OAuthError(
                 "invalid_request", "use one client authentication method, not Basic and the form"

@@ -24,7 +24,7 @@ from django.utils import timezone
 from clients.models import ClientSecret, TokenStat
 from clients.services import secret_set_status
 from oauth import stats, tokens
-from oauth.batching import TokenQueryBatcher, client_id_of, credentials_of, token_query_batcher
+from oauth.batching import TokenQueryBatcher, credentials_of, token_query_batcher
 from oauth.tokens import Prefetched, authenticate_with_secret, forget_verified_secrets
 from oauth.wsgi import TokenFastPath
 from portal.serving import AsgiServer
@@ -58,7 +58,8 @@ def _basic(client_id: str, secret: str = "s") -> str:
     ],
 )
 def test_the_client_id_hint_reads_basic_then_the_form(authorization, body, expected):
-    assert client_id_of(authorization, body) == expected
+    credentials = credentials_of(authorization, body)
+    assert (credentials[0] if credentials else None) == expected
 
 
 @pytest.mark.parametrize(
