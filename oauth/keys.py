@@ -9,7 +9,6 @@ once per process and kept in ``_loaded``.
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import threading
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from oauth.models import SigningKey
+from portal.encoding import compact_json
 
 SUPPORTED_ALGORITHMS = ("RS256", "ES256")
 
@@ -233,11 +233,6 @@ def prune_unpublished_keys() -> int:
 # --- Loaded keys (per process) -------------------------------------------------------------------
 
 
-# Built once: json.dumps with arguments builds an encoder on every call (the token path encodes
-# its claims and its answer with this one).
-compact_json = json.JSONEncoder(separators=(",", ":")).encode
-
-
 @dataclass(frozen=True)
 class LoadedKey:
     """A private key parsed once, with its JWS header segment precomputed."""
@@ -256,7 +251,7 @@ class LoadedKey:
 
     def encode(self, claims: dict[str, Any]) -> str:
         """A compact JWS of ``claims`` signed with this key."""
-        payload = b64url(compact_json(claims).encode()).encode()
+        payload = b64url(compact_json(claims)).encode()
         signing_input = self.header_segment + b"." + payload
         return (signing_input + b"." + b64url(self.sign(signing_input)).encode()).decode("ascii")
 
@@ -289,9 +284,7 @@ def load_key(key: SigningKey) -> LoadedKey:
                     kid=key.kid,
                     algorithm=key.algorithm,
                     private_key=decrypt_private_key(key),
-                    header_segment=b64url(
-                        json.dumps(header, separators=(",", ":")).encode()
-                    ).encode(),
+                    header_segment=b64url(compact_json(header)).encode(),
                 )
                 _loaded[key.kid] = loaded
     return loaded

@@ -49,15 +49,27 @@ def loggable_client_id(client_id: str) -> str | None:
     return client_id if _CLIENT_ID_SHAPE.fullmatch(client_id) else None
 
 
+# A labelled child is looked up once per label value (``labels()`` validates and locks on every
+# call); there are a handful of methods and error codes, and children are never removed.
+@functools.cache
+def _issued(auth_method: str) -> Counter:
+    return TOKENS_ISSUED.labels(auth_method=auth_method)
+
+
+@functools.cache
+def _failed(reason: str) -> Counter:
+    return TOKEN_FAILURES.labels(reason=reason)
+
+
 def record_token_issued(auth_method: str) -> None:
     """Count an issued token under its client authentication method."""
-    TOKENS_ISSUED.labels(auth_method=auth_method).inc()
+    _issued(auth_method).inc()
     stats.record_issued()  # the dashboard's hourly count: in memory, flushed once a minute
 
 
 def record_token_failure(reason: str) -> None:
     """Count a refused token request under its OAuth error code (``invalid_client``…)."""
-    TOKEN_FAILURES.labels(reason=reason).inc()
+    _failed(reason).inc()
     stats.record_failed()
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
-import json
 import os
 import secrets
 import threading
@@ -33,6 +32,7 @@ from django.utils import timezone
 from clients.models import ApiClient, ClientSecret, check_secret, hash_secret
 from oauth import keys
 from oauth.models import SigningKey
+from portal.encoding import loads
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,8 @@ def warm_up() -> None:
 
 
 def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
+    """A JSON column's value: text on SQLite, already parsed on PostgreSQL's batch connection."""
+    return loads(value) if isinstance(value, str | bytes) else value
 
 
 def _dummy_check(secret: str) -> None:

@@ -20,13 +20,13 @@ from clients.models import ApiScope
 from oauth import assertions, keys, ratelimit
 from oauth import metrics as token_metrics
 from oauth.jwk import ASSERTION_ALGORITHMS
-from oauth.keys import compact_json
 from oauth.tokens import (
     AuthenticatedClient,
     authenticate_with_secret,
     issue_token,
     recently_verified,
 )
+from portal.encoding import compact_json
 from portal.logs import log_context
 from portal.net import client_ip
 
@@ -308,7 +308,7 @@ def _answer(body: dict[str, Any], status: int = 200, headers: dict | None = None
     return (
         status,
         {"Content-Type": JSON_CONTENT_TYPE, **NO_STORE, **(headers or {})},
-        compact_json(body).encode(),
+        compact_json(body),
     )
 
 

@@ -10,7 +10,6 @@ name says it holds a credential, as a second line of defence.
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import random
 import re
@@ -19,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.http import HttpRequest
+
+from portal.encoding import compact_json
 
 # The request being served by this thread (or task), so every log line can carry its id.
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -102,8 +103,8 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-# Built once: json.dumps with arguments builds an encoder on every call.
-_encode_line = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+def _encode_line(line: dict[str, Any]) -> str:
+    return compact_json(line).decode("utf-8")
 
 
 def _json_line(
