@@ -73,6 +73,11 @@ def record_token_failure(reason: str) -> None:
     stats.record_failed()
 
 
+def observe_token_seconds(seconds: float) -> None:
+    """Record a token request's duration in ``oauth_token_request_seconds``."""
+    TOKEN_SECONDS.observe(seconds)
+
+
 @contextmanager
 def token_timer() -> Iterator[None]:
     """Observe the enclosed block's duration in ``oauth_token_request_seconds``."""
@@ -80,7 +85,7 @@ def token_timer() -> Iterator[None]:
     try:
         yield
     finally:
-        TOKEN_SECONDS.observe(time.perf_counter() - start)
+        observe_token_seconds(time.perf_counter() - start)
 
 
 def timed(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -174,13 +174,14 @@ def verification_key(client_id: str, secret: str) -> bytes:
     ).digest()
 
 
-def recently_verified(client_id: str, secret: str) -> bool:
-    """True when this process verified this very secret for this client and still trusts it.
+def recently_verified(key: bytes) -> bool:
+    """True when this process verified the secret of these credentials (their
+    ``verification_key``) for this client and still trusts it.
 
     Such a request will not run argon2, so the rate limiter need not be asked first
     (oauth.ratelimit): a client that keeps presenting its right secret costs nothing extra.
     """
-    cached = _verified.get(verification_key(client_id, secret))
+    cached = _verified.get(key)
     return cached is not None and cached[1] > time.monotonic()
 
 
@@ -190,8 +191,12 @@ def forget_verified_secrets() -> None:
         _verified.clear()
 
 
-def authenticate_with_secret(client_id: str, secret: str) -> AuthenticatedClient | None:
-    """The client when ``secret`` is one of its active, unexpired secrets; None otherwise."""
+def authenticate_with_secret(
+    client_id: str, secret: str, key: bytes | None = None
+) -> AuthenticatedClient | None:
+    """The client when ``secret`` is one of its active, unexpired secrets; None otherwise.
+
+    ``key``: the credentials' ``verification_key`` when the caller has computed it already."""
     global _SQL
     if _SQL is None:
         _SQL = _sql()
@@ -210,7 +215,8 @@ def authenticate_with_secret(client_id: str, secret: str) -> AuthenticatedClient
     if not candidates:
         _dummy_check(secret)
         return None
-    key = verification_key(client_id, secret)
+    if key is None:
+        key = verification_key(client_id, secret)
     cached = _verified.get(key)
     matched = None
     if cached is not None and cached[1] > time.monotonic():

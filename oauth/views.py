@@ -25,6 +25,7 @@ from oauth.tokens import (
     authenticate_with_secret,
     issue_token,
     recently_verified,
+    verification_key,
 )
 from portal.encoding import compact_json
 from portal.logs import log_context
@@ -256,19 +257,20 @@ def authenticate_client(
     presented = token_metrics.loggable_client_id(client_id) if client_id else None
     if presented:
         log["client_id"] = presented
-    failure_counters = ratelimit.token_failure_counters(client_id, ip)
-    if method == "private_key_jwt" or not recently_verified(client_id or "", credential):
+    # The verification cache's key, computed once for both questions asked of it below.
+    key = verification_key(client_id or "", credential) if method != "private_key_jwt" else None
+    if key is None or not recently_verified(key):
         # Only a request that must verify a credential asks the shared store (one read) whether
         # its client_id or address is locked; a secret this process already verified goes on.
         try:
-            ratelimit.check(failure_counters)
+            ratelimit.check(ratelimit.token_failure_counters(client_id, ip))
         except ratelimit.RateLimited as limited:
             raise too_many_failures(limited) from None
     try:
-        client = _verified_client(client_id, credential, method)
+        client = _verified_client(client_id, credential, method, key)
     except OAuthError as error:
         if error.error == "invalid_client":
-            ratelimit.hit(failure_counters)
+            ratelimit.hit(ratelimit.token_failure_counters(client_id, ip))
         raise
     log["client_id"] = client.client_id
     if client.organization_id:
@@ -276,7 +278,9 @@ def authenticate_client(
     return client, method
 
 
-def _verified_client(client_id: str | None, credential: str, method: str) -> AuthenticatedClient:
+def _verified_client(
+    client_id: str | None, credential: str, method: str, key: bytes | None
+) -> AuthenticatedClient:
     if method == "private_key_jwt":
         try:
             return assertions.authenticate_with_assertion(credential, client_id)
@@ -284,7 +288,7 @@ def _verified_client(client_id: str | None, credential: str, method: str) -> Aut
             raise _assertion_error(exc) from exc
     if not client_id or not credential or len(client_id) > 64 or len(credential) > 512:
         raise invalid_client()
-    client = authenticate_with_secret(client_id, credential)
+    client = authenticate_with_secret(client_id, credential, key)
     if client is None:
         raise invalid_client()
     return client

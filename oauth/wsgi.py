@@ -147,8 +147,10 @@ class TokenFastPath:
         context_token = request_id_var.set(request_id)
         ip = net.client_ip(as_request)
         try:
-            with token_metrics.token_timer():
+            try:
                 status, headers, body, log = self._answer(environ, ip)
+            finally:
+                token_metrics.observe_token_seconds(time.perf_counter() - start)
             write_access_line(
                 request_id=request_id,
                 method=environ["REQUEST_METHOD"],

@@ -68,6 +68,13 @@ def parse_ip(value: str) -> IPAddress | None:
     return address
 
 
+@lru_cache(maxsize=4096)
+def _address_text(remote: str) -> str:
+    """A peer address as ``client_ip`` gives it: normalized when it parses, else as it came."""
+    peer = parse_ip(remote)
+    return str(peer) if peer is not None else remote
+
+
 def is_trusted_proxy(address: IPAddress) -> bool:
     networks, _ = _networks()
     return any(address in network for network in networks)
@@ -88,9 +95,9 @@ def peer_is_trusted(request: HttpRequest) -> bool:
 def client_ip(request: HttpRequest) -> str | None:
     """The calling client's IP address as a string (None when it cannot be known)."""
     remote = request.META.get("REMOTE_ADDR") or ""
-    peer = parse_ip(remote) if remote else None
     if not peer_is_trusted(request):
-        return str(peer) if peer is not None else (remote or None)
+        return _address_text(remote) if remote else None
+    peer = parse_ip(remote) if remote else None
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     # The right-most hop was written by our own proxy; walk left while hops are proxies we trust.
     candidate: str | None = str(peer) if peer is not None else None

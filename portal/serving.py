@@ -194,14 +194,14 @@ class AsgiServer:
         ahead = None
         if credentials is not None and self.batcher is not None:
             ahead = await self.batcher.prefetch(credentials[0])
-        if credentials is not None and credentials[1] and not recently_verified(*credentials):
+        key = verification_key(*credentials) if credentials and credentials[1] else None
+        if key is not None and not recently_verified(key):
             # A client that opens many connections at once sends its secret many times: one
             # check runs, the others wait for it and are then answered here, on the loop.
-            key = verification_key(*credentials)
             running = self.verifying.get(key)
             if running is not None:
                 await asyncio.shield(running)
-            if not recently_verified(*credentials):
+            if not recently_verified(key):
                 loop = asyncio.get_running_loop()
                 self.verifying[key] = done = loop.create_future()
                 try:
