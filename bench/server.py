@@ -198,10 +198,18 @@ def gunicorn(db: Database, **env: str) -> Iterator[Server]:
             if time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not answer within 30 s")
             time.sleep(0.1)
+        # One worker answered; wait until every worker serves (under asgi each worker listens on
+        # a socket of its own, whose connections wait while that worker is still starting).
         workers = int(server_env.get("GUNICORN_WORKERS", "0") or 0)
         while workers and len(server.worker_pids()) < workers and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(0.5)  # let every worker finish its warm-up
+        asgi = server_env.get("GUNICORN_WORKER_CLASS", "asgi") == "asgi"
+        marker = "ASGI server listening on" if asgi else "token endpoint:"
+        while Path(log.name).read_text().count(marker) < len(server.worker_pids()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers not serving: {Path(log.name).read_text()[-2000:]}")
+            time.sleep(0.05)
+        time.sleep(0.2)
         yield server
     finally:
         process.send_signal(signal.SIGTERM)
