@@ -37,7 +37,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Metrics in multiprocess mode (PROMETHEUS_MULTIPROC_DIR): these hooks clear stale files at start
 # and retire a worker's gauges when it exits.
-from portal.gunicorn_hooks import child_exit, on_starting, worker_exit  # noqa: F401 (hooks)
+from portal.gunicorn_hooks import (  # noqa: F401 (hooks)
+    child_exit,
+    on_reload,
+    on_starting,
+    worker_exit,
+)
 
 _cores = multiprocessing.cpu_count()
 
@@ -57,7 +62,8 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Under asgi, each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads
 # new connections across them. On one shared socket, the worker that wakes first accepts a whole
 # burst: 32 connections opened at once were split 4/28 (seen 3/29), leaving a core idle on cheap
-# requests; with a socket per worker they were split 12/20 to 16/16. Trade-off: when a worker
+# requests; with a socket per worker they were split 12/20 to 16/16. Only for TCP addresses that
+# gunicorn binds itself (portal.gunicorn_hooks turns it off otherwise). Trade-off: when a worker
 # exits (a restart, a reload), connections still waiting in its own accept queue are reset.
 reuse_port = os.environ.get(
     "GUNICORN_REUSE_PORT", "true" if worker_class == "asgi" else "false"

@@ -14,7 +14,9 @@ from typing import Any
 
 
 def on_starting(server: Any) -> None:
-    """Create the metrics directory, or empty it of the previous run's files."""
+    """Keep a socket per worker to TCP listeners (below); create the metrics directory, or
+    empty it of the previous run's files."""
+    listen_per_worker_only_on_tcp(server)
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         return
@@ -22,6 +24,29 @@ def on_starting(server: Any) -> None:
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink(missing_ok=True)
+
+
+def on_reload(server: Any) -> None:
+    """A reload reads gunicorn.conf.py again: the same check as at start, before new workers."""
+    listen_per_worker_only_on_tcp(server)
+
+
+def listen_per_worker_only_on_tcp(server: Any) -> None:
+    """Turn ``reuse_port`` off unless every address is TCP and gunicorn makes its own sockets.
+
+    With ``reuse_port`` each worker binds its own socket. On a Unix socket path, each worker
+    would remove the previous worker's socket file and bind its own, leaving only the last worker
+    reachable; sockets handed over by systemd (LISTEN_FDS), by a re-executing master
+    (GUNICORN_FD) or by ``fd://`` would be ignored for new ones. The final addresses (the command
+    line's ``--bind`` included) are only known here, not in gunicorn.conf.py.
+    """
+    cfg = server.cfg
+    if not cfg.reuse_port:
+        return
+    inherited = os.environ.get("LISTEN_FDS") or os.environ.get("GUNICORN_FD")
+    if inherited or not all(isinstance(address, tuple) for address in cfg.address):
+        cfg.set("reuse_port", False)
+        server.log.info("reuse_port off: a listener is not a TCP address gunicorn binds itself")
 
 
 def child_exit(server: Any, worker: Any) -> None:

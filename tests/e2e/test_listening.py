@@ -3,12 +3,17 @@ that the kernel spreads connections across workers instead of one worker accepti
 
 from __future__ import annotations
 
+import logging
+import socket
+import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
 
-from tests.e2e.server import ServerProcess, server_database
+from tests.e2e.server import ServerProcess, server_database, spawn, terminate
 
 pytestmark = pytest.mark.e2e
 
@@ -39,8 +44,8 @@ def sockets_of(pid: int) -> set[str]:
     return found
 
 
-def workers_of(server: ServerProcess) -> list[int]:
-    pid = server.process.pid
+def workers_of(pid: int) -> list[int]:
+    """The worker processes of the gunicorn master ``pid``."""
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
@@ -54,7 +59,7 @@ def test_each_asgi_worker_listens_on_a_socket_of_its_own(
         try:
             for _ in range(20):  # both workers answer, whichever socket a connection reaches
                 assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
-            workers = workers_of(server)
+            workers = workers_of(server.process.pid)
             assert len(workers) == 2
             listening = listening_inodes(server.port)
             held = [sockets_of(pid) & listening for pid in workers]
@@ -62,3 +67,93 @@ def test_each_asgi_worker_listens_on_a_socket_of_its_own(
             assert len(set().union(*held)) == expected_sockets
         finally:
             server.stop()
+
+
+def unix_listeners(path: Path) -> set[str]:
+    """Inodes of the Unix sockets bound to ``path`` (from /proc/net/unix)."""
+    inodes = set()
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7] == str(path):
+            inodes.add(fields[6])
+    return inodes
+
+
+def get_over_unix_socket(path: Path, target: str) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(path))
+        sock.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+        )
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_unix_socket_is_shared_by_the_workers(tmp_path: Path) -> None:
+    """With a socket per worker, each worker would replace the previous one's socket file and
+    only the last would be reachable: on a Unix socket every worker accepts on the one socket."""
+    path = tmp_path / "m2m.sock"
+    with server_database(tmp_path) as database:
+        server = ServerProcess(database)
+        server.manage("migrate", "--noinput")
+        process = spawn(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "gunicorn.conf.py",
+                "--workers",
+                "2",
+                "--bind",
+                f"unix:{path}",
+            ],
+            env=server.env,
+            log_path=tmp_path / "unix.log",
+            ready=lambda: get_over_unix_socket(path, "/healthz").startswith(b"HTTP/1.1 200"),
+        )
+        try:
+            workers = [
+                int(p)
+                for p in Path(f"/proc/{process.pid}/task/{process.pid}/children")
+                .read_text()
+                .split()
+            ]
+            assert len(workers) == 2
+            deadline = time.monotonic() + 20
+            while (tmp_path / "unix.log").read_text().count("ASGI server listening") < 2:
+                assert time.monotonic() < deadline, (tmp_path / "unix.log").read_text()[-2000:]
+                time.sleep(0.1)
+            listening = unix_listeners(path)
+            assert len(listening) == 1, listening
+            assert all(sockets_of(pid) & listening == listening for pid in workers)
+            assert "reuse_port off" in (tmp_path / "unix.log").read_text()
+        finally:
+            terminate(process)
+
+
+def test_reuse_port_is_kept_only_for_tcp_listeners_gunicorn_binds(monkeypatch) -> None:
+    from gunicorn.config import Config
+
+    from portal.gunicorn_hooks import listen_per_worker_only_on_tcp
+
+    def decided(binds: list[str], **env: str) -> bool:
+        for name in ("LISTEN_FDS", "GUNICORN_FD"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        cfg = Config()
+        cfg.set("bind", binds)
+        cfg.set("reuse_port", True)
+        listen_per_worker_only_on_tcp(SimpleNamespace(cfg=cfg, log=logging.getLogger("test")))
+        return cfg.reuse_port
+
+    assert decided(["127.0.0.1:8000", "[::1]:8000"]) is True
+    assert decided(["unix:/run/m2m.sock"]) is False
+    assert decided(["127.0.0.1:8000", "unix:/run/m2m.sock"]) is False
+    assert decided(["fd://3"]) is False
+    assert decided(["127.0.0.1:8000"], LISTEN_FDS="1") is False  # systemd's sockets
+    assert decided(["127.0.0.1:8000"], GUNICORN_FD="5") is False  # a re-executing master's
