@@ -60,6 +60,22 @@ def spawn(
     raise RuntimeError(f"{args[:4]} did not start:\n{log_path.read_text()[-4000:]}")
 
 
+def gunicorn_command(bind: str, workers: int, *extra: str) -> list[str]:
+    """The production server's command line (gunicorn.conf.py) on ``bind``."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "gunicorn.conf.py",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        *extra,
+    ]
+
+
 def terminate(process: subprocess.Popen | None, timeout: float = 10) -> None:
     """Stop a spawned process: politely, then for good."""
     if process is None or process.poll() is not None:
@@ -144,19 +160,7 @@ class ServerProcess:
         self.manage("bootstrap")
         self.log_path = log_dir / f"server-{self.port}.log"
         self.process = spawn(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(workers),
-                "--access-logfile",
-                "-",
-            ],
+            gunicorn_command(f"127.0.0.1:{self.port}", workers, "--access-logfile", "-"),
             env=self.env,
             log_path=self.log_path,
             ready=lambda: bool(requests.get(f"{self.url}/.well-known/jwks.json", timeout=5)),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +12,13 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from tests.e2e.server import ServerProcess, server_database, spawn, terminate
+from tests.e2e.server import (
+    ServerProcess,
+    gunicorn_command,
+    server_database,
+    spawn,
+    terminate,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -100,17 +105,7 @@ def test_a_unix_socket_is_shared_by_the_workers(tmp_path: Path) -> None:
         server = ServerProcess(database)
         server.manage("migrate", "--noinput")
         process = spawn(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "gunicorn.conf.py",
-                "--workers",
-                "2",
-                "--bind",
-                f"unix:{path}",
-            ],
+            gunicorn_command(f"unix:{path}", 2),
             env=server.env,
             log_path=tmp_path / "unix.log",
             ready=lambda: get_over_unix_socket(path, "/healthz").startswith(b"HTTP/1.1 200"),

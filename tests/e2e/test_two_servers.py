@@ -26,7 +26,7 @@ import requests
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.server import ROOT, free_port, server_database, spawn
+from tests.e2e.server import ROOT, free_port, gunicorn_command, server_database, spawn
 
 pytestmark = pytest.mark.e2e
 
@@ -139,17 +139,7 @@ def start_server(env: dict[str, str], tmp: Path) -> Server:
     metrics_dir = tmp / f"metrics-{port}"
     url = f"http://127.0.0.1:{port}"
     process = spawn(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-        ],
+        gunicorn_command(f"127.0.0.1:{port}", 2),
         env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
         log_path=tmp / f"server-{port}.log",
         ready=lambda: requests.get(f"{url}/readyz", timeout=10).status_code == 200,
