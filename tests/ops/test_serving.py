@@ -296,8 +296,14 @@ def test_a_token_request_that_must_run_argon2_waits_for_the_pool_not_the_loop(gu
 def test_a_secret_sent_on_many_connections_at_once_is_checked_once(guide_client, monkeypatch):
     """The first request takes argon2 to the pool; the others wait for it, then are answered
     on the loop from the verification cache."""
-    from oauth import tokens
+    from oauth import keys, tokens
 
+    # The signing key exists first, as after `bootstrap`. Otherwise the first request makes it
+    # (a slow RSA key generation inside a write transaction), and a request that finds the
+    # secret verified meanwhile, answered on the loop, fails on the test database's in-memory
+    # SQLite, which cannot wait for a lock ("database table is locked", 503): a flake seen in
+    # CI about one run in four under -n 2.
+    keys.ensure_signing_key()
     forget_verified_secrets()
     checks: list[str] = []
     real_check = tokens.check_secret
