@@ -128,7 +128,13 @@ def authenticate_with_assertion(assertion: str, client_id: str | None) -> Authen
             f"the client assertion's alg must be one of {', '.join(ASSERTION_ALGORITHMS)}"
         )
     issuer, subject = unverified.get("iss"), unverified.get("sub")
-    if not isinstance(issuer, str) or not issuer or issuer != subject or len(issuer) > 64:
+    if (
+        not isinstance(issuer, str)
+        or not issuer
+        or issuer != subject
+        or len(issuer) > 64
+        or "\x00" in issuer  # no client_id has one; PostgreSQL could not even look it up
+    ):
         raise AssertionRejected("the client assertion's iss and sub must both be the client_id")
     if client_id is not None and client_id != issuer:
         raise AssertionRejected("client_id differs from the client assertion's iss")
@@ -165,8 +171,10 @@ def authenticate_with_assertion(assertion: str, client_id: str | None) -> Authen
             f"{settings.OAUTH['ASSERTION_MAX_LIFETIME']} seconds ahead"
         )
     jti = claims["jti"]
-    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
-        raise AssertionRejected(f"the client assertion's jti must be 1 to {MAX_JTI_LENGTH} chars")
+    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH or "\x00" in jti:
+        raise AssertionRejected(
+            f"the client assertion's jti must be 1 to {MAX_JTI_LENGTH} chars, none of them NUL"
+        )
     _remember(jti, issuer, datetime.fromtimestamp(exp + LEEWAY, UTC))
     return AuthenticatedClient(
         client_id=client.id,

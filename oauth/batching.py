@@ -64,8 +64,8 @@ def credentials_of(authorization: str | None, body: bytes) -> tuple[str, str | N
             client_id, secret = form.get(b"client_id"), form.get(b"client_secret")
     except ValueError:  # a malformed credential (bad base64, UTF-8, or no colon)
         return None
-    if not client_id or len(client_id) > MAX_CLIENT_ID:
-        return None
+    if not client_id or len(client_id) > MAX_CLIENT_ID or "\x00" in client_id:
+        return None  # a NUL would fail the whole batch's query (PostgreSQL text has none)
     return client_id, secret
 
 

@@ -53,8 +53,8 @@ def verify_own_token(token: str) -> dict[str, Any] | None:
     except jwt.PyJWTError:
         return None
     kid, alg = header.get("kid"), header.get("alg")
-    if not isinstance(kid, str) or alg not in SUPPORTED_ALGORITHMS:
-        return None
+    if not isinstance(kid, str) or "\x00" in kid or alg not in SUPPORTED_ALGORITHMS:
+        return None  # (no kid of ours holds a NUL, which PostgreSQL cannot compare)
     key = _published_key(kid, alg)
     if key is None:
         return None

@@ -288,6 +288,9 @@ def _verified_client(
             raise _assertion_error(exc) from exc
     if not client_id or not credential or len(client_id) > 64 or len(credential) > 512:
         raise invalid_client()
+    if "\x00" in client_id:
+        # No client has one (PostgreSQL cannot even compare text holding a NUL: its query fails).
+        raise invalid_client()
     client = authenticate_with_secret(client_id, credential, key)
     if client is None:
         raise invalid_client()

@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 
 from portal import net
 from portal.logs import (
@@ -126,6 +126,27 @@ class SecurityHeadersMiddleware:
         if self.policy and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = self.policy
         return response
+
+
+class NulInPathMiddleware:
+    """A path holding a NUL (``%00``) names nothing: 404, before any view looks it up.
+
+    Every id in our URLs is compared with text columns, and PostgreSQL text cannot hold a NUL:
+    the lookup failed ("PostgreSQL text fields cannot contain NUL"), a 500 on the portal's and
+    the admin's pages. Under /api/ the answer is the API's own 404.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path_info:
+            if request.path_info.startswith("/api/"):
+                from clients.api.errors import not_found
+
+                return not_found(request)
+            raise Http404("no such page")
+        return self.get_response(request)
 
 
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
