@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable
 
+from django.core.exceptions import BadRequest
 from django.http import Http404, HttpRequest, HttpResponse
 
 from portal import net
@@ -128,24 +129,33 @@ class SecurityHeadersMiddleware:
         return response
 
 
-class NulInPathMiddleware:
-    """A path holding a NUL (``%00``) names nothing: 404, before any view looks it up.
+class NulCharacterMiddleware:
+    """A NUL (``%00``) in the path or a query parameter is refused before any view reads it.
 
-    Every id in our URLs is compared with text columns, and PostgreSQL text cannot hold a NUL:
-    the lookup failed ("PostgreSQL text fields cannot contain NUL"), a 500 on the portal's and
-    the admin's pages. Under /api/ the answer is the API's own 404.
+    Our ids and searches are compared with text columns, and PostgreSQL text cannot hold a NUL:
+    such a lookup failed ("PostgreSQL text fields cannot contain NUL"), a 500 on the portal's and
+    the admin's pages. A path with one names nothing (404); a query parameter with one is a bad
+    request (400). Under /api/ the answers are in the API's own format.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        api = request.path_info.startswith("/api/")
         if "\x00" in request.path_info:
-            if request.path_info.startswith("/api/"):
+            if api:
                 from clients.api.errors import not_found
 
                 return not_found(request)
             raise Http404("no such page")
+        query = request.META.get("QUERY_STRING", "")
+        if "%00" in query or "\x00" in query:  # what decodes to a NUL, and a raw one
+            if api:
+                from clients.api.errors import json_error
+
+                return json_error(400, "a query parameter holds a NUL character")
+            raise BadRequest("a query parameter holds a NUL character")
         return self.get_response(request)
 
 

@@ -99,7 +99,7 @@ MIDDLEWARE = [
     "portal.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "portal.middleware.SecurityHeadersMiddleware",
-    "portal.middleware.NulInPathMiddleware",
+    "portal.middleware.NulCharacterMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -15,6 +15,7 @@ import base64
 import jwt
 import pytest
 
+from clients.models import Membership
 from clients.services import client_key_add
 from oauth import keys
 from oauth.batching import credentials_of
@@ -24,6 +25,7 @@ from tests.conftest import SYSTEM, post_form, request_token
 from tests.oauth.test_introspection import answer, introspect
 from tests.oauth.test_private_key_jwt import token_with
 from tests.oauth.test_token import assert_oauth_error
+from tests.portal.conftest import logged_in, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -101,3 +103,25 @@ def test_an_api_path_with_a_nul_is_the_apis_own_not_found(client):
     response = client.get("/api/v1/organizations/org_1%00/clients")
     assert response.status_code == 404
     assert response.json()["message"] == "not found"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/orgs/{org}/clients?q=a%00",  # the portal's client search
+        "/orgs/{org}/audit?client=m2morg_1%00",  # the portal's activity filter
+    ],
+)
+def test_a_query_parameter_with_a_nul_is_a_bad_request(guide_client, path):
+    organization = guide_client.client.organization
+    user = make_user("nul@acme.test")
+    Membership.objects.create(user=user, organization=organization, role=Membership.Role.OWNER)
+    browser = logged_in(user)
+    assert browser.get(path.format(org=organization.id).replace("%00", "")).status_code == 200
+    assert browser.get(path.format(org=organization.id)).status_code == 400
+
+
+def test_an_api_query_parameter_with_a_nul_is_the_apis_own_bad_request(client):
+    response = client.get("/api/v1/organizations?page_token=a%00")
+    assert response.status_code == 400
+    assert "NUL" in response.json()["message"]
