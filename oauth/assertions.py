@@ -26,7 +26,7 @@ from django.utils import timezone
 from clients.models import ApiClient
 from oauth.jwk import ASSERTION_ALGORITHMS
 from oauth.models import UsedAssertion
-from oauth.tokens import AuthenticatedClient
+from oauth.tokens import AuthenticatedClient, could_be_client_id
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LENGTH = 16 * 1024
@@ -128,13 +128,7 @@ def authenticate_with_assertion(assertion: str, client_id: str | None) -> Authen
             f"the client assertion's alg must be one of {', '.join(ASSERTION_ALGORITHMS)}"
         )
     issuer, subject = unverified.get("iss"), unverified.get("sub")
-    if (
-        not isinstance(issuer, str)
-        or not issuer
-        or issuer != subject
-        or len(issuer) > 64
-        or "\x00" in issuer  # no client_id has one; PostgreSQL could not even look it up
-    ):
+    if not isinstance(issuer, str) or issuer != subject or not could_be_client_id(issuer):
         raise AssertionRejected("the client assertion's iss and sub must both be the client_id")
     if client_id is not None and client_id != issuer:
         raise AssertionRejected("client_id differs from the client assertion's iss")

@@ -37,8 +37,6 @@ from portal.encoding import loads
 
 logger = logging.getLogger("oauth.token")
 
-MAX_CLIENT_ID = 64
-
 
 def credentials_of(authorization: str | None, body: bytes) -> tuple[str, str | None] | None:
     """The client_id a token request names, and the secret it presents (HTTP Basic, else the
@@ -64,8 +62,8 @@ def credentials_of(authorization: str | None, body: bytes) -> tuple[str, str | N
             client_id, secret = form.get(b"client_id"), form.get(b"client_secret")
     except ValueError:  # a malformed credential (bad base64, UTF-8, or no colon)
         return None
-    if not client_id or len(client_id) > MAX_CLIENT_ID or "\x00" in client_id:
-        return None  # a NUL would fail the whole batch's query (PostgreSQL text has none)
+    if client_id is None or not tokens.could_be_client_id(client_id):
+        return None
     return client_id, secret
 
 

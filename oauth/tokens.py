@@ -154,6 +154,16 @@ def warm_up() -> None:
     _dummy_check("warm-up")
 
 
+MAX_CLIENT_ID = 64
+
+
+def could_be_client_id(value: str) -> bool:
+    """Whether a presented client_id can name a client: 1 to 64 characters, none of them NUL.
+    Anything else is refused before a query: PostgreSQL text cannot hold a NUL, and a query
+    comparing with one fails (a 503 on the token endpoint, and a whole failed batch)."""
+    return 0 < len(value) <= MAX_CLIENT_ID and "\x00" not in value
+
+
 def _json(value: Any) -> Any:
     """A JSON column's value: text on SQLite, already parsed on PostgreSQL's batch connection."""
     return loads(value) if isinstance(value, str | bytes) else value

@@ -23,6 +23,7 @@ from oauth.jwk import ASSERTION_ALGORITHMS
 from oauth.tokens import (
     AuthenticatedClient,
     authenticate_with_secret,
+    could_be_client_id,
     issue_token,
     recently_verified,
     verification_key,
@@ -286,10 +287,7 @@ def _verified_client(
             return assertions.authenticate_with_assertion(credential, client_id)
         except assertions.AssertionRejected as exc:
             raise _assertion_error(exc) from exc
-    if not client_id or not credential or len(client_id) > 64 or len(credential) > 512:
-        raise invalid_client()
-    if "\x00" in client_id:
-        # No client has one (PostgreSQL cannot even compare text holding a NUL: its query fails).
+    if client_id is None or not could_be_client_id(client_id) or not 0 < len(credential) <= 512:
         raise invalid_client()
     client = authenticate_with_secret(client_id, credential, key)
     if client is None:

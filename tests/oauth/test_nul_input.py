@@ -16,12 +16,10 @@ import jwt
 import pytest
 
 from clients.models import Membership
-from clients.services import client_key_add
 from oauth import keys
 from oauth.batching import credentials_of
 from oauth.models import UsedAssertion
-from tests.assertion_helpers import Signer, ec_key, public_jwk
-from tests.conftest import SYSTEM, post_form, request_token
+from tests.conftest import post_form, request_token
 from tests.oauth.test_introspection import answer, introspect
 from tests.oauth.test_private_key_jwt import token_with
 from tests.oauth.test_token import assert_oauth_error
@@ -56,13 +54,6 @@ def test_the_batch_is_not_asked_for_a_client_id_with_a_nul():
 def test_the_same_client_still_gets_its_token_afterwards(client, guide_client):
     request_token(client, guide_client, client_id=NUL_ID)
     assert request_token(client, guide_client).status_code == 200
-
-
-@pytest.fixture
-def es256(guide_client) -> Signer:
-    key = ec_key()
-    client_key_add(actor=SYSTEM, client=guide_client.client, jwk=public_jwk(key, kid="ec-1"))
-    return Signer(key, "ES256", "ec-1")
 
 
 def test_an_assertion_whose_iss_has_a_nul_is_invalid_client(client, guide_client, es256):

@@ -35,20 +35,6 @@ from tests.oauth.test_token import assert_oauth_error, decode
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def rs256(guide_client) -> Signer:
-    key = rsa_key()
-    client_key_add(actor=SYSTEM, client=guide_client.client, jwk=public_jwk(key, kid="rsa-1"))
-    return Signer(key, "RS256", "rsa-1")
-
-
-@pytest.fixture
-def es256(guide_client) -> Signer:
-    key = ec_key()
-    client_key_add(actor=SYSTEM, client=guide_client.client, jwk=public_jwk(key, kid="ec-1"))
-    return Signer(key, "ES256", "ec-1")
-
-
 def token_with(client, assertion: str, **extra):
     return post_form(client, "/oauth/token", assertion_form(assertion, **extra))
 
