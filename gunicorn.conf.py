@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Metrics in multiprocess mode (PROMETHEUS_MULTIPROC_DIR): these hooks clear stale files at start
 # and retire a worker's gauges when it exits.
-from portal.gunicorn_hooks import (  # noqa: F401 (hooks)
+from portal.serving.gunicorn_hooks import (  # noqa: F401 (hooks)
     child_exit,
     on_reload,
     on_starting,
@@ -63,8 +63,8 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # new connections across them. On one shared socket, the worker that wakes first accepts a whole
 # burst: 32 connections opened at once were split 4/28 (seen 3/29), leaving a core idle on cheap
 # requests; with a socket per worker they were split 12/20 to 16/16. Only for TCP addresses that
-# gunicorn binds itself (portal.gunicorn_hooks turns it off otherwise). Trade-off: when a worker
-# exits (a restart, a reload), connections still waiting in its own accept queue are reset.
+# gunicorn binds itself (portal.serving.gunicorn_hooks turns it off otherwise). Trade-off: when
+# a worker exits (a restart, a reload), connections still waiting in its own accept queue are reset.
 reuse_port = os.environ.get(
     "GUNICORN_REUSE_PORT", "true" if worker_class == "asgi" else "false"
 ).lower() in ("1", "true", "yes", "on")
@@ -111,7 +111,7 @@ def post_worker_init(worker) -> None:
 
     from django.db import connections
 
-    from portal.serving import AsgiServer, fast_path_of
+    from portal.serving.bridge import AsgiServer, fast_path_of
 
     app = getattr(worker, "asgi", None) or worker.wsgi
     fast = fast_path_of(getattr(app, "wsgi_app", app)) is not None
@@ -121,7 +121,7 @@ def post_worker_init(worker) -> None:
     gc.freeze()
     if isinstance(app, AsgiServer):
         # The loop thread's token requests keep a connection of their own, and warm up at the
-        # ASGI lifespan start (portal.serving): this one would only sit idle.
+        # ASGI lifespan start (portal.serving.bridge): this one would only sit idle.
         connections.close_all()
         return
     try:

@@ -16,8 +16,8 @@ from django.http import HttpResponse  # noqa: E402
 from django.test import RequestFactory  # noqa: E402
 
 from oauth import metrics  # noqa: E402
-from portal.logs import JsonFormatter  # noqa: E402
-from portal.middleware import AccessLogMiddleware  # noqa: E402
+from portal.lib.logs import JsonFormatter  # noqa: E402
+from portal.serving.middleware import AccessLogMiddleware  # noqa: E402
 
 handler = logging.StreamHandler(io.StringIO())
 handler.setFormatter(JsonFormatter())

@@ -107,9 +107,9 @@ def time_client_list() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from clients import selectors
-    from clients.api import serializers
-    from clients.api.pagination import page
     from clients.models import Organization
+    from portal.api import serializers
+    from portal.api.pagination import page
 
     big = Organization.objects.annotate(n=Count("clients")).order_by("-n").first()
     typical = Organization.objects.exclude(pk=big.pk).order_by("id").first()

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from oauth.verify import TokenVerifier
+from m2m_auth_kit.verify import TokenVerifier
 
 AUDIENCE = "https://api.bench"
 

@@ -245,6 +245,42 @@ class ClientSecret(models.Model):
         return self.status
 
 
+def new_client_key_id() -> str:
+    return random_id("ckey_")
+
+
+class ClientKey(models.Model):
+    """A public key a client registered for ``private_key_jwt`` (RFC 7523). Never a private one.
+
+    ``jwk`` holds only the public members (``kty``, ``kid``, ``use``, ``alg`` and ``n``/``e`` or
+    ``crv``/``x``/``y``); the assertion must be signed with ``alg``, so one key serves one
+    algorithm (RFC 8725 §3.1).
+    """
+
+    id = models.CharField(
+        primary_key=True, max_length=32, default=new_client_key_id, editable=False
+    )
+    client = models.ForeignKey(
+        ApiClient, on_delete=models.CASCADE, related_name="keys", editable=False
+    )
+    kid = models.CharField(max_length=128, editable=False)
+    kty = models.CharField(max_length=8, editable=False)
+    alg = models.CharField(max_length=8, editable=False)
+    jwk = models.JSONField(editable=False)
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "oauth_clientkey"  # its table from before it moved here
+        ordering = ["create_time", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "kid"], name="oauth_clientkey_unique_kid")
+        ]
+        verbose_name = "client public key"
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.alg}, {self.id})"
+
+
 class AuditEvent(models.Model):
     """Who did what to which object, when and from where. Never edited or deleted."""
 
@@ -423,41 +459,3 @@ class ApiScope(models.Model):
 
 
 # --- Token statistics for the staff dashboard ---------------------------------------------------
-
-
-class TokenStat(models.Model):
-    """Tokens issued and refused per hour, summed over every worker.
-
-    Workers count in memory and add their counts here at most once a minute
-    (``oauth.stats``), so the token endpoint never writes a row per token.
-    """
-
-    hour = models.DateTimeField(unique=True)
-    issued = models.PositiveBigIntegerField(default=0)
-    failed = models.PositiveBigIntegerField(default=0)
-
-    class Meta:
-        ordering = ["-hour"]
-        verbose_name = "token statistic"
-
-    def __str__(self) -> str:
-        return f"{self.hour:%Y-%m-%d %H:00} issued {self.issued}, failed {self.failed}"
-
-
-class RateLimitCounter(models.Model):
-    """One fixed-window count of ``oauth.ratelimit`` when no Redis is configured.
-
-    ``key`` names the scope, the hashed identifier and the window; rows whose window is over
-    (``expires``, epoch seconds) are deleted now and then by the limiter itself.
-    """
-
-    key = models.CharField(max_length=128, unique=True)
-    window_start = models.BigIntegerField()
-    count = models.PositiveIntegerField(default=0)
-    expires = models.BigIntegerField(db_index=True)
-
-    class Meta:
-        verbose_name = "rate-limit counter"
-
-    def __str__(self) -> str:
-        return f"{self.key}={self.count}"

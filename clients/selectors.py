@@ -6,8 +6,14 @@ from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySe
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from clients.models import ApiClient, AuditEvent, ClientSecret, Membership, Organization
-from oauth.models import ClientKey
+from clients.models import (
+    ApiClient,
+    AuditEvent,
+    ClientKey,
+    ClientSecret,
+    Membership,
+    Organization,
+)
 
 
 def organization_get(organization_id: str) -> Organization:

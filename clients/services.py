@@ -16,11 +16,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from clients.jwk import JWKError, parse_public_jwk
 from clients.models import (
     ApiClient,
     ApiResource,
     ApiScope,
     AuditEvent,
+    ClientKey,
     ClientSecret,
     Invitation,
     Membership,
@@ -30,8 +32,6 @@ from clients.models import (
     new_client_id,
     new_management_client_id,
 )
-from oauth.jwk import JWKError, parse_public_jwk
-from oauth.models import ClientKey, RevokedToken
 
 
 @dataclass(frozen=True)
@@ -828,32 +828,3 @@ def client_key_delete(*, actor: Actor, key: ClientKey) -> None:
 
 
 # --- Access tokens (RFC 7009) --------------------------------------------------------------------
-
-
-@transaction.atomic
-def token_revoke(
-    *, actor: Actor, jti: str, client_id: str, organization_id: str | None, expire_time: datetime
-) -> bool:
-    """Remember a token's ``jti`` as revoked until the token expires. False if it already was.
-
-    Rows of tokens that have expired anyway are purged here, so the table stays small.
-    """
-    now = timezone.now()
-    RevokedToken.objects.filter(expire_time__lte=now).delete()
-    if expire_time <= now or RevokedToken.objects.filter(pk=jti).exists():
-        return False
-    try:
-        with transaction.atomic():
-            RevokedToken.objects.create(jti=jti, client_id=client_id, expire_time=expire_time)
-    except IntegrityError:
-        return False  # revoked concurrently: the first request wrote the audit event
-    audit_record(
-        actor=actor,
-        action="token.revoke",
-        target_type="token",
-        target_id=jti,
-        organization_id=organization_id,
-        client_id=client_id,
-        details={"expire_time": expire_time.isoformat()},
-    )
-    return True

@@ -22,7 +22,7 @@ import requests
 # Run as a script from anywhere: make the repository's ``oauth`` package importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from oauth.client import ClientCredentials, TokenRequestError
+from m2m_auth_kit.client import ClientCredentials, TokenRequestError
 
 
 def main() -> int:

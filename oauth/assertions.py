@@ -23,8 +23,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from clients.jwk import ASSERTION_ALGORITHMS
 from clients.models import ApiClient
-from oauth.jwk import ASSERTION_ALGORITHMS
 from oauth.models import UsedAssertion
 from oauth.tokens import AuthenticatedClient, could_be_client_id
 

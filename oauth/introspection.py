@@ -8,14 +8,17 @@ deactivate the tokens already issued with it: revoke those tokens (or delete the
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import jwt
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from clients.models import ApiClient
+from clients.services import Actor, audit_record
 from oauth.keys import SUPPORTED_ALGORITHMS
 from oauth.models import RevokedToken, SigningKey
 
@@ -102,3 +105,32 @@ def purge_revoked_tokens() -> int:
     """Forget revoked tokens that have expired anyway; returns how many rows went."""
     deleted, _ = RevokedToken.objects.filter(expire_time__lte=timezone.now()).delete()
     return deleted
+
+
+@transaction.atomic
+def token_revoke(
+    *, actor: Actor, jti: str, client_id: str, organization_id: str | None, expire_time: datetime
+) -> bool:
+    """Remember a token's ``jti`` as revoked until the token expires. False if it already was.
+
+    Rows of tokens that have expired anyway are purged here, so the table stays small.
+    """
+    now = timezone.now()
+    RevokedToken.objects.filter(expire_time__lte=now).delete()
+    if expire_time <= now or RevokedToken.objects.filter(pk=jti).exists():
+        return False
+    try:
+        with transaction.atomic():
+            RevokedToken.objects.create(jti=jti, client_id=client_id, expire_time=expire_time)
+    except IntegrityError:
+        return False  # revoked concurrently: the first request wrote the audit event
+    audit_record(
+        actor=actor,
+        action="token.revoke",
+        target_type="token",
+        target_id=jti,
+        organization_id=organization_id,
+        client_id=client_id,
+        details={"expire_time": expire_time.isoformat()},
+    )
+    return True

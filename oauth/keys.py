@@ -28,7 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from oauth.models import SigningKey
-from portal.encoding import compact_json
+from portal.lib.encoding import compact_json
 
 SUPPORTED_ALGORITHMS = ("RS256", "ES256")
 

@@ -1,4 +1,5 @@
-"""Signing keys: the private half encrypted at rest, the public half as a JWK."""
+"""What the authorization server keeps of its own: signing keys, revoked tokens, used assertions,
+and the counters of its rate limits and token statistics."""
 
 from __future__ import annotations
 
@@ -33,45 +34,6 @@ class SigningKey(models.Model):
         return self.retire_time is None
 
 
-def new_client_key_id() -> str:
-    # Imported here, not at module level: clients.models must stay free of oauth imports, and
-    # this keeps the one id scheme (a prefixed random number) in one place.
-    from clients.models import random_id
-
-    return random_id("ckey_")
-
-
-class ClientKey(models.Model):
-    """A public key a client registered for ``private_key_jwt`` (RFC 7523). Never a private one.
-
-    ``jwk`` holds only the public members (``kty``, ``kid``, ``use``, ``alg`` and ``n``/``e`` or
-    ``crv``/``x``/``y``); the assertion must be signed with ``alg``, so one key serves one
-    algorithm (RFC 8725 §3.1).
-    """
-
-    id = models.CharField(
-        primary_key=True, max_length=32, default=new_client_key_id, editable=False
-    )
-    client = models.ForeignKey(
-        "clients.ApiClient", on_delete=models.CASCADE, related_name="keys", editable=False
-    )
-    kid = models.CharField(max_length=128, editable=False)
-    kty = models.CharField(max_length=8, editable=False)
-    alg = models.CharField(max_length=8, editable=False)
-    jwk = models.JSONField(editable=False)
-    create_time = models.DateTimeField(default=timezone.now, editable=False)
-
-    class Meta:
-        ordering = ["create_time", "id"]
-        constraints = [
-            models.UniqueConstraint(fields=["client", "kid"], name="oauth_clientkey_unique_kid")
-        ]
-        verbose_name = "client public key"
-
-    def __str__(self) -> str:
-        return f"{self.kid} ({self.alg}, {self.id})"
-
-
 class RevokedToken(models.Model):
     """An access token revoked before its expiry (RFC 7009), remembered until then."""
 
@@ -100,3 +62,43 @@ class UsedAssertion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.jti} ({self.client_id})"
+
+
+class TokenStat(models.Model):
+    """Tokens issued and refused per hour, summed over every worker.
+
+    Workers count in memory and add their counts here at most once a minute
+    (``oauth.stats``), so the token endpoint never writes a row per token.
+    """
+
+    hour = models.DateTimeField(unique=True)
+    issued = models.PositiveBigIntegerField(default=0)
+    failed = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        db_table = "clients_tokenstat"  # its table from before it moved here
+        ordering = ["-hour"]
+        verbose_name = "token statistic"
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} issued {self.issued}, failed {self.failed}"
+
+
+class RateLimitCounter(models.Model):
+    """One fixed-window count of ``oauth.ratelimit`` when no Redis is configured.
+
+    ``key`` names the scope, the hashed identifier and the window; rows whose window is over
+    (``expires``, epoch seconds) are deleted now and then by the limiter itself.
+    """
+
+    key = models.CharField(max_length=128, unique=True)
+    window_start = models.BigIntegerField()
+    count = models.PositiveIntegerField(default=0)
+    expires = models.BigIntegerField(db_index=True)
+
+    class Meta:
+        db_table = "clients_ratelimitcounter"  # its table from before it moved here
+        verbose_name = "rate-limit counter"
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.count}"

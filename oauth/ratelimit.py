@@ -28,43 +28,20 @@ import hashlib
 import logging
 import math
 import random
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+
+from oauth.models import RateLimitCounter
+from portal.lib.env import Rate, parse_rate
 
 logger = logging.getLogger(__name__)
 
-_RATE_RE = re.compile(r"^([1-9][0-9]{0,8})/([smh])$")
-_PERIODS = {"s": 1, "m": 60, "h": 3600}
 # Per address, login failures may be this many times the per-account limit (a shared NAT).
 LOGIN_ADDRESS_FACTOR = 10
 _CLEANUP_ONE_IN = 64
-
-
-@dataclass(frozen=True)
-class Rate:
-    """``limit`` events per ``period`` seconds."""
-
-    limit: int
-    period: int
-
-    def times(self, factor: int) -> Rate:
-        return Rate(self.limit * factor, self.period)
-
-
-@functools.lru_cache(maxsize=64)
-def parse_rate(value: str, name: str = "rate") -> Rate:
-    """``"10/m"`` -> Rate(10, 60); anything else is a configuration error."""
-    match = _RATE_RE.match(value.strip()) if isinstance(value, str) else None
-    if match is None:
-        raise ImproperlyConfigured(
-            f"{name} must look like N/s, N/m or N/h with N a positive integer, not {value!r}"
-        )
-    return Rate(int(match.group(1)), _PERIODS[match.group(2)])
 
 
 def rate_setting(name: str) -> Rate:
@@ -129,8 +106,6 @@ def _store_counts(keys: list[tuple[str, int, int]], increment: bool) -> list[int
 
 def _database_counts(keys: list[tuple[str, int, int]], increment: bool) -> list[int]:
     from django.db import connection
-
-    from clients.models import RateLimitCounter
 
     table = RateLimitCounter._meta.db_table
     now = int(time.time())

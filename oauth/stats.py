@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 
+from oauth.models import TokenStat
+
 FLUSH_SECONDS = 60.0
 
 
@@ -85,7 +87,6 @@ class TokenCounter:
 
 
 def _add(hour_epoch: int, issued: int, failed: int) -> None:
-    from clients.models import TokenStat
 
     hour = datetime.fromtimestamp(hour_epoch, tz=UTC)
     # A savepoint: a failure here must not break a transaction the caller is in.

@@ -2,7 +2,7 @@
 
 One SQL query per request reads the client, its usable secrets and the current key id
 together (on PostgreSQL under the asgi worker, one query reads them for all the requests that
-wait at the same time: oauth.batching, which hands them over in ``prefetched``). A secret
+wait at the same time: oauth.token.batching, which hands them over in ``prefetched``). A secret
 verified once is remembered per process under an HMAC of the presented value (with a
 per-process random key), so argon2 runs once per secret and process; the secret's row is still
 read on every request, so a revoked, deleted or expired secret fails at once. Nothing is
@@ -32,7 +32,7 @@ from django.utils import timezone
 from clients.models import ApiClient, ClientSecret, check_secret, hash_secret
 from oauth import keys
 from oauth.models import SigningKey
-from portal.encoding import loads
+from portal.lib.encoding import loads
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class Prefetched:
-    """A client's token-query rows, read after its request arrived (oauth.batching), with the
+    """A client's token-query rows, read after its request arrived (oauth.token.batching), with the
     times the query used and how to record a secret's use."""
 
     client_id: str
@@ -70,7 +70,7 @@ class Prefetched:
     touch: Callable[[str, Any, Any], None]
 
 
-# Set around a token request whose rows were read ahead (portal.serving, oauth.batching).
+# Set around a token request whose rows were read ahead (portal.serving.bridge, oauth.token.batching).
 prefetched: contextvars.ContextVar[Prefetched | None] = contextvars.ContextVar(
     "prefetched", default=None
 )
@@ -106,7 +106,7 @@ def batch_sql() -> str:
     """The token query for several clients at once (PostgreSQL): (stale, [client ids], now).
 
     One index lookup per id into each table, whatever the planner believes about their sizes
-    (OFFSET 0 keeps it from flattening the lateral subqueries): oauth.batching runs it with a
+    (OFFSET 0 keeps it from flattening the lateral subqueries): oauth.token.batching runs it with a
     generic plan, which must be right for a handful of ids and for a table that has grown
     since its statistics were taken (or never had any: autovacuum off).
     """

@@ -16,10 +16,10 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from clients.jwk import ASSERTION_ALGORITHMS
 from clients.models import ApiScope
 from oauth import assertions, keys, ratelimit
 from oauth import metrics as token_metrics
-from oauth.jwk import ASSERTION_ALGORITHMS
 from oauth.tokens import (
     AuthenticatedClient,
     authenticate_with_secret,
@@ -28,9 +28,9 @@ from oauth.tokens import (
     recently_verified,
     verification_key,
 )
-from portal.encoding import compact_json
-from portal.logs import log_context
-from portal.net import client_ip
+from portal.lib.encoding import compact_json
+from portal.lib.logs import log_context
+from portal.lib.net import client_ip
 
 logger = logging.getLogger("oauth.token")
 
@@ -361,7 +361,7 @@ def token_endpoint(
     ``read(n)`` returns up to ``n`` bytes of the body; it is called at most once. The metrics
     are counted here; ``log`` receives the fields of the access-log line (``client_id``,
     ``organization_id``, ``outcome``, ``auth_method``), never a credential. ``client_ip``
-    (from portal.net.client_ip) keys the per-address failure limit.
+    (from portal.lib.net.client_ip) keys the per-address failure limit.
     """
     if method != "POST":
         return _refused(

@@ -16,8 +16,14 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from clients.services import Actor, token_revoke
-from oauth.introspection import introspection_answer, is_active, may_see, verify_own_token
+from clients.services import Actor
+from oauth.introspection import (
+    introspection_answer,
+    is_active,
+    may_see,
+    token_revoke,
+    verify_own_token,
+)
 from oauth.tokens import AuthenticatedClient
 from oauth.views import (
     NO_STORE,
@@ -28,8 +34,8 @@ from oauth.views import (
     oauth_error_response,
     request_form,
 )
-from portal.logs import log_context
-from portal.net import client_ip
+from portal.lib.logs import log_context
+from portal.lib.net import client_ip
 
 
 def _oauth_endpoint(view: Callable[[HttpRequest], HttpResponse]) -> Callable:

@@ -9,7 +9,7 @@ the cores busy. A request whose secret must go through argon2 (not verified by t
 or wrong) is answered in the pool instead, so the loop is not held for those 20-40 ms. Every
 other request (portal, admin, management API, introspection, revocation) runs Django's WSGI
 application in a pool of ``SERVER_THREADS`` threads, as a threaded WSGI server would
-(portal.serving).
+(portal.serving.bridge).
 
 ``portal.wsgi`` stays the entry point for any WSGI server.
 """
@@ -21,9 +21,9 @@ import os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 import portal.wsgi  # sets Django up, before anything imports a model
-from oauth.batching import token_query_batcher
+from oauth.token.batching import token_query_batcher
 from oauth.tokens import warm_up
-from portal.serving import AsgiServer
+from portal.serving.bridge import AsgiServer
 
 application = AsgiServer(
     portal.wsgi.application,

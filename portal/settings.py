@@ -8,60 +8,14 @@ A variable ``NAME_FILE`` may name a file that holds the value of ``NAME``
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.lib.env import env, env_bool, env_int, env_list, env_rate
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def env(name: str, default: str | None = None) -> str | None:
-    """The value of ``name``, or of the file named by ``name_FILE``, or ``default``."""
-    file_name = os.environ.get(f"{name}_FILE")
-    if file_name:
-        try:
-            return Path(file_name).read_text().strip()
-        except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE: cannot read {file_name}: {exc}") from exc
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = env(name)
-    if value is None:
-        return default
-    value = value.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), not {value!r}")
-
-
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
-    value = env(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from exc
-    if minimum is not None and number < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}")
-    return number
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    value = env(name)
-    if value is None:
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
-
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -92,14 +46,15 @@ INSTALLED_APPS = [
     "clients",
     "oauth",
     "portal",
+    "portal.console",
 ]
 
 MIDDLEWARE = [
     # First: the request id and the access log cover everything below.
-    "portal.middleware.AccessLogMiddleware",
+    "portal.serving.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "portal.middleware.SecurityHeadersMiddleware",
-    "portal.middleware.NulCharacterMiddleware",
+    "portal.serving.middleware.SecurityHeadersMiddleware",
+    "portal.serving.middleware.NulCharacterMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -196,7 +151,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "clients.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 # The management API's OpenAPI schema (/api/v1/openapi.json) and reference (/api/v1/docs).
@@ -286,14 +241,6 @@ if METRICS_BEARER_TOKEN is not None and len(METRICS_BEARER_TOKEN) < 16:
 # Each "N/s", "N/m" or "N/h"; counted in Redis when REDIS_URL is set, else in the database.
 
 
-def env_rate(name: str, default: str) -> str:
-    from oauth.ratelimit import parse_rate  # standard library and django.conf only
-
-    value = (env(name) or default).strip()
-    parse_rate(value, name)
-    return value
-
-
 # Failed client authentications at the token endpoint, per client_id and per source address.
 RATE_LIMIT_TOKEN_FAILURES = env_rate("RATE_LIMIT_TOKEN_FAILURES", "10/m")
 RATE_LIMIT_TOKEN_FAILURES_PER_IP = env_rate("RATE_LIMIT_TOKEN_FAILURES_PER_IP", "100/m")
@@ -334,8 +281,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {"()": "portal.logs.JsonFormatter"},
-        "text": {"()": "portal.logs.TextFormatter"},
+        "json": {"()": "portal.lib.logs.JsonFormatter"},
+        "text": {"()": "portal.lib.logs.TextFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
@@ -372,7 +319,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 # htmx reads the CSRF token from the page (hx-headers), never from the cookie.
 CSRF_COOKIE_HTTPONLY = True
-# Sent on every answer by portal.middleware.SecurityHeadersMiddleware: no inline script or
+# Sent on every answer by portal.serving.middleware.SecurityHeadersMiddleware: no inline script or
 # style anywhere (htmx runs with includeIndicatorStyles off, see templates/portal/base.html).
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -1,15 +1,25 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
-from portal import health, metrics
+from portal.serving import health, metrics
 
 urlpatterns = [
     path("", include("oauth.urls")),
-    path("api/v1/", include("clients.api.urls")),
+    path("api/v1/", include("portal.api.urls")),
+    # Staff console pages of models that moved between apps keep their old addresses.
+    re_path(
+        r"^admin/oauth/clientkey/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/clients/clientkey/%(rest)s", query_string=True),
+    ),
+    re_path(
+        r"^admin/clients/tokenstat/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/oauth/tokenstat/%(rest)s", query_string=True),
+    ),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
     # The customer portal (its own module: this file is the root URLconf).
-    path("", include("portal.site_urls")),
+    path("", include("portal.ui.urls")),
 ]

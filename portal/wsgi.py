@@ -10,7 +10,7 @@ django_application = get_wsgi_application()
 
 # POST /oauth/token is answered by the same code without the Django request cycle (oauth/wsgi.py).
 # Imported after get_wsgi_application(), which sets Django up: it imports models.
-from oauth.wsgi import with_token_fast_path  # noqa: E402
-from portal.middleware import MalformedRequestGuard  # noqa: E402
+from portal.serving.fastpath import with_token_fast_path  # noqa: E402
+from portal.serving.middleware import MalformedRequestGuard  # noqa: E402
 
 application = MalformedRequestGuard(with_token_fast_path(django_application))

@@ -11,8 +11,8 @@ from django.test import Client
 
 from clients.models import ApiClient, Organization
 from clients.services import Actor, client_create, management_client_create, organization_create
+from m2m_auth_kit.guards import reset_verifier
 from oauth import stats
-from oauth.guards import reset_verifier
 from oauth.tokens import forget_verified_secrets
 
 SYSTEM = Actor.system("tests")

@@ -9,7 +9,7 @@ Run it against an authorization server of ours::
 Routes:
 
 * ``POST /deployments`` needs the ``deploy:applications`` scope (plain Django view with
-  ``oauth.guards.require_scopes``);
+  ``m2m_auth_kit.guards.require_scopes``);
 * ``GET /deployments`` needs ``read:deployments`` (DRF view with ``BearerTokenAuthentication``
   and ``HasScopes``).
 """

@@ -47,7 +47,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-# The kit logs JWKS fetches (INFO) and outages (WARNING/ERROR) on "oauth.verify".
+# The kit logs JWKS fetches (INFO) and outages (WARNING/ERROR) on "m2m_auth_kit.verify".
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -22,8 +22,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from oauth.guards import BearerTokenAuthentication, HasScopes, require_scopes
-from oauth.verify import Claims
+from m2m_auth_kit.guards import BearerTokenAuthentication, HasScopes, require_scopes
+from m2m_auth_kit.verify import Claims
 
 # A demo store: in memory, per process. Deployments are kept per organization
 # (the token's ``oid``), so one customer never sees another's.

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import oauth.models
+import clients.models
 from django.db import migrations, models
 
 
@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='ClientKey',
             fields=[
-                ('id', models.CharField(default=oauth.models.new_client_key_id, editable=False, max_length=32, primary_key=True, serialize=False)),
+                ('id', models.CharField(default=clients.models.new_client_key_id, editable=False, max_length=32, primary_key=True, serialize=False)),
                 ('kid', models.CharField(editable=False, max_length=128)),
                 ('kty', models.CharField(editable=False, max_length=8)),
                 ('alg', models.CharField(editable=False, max_length=8)),

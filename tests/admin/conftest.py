@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from clients.models import ClientSecret, Membership, TokenStat
+from clients.models import ClientSecret, Membership
 from clients.services import (
     account_signup,
     api_resource_create,
@@ -18,6 +18,7 @@ from clients.services import (
     secret_add,
 )
 from oauth import keys
+from oauth.models import TokenStat
 from tests.conftest import SYSTEM, Credentials
 
 

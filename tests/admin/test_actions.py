@@ -511,16 +511,16 @@ def test_a_staff_user_with_view_permission_only_sees_but_cannot_act(client, staf
 def test_remove_a_client_public_key(admin_client, superuser, console):
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from clients.models import ClientKey
     from clients.services import Actor, client_key_add
     from oauth.keys import public_jwk
-    from oauth.models import ClientKey
 
     guide = console.credentials["guide"]
     jwk = public_jwk(ec.generate_private_key(ec.SECP256R1()), "k1", "ES256")
     key = client_key_add(actor=Actor.system("tests"), client=guide.client, jwk=jwk)
-    page = admin_client.get(reverse("admin:oauth_clientkey_changelist"))
+    page = admin_client.get(reverse("admin:clients_clientkey_changelist"))
     assert page.status_code == 200 and key.kid.encode() in page.content
-    response = run_action(admin_client, "oauth_clientkey", "remove_keys", [key.pk])
+    response = run_action(admin_client, "clients_clientkey", "remove_keys", [key.pk])
     assert response.status_code == 302
     assert not ClientKey.objects.filter(pk=key.pk).exists()
     assert_by(last_event("client_key.delete"), superuser)

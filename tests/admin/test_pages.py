@@ -44,7 +44,9 @@ def test_every_model_of_ours_is_registered():
         "clients.ClientSecret",
         "clients.ApiResource",
         "clients.AuditEvent",
-        "clients.TokenStat",
+        "clients.ClientKey",
+        "oauth.TokenStat",
+        "oauth.RevokedToken",
         "oauth.SigningKey",
         "auth.User",
     } <= names
@@ -171,7 +173,8 @@ def test_the_dashboard_shows_the_figures(admin_client, console, org):
 
     from django.utils import timezone
 
-    from clients.models import ClientSecret, TokenStat
+    from clients.models import ClientSecret
+    from oauth.models import TokenStat
 
     hour = timezone.now().replace(minute=0, second=0, microsecond=0)
     TokenStat.objects.create(hour=hour - timedelta(hours=3), issued=5, failed=1)

@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from clients.models import TokenStat
 from oauth import stats
+from oauth.models import TokenStat
 from tests.conftest import Credentials, request_token
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,7 @@ import re
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from clients.models import AuditEvent
-from oauth.models import ClientKey
+from clients.models import AuditEvent, ClientKey
 from tests.assertion_helpers import ec_key, private_jwk, public_jwk, rsa_key
 from tests.clients.test_api import RFC3339, assert_error, violations
 
@@ -67,7 +66,7 @@ def test_the_kid_defaults_to_the_rfc7638_thumbprint(api, guide_client):
 
 def test_rfc7638_example_thumbprint():
     # RFC 7638 §3.1, the example key and its published thumbprint.
-    from oauth.jwk import thumbprint
+    from clients.jwk import thumbprint
 
     n = (
         "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_B"

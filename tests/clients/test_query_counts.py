@@ -7,9 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from clients import selectors
-from clients.api import serializers
-from clients.api.pagination import page
 from clients.services import client_create, secret_add, secret_set_status
+from portal.api import serializers
+from portal.api.pagination import page
 from tests.conftest import SYSTEM
 
 pytestmark = pytest.mark.django_db

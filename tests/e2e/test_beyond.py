@@ -12,7 +12,7 @@ import jwt
 import pytest
 import requests
 
-from oauth.verify import InvalidToken, TokenVerifier
+from m2m_auth_kit.verify import InvalidToken, TokenVerifier
 from tests.assertion_helpers import ASSERTION_TYPE, Signer, ec_key, public_jwk
 from tests.conftest import GUIDE_CLIENT
 from tests.e2e.server import running_server

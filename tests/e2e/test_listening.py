@@ -133,7 +133,7 @@ def test_a_unix_socket_is_shared_by_the_workers(tmp_path: Path) -> None:
 def test_reuse_port_is_kept_only_for_tcp_listeners_gunicorn_binds(monkeypatch) -> None:
     from gunicorn.config import Config
 
-    from portal.gunicorn_hooks import listen_per_worker_only_on_tcp
+    from portal.serving.gunicorn_hooks import listen_per_worker_only_on_tcp
 
     def decided(binds: list[str], **env: str) -> bool:
         for name in ("LISTEN_FDS", "GUNICORN_FD"):

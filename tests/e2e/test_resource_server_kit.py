@@ -46,7 +46,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from oauth.client import ClientCredentials
+from m2m_auth_kit.client import ClientCredentials
 from tests.conftest import GUIDE_CLIENT
 from tests.e2e.server import ROOT, ServerDatabase, ServerProcess, free_port, spawn, terminate
 
@@ -320,7 +320,7 @@ def invalid_token_challenge(description: str) -> str:
     return f'Bearer realm="api", error="invalid_token", error_description="{description}"'
 
 
-# POST goes through oauth.guards.require_scopes, GET through DRF's BearerTokenAuthentication.
+# POST goes through m2m_auth_kit.guards.require_scopes, GET through DRF's BearerTokenAuthentication.
 ROUTES = ["POST", "GET"]
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from clients.services import client_key_add
-from oauth.verify import TokenVerifier
+from m2m_auth_kit.verify import TokenVerifier
 from tests.assertion_helpers import Signer, ec_key, public_jwk, rsa_key
 from tests.conftest import SYSTEM
 from tests.kitserver import AUDIENCE, KitServer

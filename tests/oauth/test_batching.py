@@ -1,7 +1,8 @@
-"""oauth.batching: token requests that wait together share one query (PostgreSQL, asgi worker).
+"""oauth.token.batching: token requests that wait together share one query (PostgreSQL, asgi).
 
-The requests go through the production ASGI application (portal.serving.AsgiServer) in process,
-on one event loop, with the real token fast path and a real PostgreSQL connection; tests/e2e
+The requests go through the production ASGI application (portal.serving.bridge.AsgiServer) in
+process, on one event loop, with the real token fast path and a real PostgreSQL connection;
+tests/e2e
 drive the whole server over HTTP.
 """
 
@@ -21,13 +22,14 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from clients.models import ClientSecret, TokenStat
+from clients.models import ClientSecret
 from clients.services import secret_set_status
 from oauth import stats, tokens
-from oauth.batching import TokenQueryBatcher, credentials_of, token_query_batcher
+from oauth.models import TokenStat
+from oauth.token.batching import TokenQueryBatcher, credentials_of, token_query_batcher
 from oauth.tokens import Prefetched, authenticate_with_secret, forget_verified_secrets
-from oauth.wsgi import TokenFastPath
-from portal.serving import AsgiServer
+from portal.serving.bridge import AsgiServer
+from portal.serving.fastpath import TokenFastPath
 from tests.conftest import SYSTEM
 from tests.ops.helpers import closed_port, scope
 
@@ -297,7 +299,7 @@ def test_a_dead_django_connection_behind_the_batch_loses_no_count(app, guide_cli
         pid = app.token_context.run(lambda: connections["default"].connection.info.backend_pid)
         with psycopg.connect(**token_query_batcher().connect_params, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-        # Under load the connection counts as checked (oauth.wsgi.HEALTHY_FOR_SECONDS).
+        # Under load the connection counts as checked (portal.serving.fastpath.HEALTHY_FOR_SECONDS).
         app.token_context.run(lambda: setattr(connections["default"], "health_check_done", True))
         stats.counter._next_flush = 0  # due now: it runs on Django's (dead) connection
         await issue()

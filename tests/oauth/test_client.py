@@ -13,7 +13,7 @@ import pytest
 import requests
 from requests.auth import AuthBase
 
-from oauth.client import ClientCredentials, ClientCredentialsAuth, TokenRequestError
+from m2m_auth_kit.client import ClientCredentials, ClientCredentialsAuth, TokenRequestError
 from tests.kitserver import CLIENT_ID, CLIENT_SECRET
 
 
@@ -271,9 +271,9 @@ def test_the_kit_imports_without_django_requests_or_httpx():
         "import sys\n"
         "for name in ('requests', 'httpx', 'django', 'rest_framework'):\n"
         "    sys.modules[name] = None  # makes 'import name' fail\n"
-        "import oauth.client, oauth.verify\n"
-        "oauth.client.ClientCredentials('https://a.test/token', 'id', 'secret')\n"
-        "oauth.verify.TokenVerifier('https://a.test')\n"
+        "import m2m_auth_kit.client, m2m_auth_kit.verify\n"
+        "m2m_auth_kit.client.ClientCredentials('https://a.test/token', 'id', 'secret')\n"
+        "m2m_auth_kit.verify.TokenVerifier('https://a.test')\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from oauth.wsgi import TokenFastPath
+from portal.serving.fastpath import TokenFastPath
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -159,7 +159,7 @@ def apps():
     """The production WSGI stack: the fast path in front of Django (and Django alone)."""
     from django.core.wsgi import get_wsgi_application
 
-    from portal.middleware import MalformedRequestGuard
+    from portal.serving.middleware import MalformedRequestGuard
 
     django_app = get_wsgi_application()
     return {

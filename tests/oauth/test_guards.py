@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
-from oauth.guards import InsufficientScopeError, get_verifier
+from m2m_auth_kit.guards import InsufficientScopeError, get_verifier
 from tests.kitserver import AUDIENCE
 
 pytestmark = pytest.mark.urls("tests.oauth.urls_guards")

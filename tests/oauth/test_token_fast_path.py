@@ -1,4 +1,4 @@
-"""oauth.wsgi.TokenFastPath in process: it answers token requests itself and hands the rest on.
+"""portal.serving.fastpath.TokenFastPath in process: it answers token requests, hands on the rest.
 
 The application behind it here records what reaches it, so that each test can tell which side
 answered. (tests/e2e/test_token_server.py compares the fast path with Django over real servers.)
@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from django.test import RequestFactory
 
-from oauth.wsgi import TokenFastPath, with_token_fast_path
+from portal.serving.fastpath import TokenFastPath, with_token_fast_path
 from tests.conftest import FORM
 
 # Transactional: the fast path closes connections the way Django's request signals do, which

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from oauth.verify import (
+from m2m_auth_kit.verify import (
     Claims,
     ExpiredToken,
     InsufficientScope,

@@ -6,7 +6,12 @@ from django.views import View
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from oauth.guards import BearerTokenAuthentication, HasScopes, ScopesRequiredMixin, require_scopes
+from m2m_auth_kit.guards import (
+    BearerTokenAuthentication,
+    HasScopes,
+    ScopesRequiredMixin,
+    require_scopes,
+)
 
 
 def _describe(request):

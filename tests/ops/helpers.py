@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import connections
 
-from portal.logs import JsonFormatter
+from portal.lib.logs import JsonFormatter
 
 
 def scope(path: str = "/x", method: str = "POST", headers: list | None = None, **extra: Any):

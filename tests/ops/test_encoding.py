@@ -1,4 +1,4 @@
-"""portal.encoding: the compact JSON of the token path and the log lines."""
+"""portal.lib.encoding: the compact JSON of the token path and the log lines."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from portal.encoding import compact_json, loads
+from portal.lib.encoding import compact_json, loads
 
 
 def test_compact_json_is_compact_utf8_in_key_order() -> None:

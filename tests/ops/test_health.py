@@ -75,7 +75,7 @@ def test_readyz_is_not_ready_when_the_key_cannot_be_decrypted(client):
 @pytest.mark.django_db
 def test_readyz_answers_503_when_the_database_is_down(client, tmp_path):
     keys.ensure_signing_key()
-    with database_down(tmp_path), captured_json("portal.health") as logs:
+    with database_down(tmp_path), captured_json("portal.serving.health") as logs:
         response = client.get("/readyz", HTTP_X_REQUEST_ID="probe-1")
     assert response.status_code == 503
     assert response["Content-Type"] == "application/json"

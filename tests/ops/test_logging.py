@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from django.conf import settings
 
-from portal.logs import JsonFormatter, plain_json_stream, record_extra, write_json_line
+from portal.lib.logs import JsonFormatter, plain_json_stream, record_extra, write_json_line
 from tests.conftest import Credentials, post_form, request_token
 from tests.ops.helpers import captured_json
 

@@ -8,8 +8,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 from django.test import RequestFactory, override_settings
 
-from portal.middleware import AccessLogMiddleware
-from portal.net import client_ip, parse_trusted_proxies
+from portal.lib.net import client_ip, parse_trusted_proxies
+from portal.serving.middleware import AccessLogMiddleware
 
 factory = RequestFactory()
 

@@ -1,4 +1,4 @@
-"""portal.serving in process: the ASGI application of the production server.
+"""portal.serving.bridge in process: the ASGI application of the production server.
 
 The WSGI application behind it is a stand-in that records what it was given, except where the
 token fast path itself is the subject (tests/e2e run the whole server over HTTP).
@@ -17,8 +17,8 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 
 from oauth.tokens import forget_verified_secrets, warm_up
-from oauth.wsgi import TokenFastPath
-from portal.serving import DRAIN_BYTES, AsgiServer, fast_path_of, wsgi_environ
+from portal.serving.bridge import DRAIN_BYTES, AsgiServer, fast_path_of, wsgi_environ
+from portal.serving.fastpath import TokenFastPath
 from tests.ops.helpers import scope
 
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from django.core.exceptions import BadRequest
 from django.http import Http404, HttpRequest, HttpResponse
 
-from portal import net
-from portal.logs import (
+from portal.lib import net
+from portal.lib.logs import (
     REQUEST_ID_HEADER,
     plain_json_stream,
     record_extra,
@@ -19,7 +19,7 @@ from portal.logs import (
     request_id_var,
     write_json_line,
 )
-from portal.metrics import record_api_request
+from portal.serving.metrics import record_api_request
 
 access_logger = logging.getLogger("portal.access")
 
@@ -76,7 +76,7 @@ def write_access_line(
     client_ip: str | None,
     context: dict,
 ) -> None:
-    """Count the request and write its access-log line (also used by oauth.wsgi's fast path)."""
+    """Count the request and write its access-log line (also used by the token fast path)."""
     duration_ms = round((time.perf_counter() - start) * 1000, 2)
     record_api_request(path, status)
     fields = {
@@ -145,14 +145,14 @@ class NulCharacterMiddleware:
         api = request.path_info.startswith("/api/")
         if "\x00" in request.path_info:
             if api:
-                from clients.api.errors import not_found
+                from portal.api.errors import not_found
 
                 return not_found(request)
             raise Http404("no such page")
         query = request.META.get("QUERY_STRING", "")
         if "%00" in query or "\x00" in query:  # what decodes to a NUL, and a raw one
             if api:
-                from clients.api.errors import json_error
+                from portal.api.errors import json_error
 
                 return json_error(400, "a query parameter holds a NUL character")
             raise BadRequest("a query parameter holds a NUL character")

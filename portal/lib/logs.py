@@ -19,7 +19,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from portal.encoding import compact_json
+from portal.lib.encoding import compact_json
 
 # The request being served by this thread (or task), so every log line can carry its id.
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(

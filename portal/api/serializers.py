@@ -11,10 +11,10 @@ from clients.models import (
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
     ApiClient,
+    ClientKey,
     ClientSecret,
     Organization,
 )
-from oauth.models import ClientKey
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -101,7 +101,7 @@ class SecretInput(StrictSerializer):
 
 
 class KeyInput(StrictSerializer):
-    # The JWK itself is checked by the service (oauth.jwk), the one place that knows JWKs.
+    # The JWK itself is checked by the service (clients.jwk), the one place that knows JWKs.
     jwk = serializers.JSONField()
 
 

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from clients.models import ClientSecret, Organization, TokenStat
+from clients.models import ClientSecret, Organization
+from oauth.models import TokenStat
 
 TOP_ORGANIZATIONS = 10
 STALE_DAYS = 90

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from clients.dashboard import Dashboard, dashboard
+from portal.console.dashboard import Dashboard, dashboard
 
 register = template.Library()
 

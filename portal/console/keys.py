@@ -20,10 +20,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from clients.admin import ReadOnlyAdmin, confirm_action, staff_actor
+from clients.models import ClientKey
 from clients.services import client_key_delete
 from oauth import keys
-from oauth.models import ClientKey, RevokedToken, SigningKey
+from oauth.models import RevokedToken, SigningKey
+from portal.console.admin import ReadOnlyAdmin, confirm_action, staff_actor
 
 
 class RotateForm(forms.Form):

@@ -2,7 +2,7 @@
 
 The views render hand-written JSON (``serializers.*_json``), so the response shapes are declared
 here as documentation serializers, and attached to the views with ``extend_schema_view`` when
-``clients.api.urls`` is imported. tests/clients/test_openapi.py runs schemathesis against the
+``portal.api.urls`` is imported. tests/clients/test_openapi.py runs schemathesis against the
 result over HTTP, so a shape that drifts from what the API does fails the suite.
 """
 
@@ -12,16 +12,16 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 
-from clients.api import serializers as s
-from clients.api import views
+from portal.api import serializers as s
+from portal.api import views
 
 # --- Security scheme -----------------------------------------------------------------------------
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    """oauth.guards.BearerTokenAuthentication: a JWT from our token endpoint, scope management."""
+    """The kit's BearerTokenAuthentication: a JWT from our token endpoint, scope management."""
 
-    target_class = "oauth.guards.BearerTokenAuthentication"
+    target_class = "m2m_auth_kit.guards.BearerTokenAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema: object) -> dict:

@@ -1,4 +1,4 @@
-"""The token query, batched, for the ASGI server on PostgreSQL (``portal.serving``).
+"""The token query, batched, for the ASGI server on PostgreSQL (``portal.serving.bridge``).
 
 Under load a worker has several token requests waiting for their row sets at once. Each one
 costs PostgreSQL a wake-up, a parse of the message and an execution, and costs the worker a
@@ -33,7 +33,7 @@ from psycopg.types.json import set_json_loads
 from oauth import tokens
 from oauth.tokens import Prefetched
 from oauth.views import decode_basic
-from portal.encoding import loads
+from portal.lib.encoding import loads
 
 logger = logging.getLogger("oauth.token")
 
@@ -97,7 +97,7 @@ class TokenQueryBatcher:
 
     def touch(self, secret_id: str, now: Any, stale: Any) -> None:
         """Record a secret's use on the next round (never fails a token request). Called on the
-        loop, or from the pool thread that verified a new secret (portal.serving)."""
+        loop, or from the pool thread that verified a new secret (portal.serving.bridge)."""
         try:
             on_loop = asyncio.get_running_loop() is self.loop
         except RuntimeError:

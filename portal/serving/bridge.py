@@ -24,9 +24,9 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from oauth.batching import TokenQueryBatcher, credentials_of
+from oauth.token.batching import TokenQueryBatcher, credentials_of
 from oauth.tokens import Prefetched, prefetched, recently_verified, verification_key
-from oauth.wsgi import TokenFastPath, WSGIApp
+from portal.serving.fastpath import TokenFastPath, WSGIApp
 
 # Django refuses a database call from a thread that runs an event loop (SynchronousOnlyOperation).
 # The token fast path is the one piece of synchronous code this module runs on the loop thread,
@@ -34,7 +34,7 @@ from oauth.wsgi import TokenFastPath, WSGIApp
 # which have no loop, so the flag changes nothing for them.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-logger = logging.getLogger("portal.serving")
+logger = logging.getLogger("portal.serving.bridge")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -152,7 +152,8 @@ class AsgiServer:
         # thread keeps one connection, as a WSGI thread does. It never awaits, so the context is
         # never entered twice at once.
         self.token_context = contextvars.Context()
-        # On PostgreSQL, token requests that wait at the same time share one query (oauth.batching).
+        # On PostgreSQL, token requests that wait at the same time share one query
+        # (oauth.token.batching).
         self.batcher = batcher if self.fast_path else None
         # Secrets being verified in the pool (argon2), by their verification-cache key.
         self.verifying: dict[bytes, asyncio.Future] = {}

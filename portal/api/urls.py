@@ -1,8 +1,8 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
-from clients.api import schema, views
-from clients.api.errors import not_found
+from portal.api import schema, views
+from portal.api.errors import not_found
 
 app_name = "api"
 

@@ -28,9 +28,9 @@ from django.urls import reverse
 from oauth import metrics as token_metrics
 from oauth.tokens import prefetched
 from oauth.views import content_length_of, token_endpoint
-from portal import net
-from portal.logs import REQUEST_ID_HEADER, request_id_from, request_id_var
-from portal.middleware import write_access_line
+from portal.lib import net
+from portal.lib.logs import REQUEST_ID_HEADER, request_id_from, request_id_var
+from portal.serving.middleware import write_access_line
 
 WSGIApp = Callable[[dict[str, Any], Callable], Iterable[bytes]]
 
@@ -78,7 +78,7 @@ class TokenFastPath:
                 ("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY)
             )
         headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS.upper()))
-        # And portal.middleware.SecurityHeadersMiddleware's policy.
+        # And portal.serving.middleware.SecurityHeadersMiddleware's policy.
         policy = getattr(settings, "CONTENT_SECURITY_POLICY", "")
         if policy:
             headers.append(("Content-Security-Policy", policy))
@@ -119,7 +119,7 @@ class TokenFastPath:
     def serves(self, environ: dict[str, Any]) -> bool:
         """True when this request is answered here; False when it must go to Django.
 
-        The answer is kept in the environ, so a server that asked first (portal.serving) does
+        The answer is kept in the environ, so a server that asked first (portal.serving.bridge) does
         not make the fast path ask again."""
         known = environ.get(SERVES_KEY)
         if known is not None:
@@ -130,7 +130,7 @@ class TokenFastPath:
     def _serves(self, environ: dict[str, Any]) -> bool:
         if not self.enabled or environ.get("PATH_INFO") != self.path:
             return False
-        # What AccessLogMiddleware does first (portal.net reads nothing but request.META, which
+        # What AccessLogMiddleware does first (portal.lib.net reads nothing but request.META, which
         # in Django is this environ).
         net.drop_untrusted_forwarded_proto(SimpleNamespace(META=environ))
         if settings.SECURE_SSL_REDIRECT and not self._is_secure(environ):
@@ -176,7 +176,7 @@ class TokenFastPath:
         """token_endpoint's answer and access-log fields, with Django's database upkeep."""
         now = time.monotonic()
         if prefetched.get() is not None and now - getattr(self.local, "upkeep", 0.0) < 1.0:
-            # Its rows were read on the batcher's connection (oauth.batching): Django's is
+            # Its rows were read on the batcher's connection (oauth.token.batching): Django's is
             # likely not used at all, and is treated like one whose check was skipped. Its
             # upkeep (closing it after an error, or when too old) still runs once a second.
             skipped_check, open_connections = True, []

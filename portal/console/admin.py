@@ -30,7 +30,6 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from clients import services
-from clients.dashboard import STALE_DAYS, stale_secrets
 from clients.models import (
     ApiClient,
     ApiResource,
@@ -40,12 +39,13 @@ from clients.models import (
     ManagementClient,
     Membership,
     Organization,
-    TokenStat,
     validate_client_lists,
 )
 from clients.services import Actor
-from portal.net import client_ip
-from portal.once import nonce_issue, nonce_spend, nonce_used
+from oauth.models import TokenStat
+from portal.console.dashboard import STALE_DAYS, stale_secrets
+from portal.lib.net import client_ip
+from portal.lib.once import nonce_issue, nonce_spend, nonce_used
 
 admin.site.site_header = "M2M authorization server: staff console"
 admin.site.site_title = "Staff console"
@@ -1014,3 +1014,7 @@ class TokenStatAdmin(ReadOnlyAdmin):
     list_filter = ("hour",)
     date_hierarchy = "hour"
     actions = None
+
+
+# The signing keys' pages (they import this module's base classes).
+from portal.console import keys  # noqa: E402, F401

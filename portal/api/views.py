@@ -11,18 +11,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clients import selectors, services
-from clients.api import serializers as s
-from clients.api.pagination import page
 from clients.models import ApiClient, Organization
 from clients.services import Actor
+from m2m_auth_kit.guards import BearerTokenAuthentication, HasScopes
 from oauth import ratelimit
-from oauth.guards import BearerTokenAuthentication, HasScopes
-from portal.logs import log_context
-from portal.net import client_ip  # the one place that knows about trusted proxies
+from portal.api import serializers as s
+from portal.api.pagination import page
+from portal.lib.logs import log_context
+from portal.lib.net import client_ip  # the one place that knows about trusted proxies
 
 
 class TooManyRequests(exceptions.APIException):
-    """429 RESOURCE_EXHAUSTED with Retry-After (clients.api.errors reads ``wait``)."""
+    """429 RESOURCE_EXHAUSTED with Retry-After (portal.api.errors reads ``wait``)."""
 
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "throttled"

@@ -1,0 +1,528 @@
+"""Django and DRF guards for bearer-token APIs, built on ``m2m_auth_kit.verify``.
+
+Configuration is one setting::
+
+    RESOURCE_SERVER = {
+        "ISSUER": "https://auth.example.com",       # required: exact iss
+        "AUDIENCE": "https://api.example.com",      # str, list, or None (not checked)
+        "JWKS_URL": None,                           # None: discovered from the issuer
+        # optional: "ALGORITHMS", "LEEWAY", "REQUIRED_TYP", "INTROSPECT",
+        # "INTROSPECTION_URL", "CLIENT_ID", "CLIENT_SECRET", "JWKS_CACHE_SECONDS",
+        # "MIN_REFETCH_INTERVAL", "HTTP_TIMEOUT", "JWKS_LOADER" (a callable or its dotted
+        # path returning the JWKS document, instead of HTTP)
+    }
+
+Plain Django::
+
+    @require_scopes("orders:read")
+    def orders(request): ...                      # request.token_claims is the Claims
+
+    class OrderView(ScopesRequiredMixin, View):
+        required_scopes = ("orders:read",)
+
+DRF::
+
+    class OrderList(APIView):
+        authentication_classes = [BearerTokenAuthentication]
+        permission_classes = [HasScopes]
+        required_scopes = {"GET": ["orders:read"], "POST": ["orders:write"]}
+
+Answers follow RFC 6750 §3:
+
+* no bearer token: 401, ``WWW-Authenticate: Bearer realm="api"``;
+* bad token: 401, ``Bearer realm="api", error="invalid_token", error_description="..."``;
+* malformed request (token in the query string, broken header): 400, ``error="invalid_request"``;
+* missing scope: 403, ``Bearer error="insufficient_scope", scope="a b"`` (the
+  scopes the operation requires);
+* issuer keys unreachable: 503 with ``Retry-After``.
+
+Contract for a project DRF exception handler: the DRF exceptions raised here
+carry their headers as attributes, exactly as DRF's own do. The handler must
+copy ``exc.auth_header`` into ``WWW-Authenticate`` and ``exc.wait`` into
+``Retry-After`` for any ``APIException`` (DRF's default handler does; so does
+any handler that starts from it), and keep the status code. Guards also put the
+header on the view's ``headers`` dict, which DRF applies in
+``finalize_response`` after any handler, so a handler that forgets still sends
+the right header.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from functools import wraps
+from typing import Any, TypeVar
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.module_loading import import_string
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+
+from m2m_auth_kit.verify import Claims, JWKSUnavailable, TokenError, TokenVerifier
+
+__all__ = [
+    "BearerTokenAuthentication",
+    "HasScopes",
+    "InsufficientScopeError",
+    "InvalidRequestError",
+    "ScopesRequiredMixin",
+    "TokenServiceUnavailable",
+    "TokenUser",
+    "get_verifier",
+    "require_scopes",
+]
+
+REALM = "api"
+
+# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# RFC 6750 §3: characters allowed inside error_description and scope values.
+_UNSAFE_IN_QUOTES = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+_SETTING_KEYS = {
+    "ISSUER": "issuer",
+    "AUDIENCE": "audience",
+    "JWKS_URL": "jwks_url",
+    "ALGORITHMS": "algorithms",
+    "LEEWAY": "leeway",
+    "REQUIRED_TYP": "required_typ",
+    "INTROSPECT": "introspect",
+    "INTROSPECTION_URL": "introspection_url",
+    "CLIENT_ID": "client_id",
+    "CLIENT_SECRET": "client_secret",
+    "JWKS_CACHE_SECONDS": "jwks_cache_seconds",
+    "MIN_REFETCH_INTERVAL": "min_refetch_interval",
+    "HTTP_TIMEOUT": "http_timeout",
+    "JWKS_LOADER": "jwks_loader",
+}
+
+_verifier: TokenVerifier | None = None
+_verifier_lock = threading.Lock()
+
+
+# --- The verifier --------------------------------------------------------------------------------
+
+
+def get_verifier() -> TokenVerifier:
+    """The process-wide ``TokenVerifier`` built from ``settings.RESOURCE_SERVER``.
+
+    Built on first use (so importing this module fetches nothing) and shared by
+    every request, so the key cache is shared too. Rebuilt when the setting
+    changes (Django's ``setting_changed`` signal, sent by ``override_settings``
+    and pytest-django's ``settings`` fixture).
+    """
+    global _verifier
+    verifier = _verifier
+    if verifier is None:
+        with _verifier_lock:
+            if _verifier is None:
+                _verifier = _build_verifier(getattr(settings, "RESOURCE_SERVER", None))
+            verifier = _verifier
+    return verifier
+
+
+def _build_verifier(config: Any) -> TokenVerifier:
+    if not isinstance(config, Mapping) or not config.get("ISSUER"):
+        raise ImproperlyConfigured('RESOURCE_SERVER must be a dict with at least "ISSUER"')
+    unknown = set(config) - set(_SETTING_KEYS)
+    if unknown:
+        # A misspelt key would otherwise silently switch a check off.
+        raise ImproperlyConfigured(f"RESOURCE_SERVER: unknown keys {sorted(unknown)}")
+    kwargs = {_SETTING_KEYS[name]: value for name, value in config.items() if value is not None}
+    issuer = kwargs.pop("issuer")
+    if isinstance(kwargs.get("jwks_loader"), str):
+        kwargs["jwks_loader"] = import_string(kwargs["jwks_loader"])
+    try:
+        return TokenVerifier(issuer, **kwargs)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"RESOURCE_SERVER: {exc}") from exc
+
+
+def reset_verifier() -> None:
+    """Forget the process-wide verifier and its key cache (tests; after a settings change)."""
+    global _verifier
+    with _verifier_lock:
+        _verifier = None
+
+
+@receiver(setting_changed)
+def _reset_verifier(*, setting: str, **kwargs: Any) -> None:
+    if setting == "RESOURCE_SERVER":
+        reset_verifier()
+
+
+# --- Parsing and answers (shared by both adapters) -----------------------------------------------
+
+
+class _Refusal(Exception):
+    """Why a request is refused, in RFC 6750 terms; turned into a response by each adapter."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str | None,
+        description: str,
+        *,
+        scopes: Sequence[str] = (),
+        retry_after: int | None = None,
+    ) -> None:
+        self.status = status
+        self.error = error
+        self.description = description
+        self.scopes = tuple(scopes)
+        self.retry_after = retry_after
+        super().__init__(description)
+
+    @property
+    def challenge(self) -> str | None:
+        if self.status == 503:
+            return None
+        if self.status == 403:
+            return insufficient_scope_challenge(self.scopes)
+        return bearer_challenge(self.error, self.description if self.error else None)
+
+    def body(self) -> dict[str, str]:
+        data = {"error": self.error or "unauthorized", "error_description": self.description}
+        if self.status == 403:
+            data["scope"] = " ".join(self.scopes)
+        return data
+
+
+def _quoted(value: str) -> str:
+    return _UNSAFE_IN_QUOTES.sub("", value)
+
+
+def bearer_challenge(error: str | None = None, description: str | None = None) -> str:
+    """The ``WWW-Authenticate`` value for a 401 or 400 (RFC 6750 §3)."""
+    params = [f'realm="{REALM}"']
+    if error:
+        params.append(f'error="{error}"')
+        if description:
+            params.append(f'error_description="{_quoted(description)}"')
+    return "Bearer " + ", ".join(params)
+
+
+def insufficient_scope_challenge(scopes: Sequence[str]) -> str:
+    """The ``WWW-Authenticate`` value for a 403 insufficient_scope (RFC 6750 §3.1)."""
+    if not scopes:
+        return 'Bearer error="insufficient_scope"'
+    return f'Bearer error="insufficient_scope", scope="{_quoted(" ".join(scopes))}"'
+
+
+def _bearer_token(request: Any) -> str | None:
+    """The bearer token of ``request``, ``None`` when it has none.
+
+    Only the ``Authorization`` header counts (RFC 6750 §2.1). A token in the
+    query string is refused outright: URLs end up in logs and Referer headers.
+    """
+    if "access_token" in request.GET:
+        raise _Refusal(400, "invalid_request", "access tokens are not accepted in the URL")
+    header = request.headers.get("Authorization")
+    if not header:
+        return None
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None  # another scheme: not ours to judge
+    token = credentials.strip(" ")
+    if not _B64TOKEN.fullmatch(token):
+        raise _Refusal(400, "invalid_request", "the Authorization header is malformed")
+    return token
+
+
+def _verify(request: Any) -> Claims | None:
+    token = _bearer_token(request)
+    if token is None:
+        return None
+    try:
+        return get_verifier().verify(token)
+    except JWKSUnavailable as exc:
+        raise _Refusal(
+            503, "temporarily_unavailable", exc.description, retry_after=exc.retry_after
+        ) from None
+    except TokenError as exc:
+        raise _Refusal(401, "invalid_token", exc.description) from None
+
+
+def _missing(claims: Claims, scopes: Sequence[str]) -> list[str]:
+    return [scope for scope in scopes if scope not in claims.scopes]
+
+
+def _scopes_for(required: Any, method: str | None, owner: object) -> Sequence[str] | None:
+    """The scopes ``owner`` requires for ``method``; ``None`` if the method is not allowed.
+
+    ``required`` is a sequence of scopes, or a dict from HTTP method (``"*"``
+    for any other method) to a sequence. HEAD falls back to GET. A method the
+    dict does not name is refused, so a forgotten entry fails closed.
+    """
+    if required is None:
+        raise ImproperlyConfigured(f"{type(owner).__name__} needs required_scopes")
+    if isinstance(required, str):
+        return (required,)
+    if isinstance(required, Mapping):
+        method = (method or "GET").upper()
+        for name in (method, "GET" if method == "HEAD" else None, "*"):
+            if name is not None and name in required:
+                scopes = required[name]
+                return (scopes,) if isinstance(scopes, str) else tuple(scopes)
+        return None
+    return tuple(required)
+
+
+# --- Plain Django --------------------------------------------------------------------------------
+
+
+def _refusal_response(refusal: _Refusal) -> HttpResponse:
+    response = JsonResponse(refusal.body(), status=refusal.status)
+    challenge = refusal.challenge
+    if challenge:
+        response["WWW-Authenticate"] = challenge
+    if refusal.retry_after is not None:
+        response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
+def _authorize(request: HttpRequest, scopes: Sequence[str] | None) -> HttpResponse | None:
+    """``None`` when the request may proceed (claims attached), else the refusal response."""
+    try:
+        claims = _verify(request)
+        if claims is None:
+            raise _Refusal(401, None, "a bearer token is required")
+        if scopes is None:
+            raise _Refusal(403, "insufficient_scope", "this method is not allowed")
+        if _missing(claims, scopes):
+            raise _Refusal(
+                403, "insufficient_scope", "the token lacks a required scope", scopes=scopes
+            )
+    except _Refusal as refusal:
+        return _refusal_response(refusal)
+    request.token_claims = claims  # type: ignore[attr-defined]
+    request.auth = claims  # type: ignore[attr-defined]
+    return None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def require_scopes(*scopes: str) -> Callable[[F], F]:
+    """Decorate a function view so that it needs a valid bearer token with ``scopes``.
+
+    With no scopes, any valid token will do. The verified claims are on
+    ``request.token_claims`` (and ``request.auth``). The view is made
+    CSRF-exempt: a bearer token is never sent by a browser on its own, so
+    there is no ambient credential for a cross-site request to ride on.
+    Works for sync and async views.
+    """
+
+    def decorator(view: F) -> F:
+        if iscoroutinefunction(view):
+            # Verification may fetch keys over HTTP; keep that off the event loop.
+            authorize = sync_to_async(_authorize, thread_sensitive=False)
+
+            @wraps(view)
+            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                refused = await authorize(request, scopes)
+                if refused is not None:
+                    return refused
+                return await view(request, *args, **kwargs)
+
+            wrapper: Any = markcoroutinefunction(async_wrapper)
+        else:
+
+            @wraps(view)
+            def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                refused = _authorize(request, scopes)
+                if refused is not None:
+                    return refused
+                return view(request, *args, **kwargs)
+
+        return csrf_exempt(wrapper)  # type: ignore[return-value]
+
+    return decorator
+
+
+class ScopesRequiredMixin:
+    """Class-based view mixin: a valid bearer token with ``required_scopes`` is needed.
+
+    ``required_scopes`` is a sequence of scopes, or a dict from HTTP method to
+    scopes (``"*"`` for the rest; methods not named are refused). Put the mixin
+    first among the bases. Claims land on ``request.token_claims``. The view is
+    CSRF-exempt, for the reason given in ``require_scopes``. Sync views only.
+    """
+
+    required_scopes: Sequence[str] | Mapping[str, Sequence[str]] | None = None
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Callable[..., HttpResponse]:
+        """The view function, CSRF-exempt."""
+        return csrf_exempt(super().as_view(**initkwargs))  # type: ignore[misc]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Refuse the request unless its token carries the required scopes."""
+        scopes = _scopes_for(self.required_scopes, request.method, self)
+        refused = _authorize(request, scopes)
+        if refused is not None:
+            return refused
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+
+# --- Django REST framework -----------------------------------------------------------------------
+
+
+class TokenUser:
+    """The ``request.user`` of a request authenticated by a client-credentials token.
+
+    A machine client, not a database user: ``client_id``, ``organization_id``
+    and ``scopes`` come from the token, and it holds no Django permissions.
+    """
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+    id = None
+
+    def __init__(self, claims: Claims) -> None:
+        """Wrap verified ``claims``."""
+        self.claims = claims
+        self.client_id = claims.client_id
+        self.organization_id = claims.organization_id
+        self.scopes = claims.scopes
+        self.username = claims.client_id or ""
+
+    def get_username(self) -> str:
+        """The client id, for code that expects a Django user."""
+        return self.username
+
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        """Always ``False``: machine clients get access through scopes, not permissions."""
+        return False
+
+    def __str__(self) -> str:
+        return f"client {self.client_id}"
+
+
+class InsufficientScopeError(drf_exceptions.PermissionDenied):
+    """403: the token lacks scopes (RFC 6750 ``insufficient_scope``).
+
+    ``scopes`` are the scopes the operation requires, ``missing`` those the
+    token lacks; ``auth_header`` is the ``WWW-Authenticate`` value to send.
+    """
+
+    default_detail = "The token lacks a required scope."
+    default_code = "insufficient_scope"
+
+    def __init__(self, scopes: Sequence[str], missing: Sequence[str] = ()) -> None:
+        """Refuse for want of ``scopes``."""
+        self.scopes = tuple(scopes)
+        self.missing = tuple(missing)
+        self.auth_header = insufficient_scope_challenge(self.scopes)
+        super().__init__()
+
+
+class InvalidRequestError(drf_exceptions.APIException):
+    """400: the bearer token was sent in a way we refuse (RFC 6750 ``invalid_request``)."""
+
+    status_code = 400
+    default_detail = "Malformed bearer token request."
+    default_code = "invalid_request"
+
+    def __init__(self, description: str) -> None:
+        """Refuse with ``description`` (also sent in the challenge)."""
+        self.auth_header = bearer_challenge("invalid_request", description)
+        super().__init__(description)
+
+
+class TokenServiceUnavailable(drf_exceptions.APIException):
+    """503: the token issuer's keys cannot be fetched; ``wait`` feeds ``Retry-After``."""
+
+    status_code = 503
+    default_detail = "Token verification is temporarily unavailable."
+    default_code = "temporarily_unavailable"
+
+    def __init__(self, description: str, wait: int) -> None:
+        """Refuse for now, for about ``wait`` seconds."""
+        self.wait = wait
+        super().__init__(description)
+
+
+def _set_view_header(request: Any, name: str, value: str) -> None:
+    # DRF applies view.headers to the final response after the exception
+    # handler ran, so the header survives a handler that drops it.
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    headers = getattr(view, "headers", None)
+    if isinstance(headers, dict):
+        headers[name] = value
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    """DRF authentication by ``Authorization: Bearer <JWT>``.
+
+    ``authenticate`` returns ``(TokenUser, Claims)``, so views read
+    ``request.auth.scopes`` or ``request.user.client_id``. A request without a
+    bearer token is left to the next authenticator (or to the permission
+    classes, which answer 401 ``Bearer realm="api"``).
+    """
+
+    def authenticate(self, request: Any) -> tuple[TokenUser, Claims] | None:
+        """Verify the bearer token, if any; raise on a bad one."""
+        try:
+            claims = _verify(request)
+        except _Refusal as refusal:
+            if refusal.status == 503:
+                _set_view_header(request, "Retry-After", str(refusal.retry_after))
+                raise TokenServiceUnavailable(
+                    refusal.description, refusal.retry_after or 1
+                ) from None
+            if refusal.status == 400:
+                exc = InvalidRequestError(refusal.description)
+                _set_view_header(request, "WWW-Authenticate", exc.auth_header)
+                raise exc from None
+            challenge = bearer_challenge(refusal.error, refusal.description)
+            # DRF asks authenticate_header() for the 401 challenge; remember ours.
+            request._bearer_challenge = challenge
+            _set_view_header(request, "WWW-Authenticate", challenge)
+            raise drf_exceptions.AuthenticationFailed(refusal.description) from None
+        if claims is None:
+            return None
+        request._request.token_claims = claims
+        return TokenUser(claims), claims
+
+    def authenticate_header(self, request: Any) -> str:
+        """The 401 challenge: with the error when a token was refused, bare otherwise."""
+        challenge = getattr(request, "_bearer_challenge", None) or bearer_challenge()
+        _set_view_header(request, "WWW-Authenticate", challenge)
+        return challenge
+
+
+class HasScopes(BasePermission):
+    """DRF permission: the bearer token must carry the view's ``required_scopes``.
+
+    ``required_scopes`` is a sequence, or a dict from HTTP method to scopes
+    (``"*"`` for the rest; methods not named are refused). Without a verified
+    token the answer is 401; with too few scopes, ``InsufficientScopeError``.
+    """
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        """Check the token's scopes against the view's requirement."""
+        claims = request.auth
+        if not isinstance(claims, Claims):
+            return False  # DRF turns this into 401 NotAuthenticated
+        scopes = _scopes_for(getattr(view, "required_scopes", None), request.method, view)
+        if scopes is None:
+            raise drf_exceptions.PermissionDenied("This method is not allowed for this token.")
+        missing = _missing(claims, scopes)
+        if missing:
+            exc = InsufficientScopeError(scopes, missing)
+            _set_view_header(request, "WWW-Authenticate", exc.auth_header)
+            raise exc
+        return True
