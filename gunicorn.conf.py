@@ -3,21 +3,15 @@
 Every value can be overridden from the environment (``GUNICORN_*``, ``SERVER_THREADS``, or
 ``HOST``/``PORT``).
 
-Why these defaults (measured with ``make bench`` and ``bench/profile.py`` on a 2-core machine;
-figures in bench/README.md):
+Why these defaults (the figures behind each are in bench/README.md, "Server configuration"):
 - gunicorn's ``asgi`` worker serving ``portal.asgi``: an event loop (uvloop) per worker, and
   gunicorn's C HTTP parser (gunicorn-h1c). ``POST /oauth/token`` is answered on the loop
   itself; every other request runs Django in a pool of ``SERVER_THREADS`` threads per worker
-  (portal/serving.py). The ``gthread`` worker spent ~360 us of CPU per request on HTTP alone (a
-  hello-world answer: 2,756/s on one core, against 18,570/s for the asgi worker). Side by side
-  at 32 connections (two runs each, same session): PostgreSQL 1,218-1,370 tokens/s with
-  ``gthread`` against 1,513-1,895 with ``asgi``, SQLite 1,689-1,908 against 2,282-2,726, and
-  the workers' CPU per token 1,000-1,200 us against 680-1,000 us.
+  (``portal.serving.bridge``). The threaded WSGI worker spends several times more CPU per request
+  on HTTP alone.
 - One worker per core under ``asgi``: on PostgreSQL a worker's loop does not wait for the
-  database (the token requests waiting together share one query, oauth/batching.py), so a third
-  worker on two cores only added context switches: 2,380-2,395 tokens/s with three workers
-  against 2,714-2,994 with two (PostgreSQL, 32 connections), p99 41-48 ms against 17-27 ms.
-  ``gthread`` keeps one per core plus one.
+  database (the token requests waiting together share one query, ``oauth.token.batching``), so
+  more workers than cores only add context switches. ``gthread`` keeps one per core plus one.
 - ``GUNICORN_WORKER_CLASS=gthread`` (with ``GUNICORN_APP=portal.wsgi``) still works: the same
   WSGI application, token fast path included, under a threaded WSGI worker.
 - Under ``asgi``, a listening socket per worker (``SO_REUSEPORT``): the kernel spreads connections
@@ -92,6 +86,7 @@ def post_worker_init(worker) -> None:
     when one does not, the worker exits with gunicorn's boot-error code (3) and the master stops
     with the reason in the log, instead of serving 500s on every token request.
     """
+    # Imported here: this file is read by the master before Django is set up.
     from django.apps import apps
 
     if not apps.is_installed("oauth"):
@@ -111,10 +106,11 @@ def post_worker_init(worker) -> None:
 
     from django.db import connections
 
-    from portal.serving.bridge import AsgiServer, fast_path_of
+    from portal import wsgi
+    from portal.serving.bridge import AsgiServer
 
     app = getattr(worker, "asgi", None) or worker.wsgi
-    fast = fast_path_of(getattr(app, "wsgi_app", app)) is not None
+    fast = wsgi.fast_path is not None
     worker.log.info("token endpoint: %s", "fast path" if fast else "Django view")
     # Everything loaded so far lives as long as the worker: keep it out of the collector's
     # reach, so that a full collection walks only what requests allocate (shorter pauses).
@@ -125,7 +121,7 @@ def post_worker_init(worker) -> None:
         connections.close_all()
         return
     try:
-        from oauth.tokens import warm_up
+        from oauth.token.endpoint import warm_up
 
         warm_up()
     except Exception:  # a database not migrated yet must not stop the server from starting

@@ -26,7 +26,7 @@ from django.utils import timezone
 from clients.jwk import ASSERTION_ALGORITHMS
 from clients.models import ApiClient
 from oauth.models import UsedAssertion
-from oauth.tokens import AuthenticatedClient, could_be_client_id
+from oauth.token.lookup import AuthenticatedClient, could_be_client_id
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LENGTH = 16 * 1024

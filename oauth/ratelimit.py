@@ -15,9 +15,9 @@ What is counted (settings, each ``N/s``, ``N/m`` or ``N/h``):
 - ``RATE_LIMIT_API``: management API requests per management client.
 
 A successful token request never writes here, and one whose secret this process verified
-recently (the argon2 cache in ``oauth.tokens``) does not read either: only a request that would
-run argon2 asks first whether its client_id or address is locked (one read, next to a hash that
-costs tens of milliseconds). A store that cannot be reached fails open (logged): the limiter
+recently (the argon2 cache in ``oauth.token.authenticate``) does not read either: only a request
+that would run argon2 asks first whether its client_id or address is locked (one read, next to a
+hash that costs tens of milliseconds). A store that cannot be reached fails open (logged): the limiter
 must not take the front door down with it.
 """
 

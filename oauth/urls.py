@@ -1,13 +1,13 @@
 from django.urls import path
 
-from oauth import views, views_tokens
+from oauth import views
 
 app_name = "oauth"
 
 urlpatterns = [
     path("oauth/token", views.token, name="token"),
-    path("oauth/introspect", views_tokens.introspect, name="introspect"),
-    path("oauth/revoke", views_tokens.revoke, name="revoke"),
+    path("oauth/introspect", views.introspect, name="introspect"),
+    path("oauth/revoke", views.revoke, name="revoke"),
     path(".well-known/jwks.json", views.jwks, name="jwks"),
     path("keys", views.jwks, name="keys"),
     path(".well-known/oauth-authorization-server", views.discovery, name="discovery"),

@@ -1,15 +1,20 @@
-"""The OAuth endpoints: token (RFC 6749 §4.4), JWKS, and discovery (RFC 8414).
+"""The OAuth endpoints as Django views: token (RFC 6749 §4.4), JWKS, discovery (RFC 8414),
+introspection (RFC 7662) and revocation (RFC 7009).
 
-Introspection and revocation live in ``oauth.views_tokens`` and reuse ``authenticate_client``.
+The token view only adapts ``oauth.token.endpoint.token_endpoint`` (the server's fast path,
+``portal.serving.fastpath``, adapts the same function without the Django request cycle).
+Introspection and revocation authenticate the caller exactly as the token endpoint does. A
+management client may introspect and revoke any token; any other client only its own: another
+client's token looks inactive and its revocation is a silent no-op, so a client learns nothing
+about tokens that are not its own.
 """
 
 from __future__ import annotations
 
-import base64
-import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -18,43 +23,23 @@ from django.views.decorators.csrf import csrf_exempt
 
 from clients.jwk import ASSERTION_ALGORITHMS
 from clients.models import ApiScope
-from oauth import assertions, keys, ratelimit
+from clients.services import Actor
+from oauth import keys
 from oauth import metrics as token_metrics
-from oauth.tokens import (
-    AuthenticatedClient,
-    authenticate_with_secret,
-    could_be_client_id,
-    issue_token,
-    recently_verified,
-    verification_key,
+from oauth.introspection import (
+    introspection_answer,
+    is_active,
+    may_see,
+    token_revoke,
+    verify_own_token,
 )
+from oauth.token.authenticate import authenticate_client
+from oauth.token.endpoint import token_endpoint
+from oauth.token.lookup import AuthenticatedClient
+from oauth.token.request import NO_STORE, OAuthError, content_length_of, read_form
 from portal.lib.encoding import compact_json
 from portal.lib.logs import log_context
 from portal.lib.net import client_ip
-
-logger = logging.getLogger("oauth.token")
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-# Parameters that RFC 8707 (resource) and common practice (audience) allow more than once.
-REPEATABLE = frozenset({"resource", "audience"})
-
-
-class OAuthError(Exception):
-    """An RFC 6749 §5.2 error response."""
-
-    def __init__(
-        self,
-        error: str,
-        description: str,
-        status: int = 400,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
-        self.headers = headers or {}
 
 
 def json_response(
@@ -83,311 +68,11 @@ def method_not_allowed(allowed: str) -> HttpResponse:
     )
 
 
-def invalid_client(
-    description: str = "client authentication failed", basic: bool = True
-) -> OAuthError:
-    headers = {"WWW-Authenticate": 'Basic realm="oauth", charset="UTF-8"'}
-    return OAuthError("invalid_client", description, status=401, headers=headers)
-
-
-def too_many_failures(limited: ratelimit.RateLimited) -> OAuthError:
-    """429 for a locked client_id or address (RFC 6749 has no code for it; RFC 6585 has 429).
-
-    ``temporarily_unavailable`` rather than ``invalid_client``: a client whose id an attacker is
-    hammering must read "wait", not "your credentials are wrong".
-    """
-    return OAuthError(
-        "temporarily_unavailable",
-        f"too many failed attempts; retry after {limited.retry_after} s",
-        status=429,
-        headers={"Retry-After": str(limited.retry_after)},
-    )
-
-
-def content_length_of(value: str | None) -> int | None:
-    """The CONTENT_LENGTH header as a number; None when absent or not a number."""
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
-
-
-def read_form(
-    content_type: str, content_length: int | None, read: Callable[[int], bytes]
-) -> dict[str, list[str]]:
-    """The form parameters, strictly: right content type, UTF-8, each at most once.
-
-    ``read(n)`` returns up to ``n`` bytes of the request body. A body larger than
-    DATA_UPLOAD_MAX_MEMORY_SIZE is refused before it is read when its length is announced.
-    """
-    media_type, _, parameters = content_type.partition(";")
-    if media_type.strip().lower() != FORM_CONTENT_TYPE:
-        raise OAuthError("invalid_request", f"the request body must be {FORM_CONTENT_TYPE}")
-    charset = parameters.strip().lower()
-    if charset and charset.replace(" ", "") not in ("charset=utf-8", 'charset="utf-8"'):
-        raise OAuthError("invalid_request", "the request body must be UTF-8")
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    if limit is not None and content_length is not None and content_length > limit:
-        raise OAuthError("invalid_request", "the request body is too large", status=413)
-    body = read(content_length if content_length is not None else (limit or 1 << 20) + 1)
-    if limit is not None and len(body) > limit:
-        raise OAuthError("invalid_request", "the request body is too large", status=413)
-    try:
-        pairs = parse_qsl(
-            body.decode("utf-8"),
-            keep_blank_values=True,
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS,
-        )
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise OAuthError("invalid_request", "the request body cannot be parsed") from exc
-    params: dict[str, list[str]] = {}
-    for name, value in pairs:
-        values = params.setdefault(name, [])
-        if values and name not in REPEATABLE:
-            raise OAuthError("invalid_request", f"parameter {name!r} is repeated")
-        values.append(value)
-    return params
-
-
-def _assertion_error(exc: assertions.AssertionRejected) -> OAuthError:
-    if exc.error == "invalid_client":
-        return invalid_client(exc.description)
-    return OAuthError(exc.error, exc.description)
-
-
-def decode_basic(value: str) -> tuple[str, str]:
-    """(client_id, secret) of an HTTP Basic credential (what follows "Basic "); ValueError when
-    malformed. RFC 6749 §2.3.1: the id and secret are form-urlencoded before base64."""
-    decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    raw_id, colon, raw_secret = decoded.partition(":")
-    if not colon:
-        raise ValueError("no colon")
-    return unquote_plus(raw_id), unquote_plus(raw_secret)
-
-
-def client_credentials_from(
-    authorization: str | None, params: dict[str, list[str]]
-) -> tuple[str | None, str, str]:
-    """(client_id, credential, method) from HTTP Basic, the form, or a client assertion.
-
-    Exactly one method. For ``private_key_jwt`` the credential is the assertion and the
-    client_id may be None (the assertion's ``iss`` names the client).
-    """
-    header = authorization
-    if assertions.wants_assertion(params):
-        try:
-            form_id, assertion = assertions.assertion_credentials(
-                params, has_authorization=header is not None
-            )
-        except assertions.AssertionRejected as exc:
-            raise _assertion_error(exc) from exc
-        return form_id, assertion, "private_key_jwt"
-    form_id = params.get("client_id", [None])[0]
-    form_secret = params.get("client_secret", [None])[0]
-    if header is not None:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "basic":
-            raise invalid_client(
-                "only HTTP Basic client authentication is accepted in Authorization"
-            )
-        try:
-            client_id, client_secret = decode_basic(value)
-        except ValueError as exc:
-            raise invalid_client("malformed HTTP Basic credentials") from exc
-        if form_secret is not None:
-            raise OAuthError(
-                "invalid_request", "use one client authentication method, not Basic and the form"
-            )
-        if form_id is not None and form_id != client_id:
-            raise OAuthError("invalid_request", "client_id differs from the Basic credentials")
-        return client_id, client_secret, "client_secret_basic"
-    if form_id is not None and form_secret is not None:
-        return form_id, form_secret, "client_secret_post"
-    if form_id is not None:
-        raise invalid_client("client_secret is missing")
-    raise invalid_client("client authentication is required")
-
-
-def _requested_scopes(params: dict[str, list[str]], registered: list[str]) -> list[str]:
-    raw = params.get("scope", [""])[0]
-    requested = raw.split()
-    if not requested:
-        return list(registered)
-    unknown = [scope for scope in requested if scope not in registered]
-    if unknown:
-        raise OAuthError("invalid_scope", "requested scope is not granted to this client")
-    # Keep the registered order, once each.
-    wanted = set(requested)
-    return [scope for scope in registered if scope in wanted]
-
-
-def _requested_audience(params: dict[str, list[str]], registered: list[str]) -> list[str]:
-    requested: list[str] = []
-    for name in ("audience", "resource"):
-        for value in params.get(name, []):
-            requested.extend(value.split() if name == "audience" else [value])
-    if not requested:
-        return list(registered)
-    if any(aud not in registered for aud in requested):
-        raise OAuthError("invalid_target", "requested audience is not registered for this client")
-    wanted = set(requested)
-    return [aud for aud in registered if aud in wanted]
-
-
-def authenticate_client(
-    authorization: str | None,
-    params: dict[str, list[str]],
-    log: dict[str, Any],
-    ip: str | None,
-) -> tuple[AuthenticatedClient, str]:
-    """The calling client and its method: a secret (Basic or post) or an assertion.
-
-    Raises ``invalid_client`` when authentication fails, and 429 once the client_id or the
-    address has failed too often (oauth.ratelimit; failures are counted, successes never write).
-    Shared by the token, introspection and revocation endpoints; ``log`` receives the access-log
-    fields (never a credential).
-    """
-    try:
-        client_id, credential, method = client_credentials_from(authorization, params)
-    except OAuthError as error:
-        if error.error == "invalid_client":
-            ratelimit.hit(ratelimit.token_failure_counters(params.get("client_id", [""])[0], ip))
-        raise
-    presented = token_metrics.loggable_client_id(client_id) if client_id else None
-    if presented:
-        log["client_id"] = presented
-    # The verification cache's key, computed once for both questions asked of it below.
-    key = verification_key(client_id or "", credential) if method != "private_key_jwt" else None
-    if key is None or not recently_verified(key):
-        # Only a request that must verify a credential asks the shared store (one read) whether
-        # its client_id or address is locked; a secret this process already verified goes on.
-        try:
-            ratelimit.check(ratelimit.token_failure_counters(client_id, ip))
-        except ratelimit.RateLimited as limited:
-            raise too_many_failures(limited) from None
-    try:
-        client = _verified_client(client_id, credential, method, key)
-    except OAuthError as error:
-        if error.error == "invalid_client":
-            ratelimit.hit(ratelimit.token_failure_counters(client_id, ip))
-        raise
-    log["client_id"] = client.client_id
-    if client.organization_id:
-        log["organization_id"] = client.organization_id
-    return client, method
-
-
-def _verified_client(
-    client_id: str | None, credential: str, method: str, key: bytes | None
-) -> AuthenticatedClient:
-    if method == "private_key_jwt":
-        try:
-            return assertions.authenticate_with_assertion(credential, client_id)
-        except assertions.AssertionRejected as exc:
-            raise _assertion_error(exc) from exc
-    if client_id is None or not could_be_client_id(client_id) or not 0 < len(credential) <= 512:
-        raise invalid_client()
-    client = authenticate_with_secret(client_id, credential, key)
-    if client is None:
-        raise invalid_client()
-    return client
-
-
 def request_form(request: HttpRequest) -> dict[str, list[str]]:
     """``read_form`` for a Django request (the introspection and revocation endpoints)."""
     meta = request.META
     return read_form(
         meta.get("CONTENT_TYPE", ""), content_length_of(meta.get("CONTENT_LENGTH")), request.read
-    )
-
-
-# The token endpoint's answer, independent of any web framework: (status, headers, JSON body).
-# The Django view below and the WSGI fast path (oauth/wsgi.py) both serve token_endpoint().
-TokenAnswer = tuple[int, dict[str, str], bytes]
-JSON_CONTENT_TYPE = "application/json"
-
-
-def _answer(body: dict[str, Any], status: int = 200, headers: dict | None = None) -> TokenAnswer:
-    return (
-        status,
-        {"Content-Type": JSON_CONTENT_TYPE, **NO_STORE, **(headers or {})},
-        compact_json(body),
-    )
-
-
-def _token(
-    content_type: str,
-    content_length: int | None,
-    authorization: str | None,
-    read: Callable[[int], bytes],
-    log: dict[str, Any],
-    ip: str | None,
-) -> TokenAnswer:
-    params = read_form(content_type, content_length, read)
-    grant_type = params.get("grant_type", [None])[0]
-    if not grant_type:
-        raise OAuthError("invalid_request", "grant_type is required")
-    if grant_type != "client_credentials":
-        raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
-    client, auth_method = authenticate_client(authorization, params, log, ip)
-    scopes = _requested_scopes(params, client.scopes)
-    audience = _requested_audience(params, client.audience)
-    token = issue_token(client, scopes=scopes, audience=audience)
-    body: dict[str, Any] = {
-        "access_token": token.access_token,
-        "token_type": "Bearer",
-        "expires_in": token.expires_in,
-    }
-    if token.scopes:
-        body["scope"] = " ".join(token.scopes)
-    token_metrics.record_token_issued(auth_method)
-    log.update(outcome="token_issued", auth_method=auth_method)
-    return _answer(body)
-
-
-def token_endpoint(
-    method: str,
-    content_type: str,
-    content_length: int | None,
-    authorization: str | None,
-    read: Callable[[int], bytes],
-    log: dict[str, Any],
-    client_ip: str | None = None,
-) -> TokenAnswer:
-    """POST /oauth/token (the client_credentials grant), from the parts of an HTTP request.
-
-    ``read(n)`` returns up to ``n`` bytes of the body; it is called at most once. The metrics
-    are counted here; ``log`` receives the fields of the access-log line (``client_id``,
-    ``organization_id``, ``outcome``, ``auth_method``), never a credential. ``client_ip``
-    (from portal.lib.net.client_ip) keys the per-address failure limit.
-    """
-    if method != "POST":
-        return _refused(
-            OAuthError("invalid_request", "method not allowed; use POST", 405, {"Allow": "POST"}),
-            log,
-        )
-    try:
-        return _token(content_type, content_length, authorization, read, log, client_ip)
-    except OAuthError as error:
-        return _refused(error, log)
-    except DatabaseError as exc:
-        # The class and message only: the query's parameters never reach the log.
-        logger.warning("token endpoint: database unavailable: %s: %s", type(exc).__name__, exc)
-        return _refused(
-            OAuthError("temporarily_unavailable", "try again shortly", 503, {"Retry-After": "5"}),
-            log,
-        )
-
-
-def _refused(error: OAuthError, log: dict[str, Any]) -> TokenAnswer:
-    token_metrics.record_token_failure(error.error)
-    log["outcome"] = error.error
-    return _answer(
-        {"error": error.error, "error_description": error.description},
-        status=error.status,
-        headers=error.headers,
     )
 
 
@@ -458,3 +143,80 @@ def discovery(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return method_not_allowed("GET, HEAD")
     return json_response(metadata(), headers={"Cache-Control": "public, max-age=300"})
+
+
+# --- Introspection and revocation ----------------------------------------------------------------
+
+
+def _oauth_endpoint(view: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    """POST only; RFC 6749 §5.2 errors; a database outage is a 503, not a 500."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            return method_not_allowed("POST")
+        try:
+            return view(request)
+        except OAuthError as error:
+            return oauth_error_response(error)
+        except DatabaseError:
+            return json_response(
+                {"error": "temporarily_unavailable", "error_description": "try again shortly"},
+                status=503,
+                headers={"Retry-After": "5", **NO_STORE},
+            )
+
+    return wrapper
+
+
+def _token_param(params: dict[str, list[str]]) -> str:
+    token = params.get("token", [None])[0]
+    if not token:
+        raise OAuthError("invalid_request", "the token parameter is required")
+    # token_type_hint is optional and only a hint (RFC 7662 §2.1, RFC 7009 §2.1): we issue
+    # access tokens only and always look there, whatever the hint says.
+    return token
+
+
+def _caller_and_token(request: HttpRequest) -> tuple[AuthenticatedClient, dict | None]:
+    """The authenticated caller, and the claims of the ``token`` it asks about (None: not ours)."""
+    params = request_form(request)
+    token = _token_param(params)
+    log: dict[str, str] = {}
+    try:
+        caller, _method = authenticate_client(
+            request.META.get("HTTP_AUTHORIZATION"), params, log, client_ip(request)
+        )
+    finally:
+        log_context(request, **log)
+    return caller, verify_own_token(token)
+
+
+@_oauth_endpoint
+def introspect(request: HttpRequest) -> HttpResponse:
+    """POST /oauth/introspect: is this token active, and what does it say?"""
+    caller, claims = _caller_and_token(request)
+    if (
+        claims is None
+        or not may_see(caller.client_id, caller.organization_id, claims)
+        or not is_active(claims)
+    ):
+        return json_response({"active": False}, headers=NO_STORE)
+    return json_response(introspection_answer(claims), headers=NO_STORE)
+
+
+@_oauth_endpoint
+def revoke(request: HttpRequest) -> HttpResponse:
+    """POST /oauth/revoke: 200 for every well-formed, authenticated request (RFC 7009 §2.2)."""
+    caller, claims = _caller_and_token(request)
+    # Unknown, expired or foreign tokens: nothing to do, and nothing to tell (RFC 7009 §2.2).
+    if claims is not None and may_see(caller.client_id, caller.organization_id, claims):
+        token_revoke(
+            actor=Actor.for_client(caller.client_id, ip=client_ip(request)),
+            jti=claims["jti"],
+            client_id=claims["client_id"],
+            organization_id=claims.get("oid"),
+            expire_time=datetime.fromtimestamp(claims["exp"], UTC),
+        )
+    return HttpResponse(status=200, headers=NO_STORE)

@@ -1,15 +1,15 @@
 """ASGI entry point of the production server: ``gunicorn -c gunicorn.conf.py`` runs
 ``portal.asgi:application`` in gunicorn's ``asgi`` worker (uvloop, and gunicorn's C HTTP parser).
 
-``POST /oauth/token`` is answered on the worker's event loop by the same WSGI fast path
-(``oauth/wsgi.py``) that ``portal.wsgi`` serves: no thread hop, no queue. On PostgreSQL its rows
-are read by one query shared with the token requests waiting at the same time
-(``oauth/batching.py``), so the loop never waits on the database, and one worker per core keeps
-the cores busy. A request whose secret must go through argon2 (not verified by this process yet,
-or wrong) is answered in the pool instead, so the loop is not held for those 20-40 ms. Every
-other request (portal, admin, management API, introspection, revocation) runs Django's WSGI
-application in a pool of ``SERVER_THREADS`` threads, as a threaded WSGI server would
-(portal.serving.bridge).
+``POST /oauth/token`` is answered on the worker's event loop by the token fast path
+(``portal.serving.fastpath``, the same that ``portal.wsgi`` serves): no thread hop, no queue. On
+PostgreSQL its rows are read by one query shared with the token requests waiting at the same
+time (``oauth.token.batching``), so the loop never waits on the database, and one worker per
+core keeps the cores busy. A request whose secret must go through argon2 (not verified by this
+process yet, or wrong) is answered in the pool instead, so the loop is not held for that check.
+Every other request (portal, admin, management API, introspection, revocation) runs Django's
+WSGI application in a pool of ``SERVER_THREADS`` threads, as a threaded WSGI server would
+(``portal.serving.bridge``).
 
 ``portal.wsgi`` stays the entry point for any WSGI server.
 """
@@ -22,12 +22,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 import portal.wsgi  # sets Django up, before anything imports a model
 from oauth.token.batching import token_query_batcher
-from oauth.tokens import warm_up
+from oauth.token.endpoint import warm_up
 from portal.serving.bridge import AsgiServer
 
 application = AsgiServer(
     portal.wsgi.application,
     int(os.environ.get("SERVER_THREADS", "4")),
+    fast_path=portal.wsgi.fast_path,
     warm_up=warm_up,
     batcher=token_query_batcher(),
 )

@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Sets the same X-Frame-Options as portal/serving/headers.py; kept for Django's deploy check.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
@@ -100,7 +101,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # The token query runs through a server-side-binding psycopg cursor (oauth.tokens), which
+    # The token query runs through a server-side-binding psycopg cursor (oauth.token.lookup), which
     # psycopg prepares after five runs: PostgreSQL then skips parsing and planning it, more than
     # half of its cost. Django's own cursors bind on the client and are never prepared. Behind a
     # pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21),
@@ -199,10 +200,10 @@ OAUTH = {
     # Verified secrets are remembered in-process for this long (HMAC-keyed).
     "SECRET_CACHE_SECONDS": env_int("OAUTH_SECRET_CACHE_SECONDS", 300, minimum=0),
     "LAST_USED_RESOLUTION_SECONDS": 60,
-    # Serve POST /oauth/token from a WSGI fast path in front of Django (oauth/wsgi.py).
+    # Serve POST /oauth/token from a WSGI fast path in front of Django (portal/serving/fastpath.py).
     "TOKEN_FAST_PATH": env_bool("OAUTH_TOKEN_FAST_PATH", True),
     # PostgreSQL under the asgi worker: token requests waiting together share one query
-    # (oauth/batching.py).
+    # (oauth/token/batching.py).
     "TOKEN_QUERY_BATCHING": env_bool("OAUTH_TOKEN_QUERY_BATCHING", True),
     # argon2id parameters for client secrets (OWASP: 19 MiB, 2 passes, 1 lane).
     "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", 2, minimum=1),
@@ -319,8 +320,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 # htmx reads the CSRF token from the page (hx-headers), never from the cookie.
 CSRF_COOKIE_HTTPONLY = True
-# Sent on every answer by portal.serving.middleware.SecurityHeadersMiddleware: no inline script or
-# style anywhere (htmx runs with includeIndicatorStyles off, see templates/portal/base.html).
+# Sent on every answer with the other security headers (portal/serving/headers.py): no inline
+# script or style anywhere (htmx runs with includeIndicatorStyles off: templates/portal/base.html).
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"

@@ -1,4 +1,8 @@
-"""WSGI entry point: ``gunicorn portal.wsgi``."""
+"""WSGI entry point: ``gunicorn portal.wsgi`` (or any WSGI server).
+
+``POST /oauth/token`` is answered by the token fast path (``portal.serving.fastpath``) in front
+of Django; everything else by Django. ``portal.asgi`` serves the same two halves.
+"""
 
 import os
 
@@ -8,9 +12,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 django_application = get_wsgi_application()
 
-# POST /oauth/token is answered by the same code without the Django request cycle (oauth/wsgi.py).
-# Imported after get_wsgi_application(), which sets Django up: it imports models.
-from portal.serving.fastpath import with_token_fast_path  # noqa: E402
+# Imported after get_wsgi_application(), which sets Django up: they import models.
+from portal.serving.fastpath import token_fast_path  # noqa: E402
 from portal.serving.middleware import MalformedRequestGuard  # noqa: E402
 
-application = MalformedRequestGuard(with_token_fast_path(django_application))
+# None when OAUTH_TOKEN_FAST_PATH=false: Django's view answers token requests too.
+fast_path = token_fast_path(django_application)
+application = MalformedRequestGuard(fast_path or django_application)

@@ -13,7 +13,7 @@ from clients.models import ApiClient, Organization
 from clients.services import Actor, client_create, management_client_create, organization_create
 from m2m_auth_kit.guards import reset_verifier
 from oauth import stats
-from oauth.tokens import forget_verified_secrets
+from oauth.token.authenticate import forget_verified_secrets
 
 SYSTEM = Actor.system("tests")
 

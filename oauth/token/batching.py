@@ -10,7 +10,7 @@ sent at once, and under load one query serves many.
 Each request's rows are still read after the request arrived (a query already on the wire does
 not serve it), so a revoked, deleted or expired secret is refused at once, as on the synchronous
 path. Anything the batch cannot answer (no client id in the request, a database error) goes to
-that synchronous path (``oauth.tokens.authenticate_with_secret``), which answers and logs as
+that synchronous path (``oauth.token.lookup.read_rows``), which answers and logs as
 always. ``last_used_time`` is written on this connection too, at most once a minute per secret.
 """
 
@@ -22,7 +22,6 @@ import logging
 import time
 from datetime import timedelta
 from typing import Any
-from urllib.parse import unquote_plus
 
 import psycopg
 from django.conf import settings
@@ -30,41 +29,11 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 from psycopg.types.json import set_json_loads
 
-from oauth import tokens
-from oauth.tokens import Prefetched
-from oauth.views import decode_basic
+from oauth.token import lookup
+from oauth.token.lookup import Prefetched
 from portal.lib.encoding import loads
 
 logger = logging.getLogger("oauth.token")
-
-
-def credentials_of(authorization: str | None, body: bytes) -> tuple[str, str | None] | None:
-    """The client_id a token request names, and the secret it presents (HTTP Basic, else the
-    form); None when unsure, or for a client assertion (private_key_jwt reads other rows).
-
-    Only a hint, for which rows to read and whether argon2 will run: the endpoint parses and
-    checks the request itself, and uses the rows only for the client it authenticates.
-    """
-    try:
-        if authorization is not None:
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() != "basic":
-                return None
-            client_id, secret = decode_basic(value)
-        else:
-            if b"client_assertion" in body:
-                return None
-            form = {
-                name: unquote_plus(value.decode("utf-8"))
-                for name, _, value in (part.partition(b"=") for part in body.split(b"&"))
-                if name in (b"client_id", b"client_secret")
-            }
-            client_id, secret = form.get(b"client_id"), form.get(b"client_secret")
-    except ValueError:  # a malformed credential (bad base64, UTF-8, or no colon)
-        return None
-    if client_id is None or not tokens.could_be_client_id(client_id):
-        return None
-    return client_id, secret
 
 
 class TokenQueryBatcher:
@@ -83,8 +52,8 @@ class TokenQueryBatcher:
         self.task: asyncio.Task | None = None  # held: the loop keeps only a weak reference
         self.rounds = 0  # queries sent, for tests and curiosity
         self.loop: asyncio.AbstractEventLoop | None = None  # the worker's, once serving
-        self.select_sql = tokens.batch_sql()
-        self.touch_sql = tokens.batch_touch_sql()
+        self.select_sql = lookup.batch_sql()
+        self.touch_sql = lookup.batch_touch_sql()
 
     async def prefetch(self, client_id: str) -> Prefetched | None:
         """The rows of the client a request names, read after it arrived; None when the

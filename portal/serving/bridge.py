@@ -1,9 +1,10 @@
-"""The ASGI application that ``portal.asgi`` serves: Django's WSGI application, with its token
-fast path called on the event loop and every other request in a pool of threads.
+"""The ASGI application that ``portal.asgi`` serves: the token fast path on the event loop, and
+Django's WSGI application, for every other request, in a pool of threads.
 
-Why not a library's WSGI-to-ASGI bridge: a2wsgi 1.10 stalled the second request on a keep-alive
-connection under gunicorn's ``asgi`` worker, and asgiref's ``WsgiToAsgi`` runs every request on
-one thread. What a bridge must do for this project is small: the request body is read on the
+Why our own bridge rather than a library's: the token path must run on the loop with the rows
+the batcher read, which no generic WSGI-to-ASGI adapter offers, and asgiref's ``WsgiToAsgi``
+runs every request on one thread (bench/README.md has the library we measured and dropped).
+What a bridge must do for this project is small: the request body is read on the
 loop (at most DATA_UPLOAD_MAX_MEMORY_SIZE + 1 bytes, enough for Django and the token endpoint to
 answer 413 themselves), the application runs in a thread, and its whole answer is sent back. No
 view of ours streams, and whitenoise's static files are small.
@@ -24,8 +25,10 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from oauth.token.batching import TokenQueryBatcher, credentials_of
-from oauth.tokens import Prefetched, prefetched, recently_verified, verification_key
+from oauth.token.authenticate import recently_verified, verification_key
+from oauth.token.batching import TokenQueryBatcher
+from oauth.token.lookup import Prefetched
+from oauth.token.request import credentials_of
 from portal.serving.fastpath import TokenFastPath, WSGIApp
 
 # Django refuses a database call from a thread that runs an event loop (SynchronousOnlyOperation).
@@ -49,13 +52,6 @@ INTERNAL_ERROR: Answer = (
     [(b"content-type", b"application/json")],
     b'{"error":"server_error","error_description":"internal error"}',
 )
-
-
-def fast_path_of(app: WSGIApp) -> TokenFastPath | None:
-    """The TokenFastPath among ``app``'s WSGI middlewares (each keeps the next as ``.app``)."""
-    while not isinstance(app, TokenFastPath) and hasattr(app, "app"):
-        app = app.app
-    return app if isinstance(app, TokenFastPath) else None
 
 
 def wsgi_environ(scope: Scope, body: bytes) -> dict[str, Any]:
@@ -114,8 +110,12 @@ def call_wsgi(app: WSGIApp, environ: dict[str, Any]) -> Answer:
         if close is not None:
             close()
     status, headers = started
-    encoded = [(_header_name(name), value.encode("latin-1")) for name, value in headers]
-    return int(status[:3]), encoded, b"".join(chunks)
+    return int(status[:3]), encode_headers(headers), b"".join(chunks)
+
+
+def encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """Header pairs as ASGI wants them (lower-case names, bytes)."""
+    return [(_header_name(name), value.encode("latin-1")) for name, value in headers]
 
 
 _HEADER_NAMES: dict[str, bytes] = {}
@@ -132,18 +132,21 @@ def _header_name(name: str) -> bytes:
 
 
 class AsgiServer:
-    """ASGI around ``wsgi_app``: its token fast path on the event loop, the rest in threads."""
+    """ASGI around ``wsgi_app``: token requests answered by ``fast_path`` on the event loop, the
+    rest by ``wsgi_app`` in threads."""
 
     def __init__(
         self,
         wsgi_app: WSGIApp,
         threads: int,
+        *,
+        fast_path: TokenFastPath | None = None,
         warm_up: Callable[[], None] | None = None,
         batcher: TokenQueryBatcher | None = None,
     ) -> None:
         self.wsgi_app = wsgi_app
-        self.fast_path = fast_path_of(wsgi_app)
-        self.token_path = self.fast_path.path if self.fast_path else None
+        self.fast_path = fast_path
+        self.token_path = fast_path.path if fast_path else None
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="django")
         self.warm_up = warm_up
         # Django keeps database connections in asgiref Locals, which inside a running event loop
@@ -214,11 +217,8 @@ class AsgiServer:
         return self.token_context.run(self._token, environ, ahead)
 
     def _token(self, environ: dict[str, Any], ahead: Prefetched | None) -> Answer:
-        reset = prefetched.set(ahead)
-        try:
-            return call_wsgi(self.wsgi_app, environ)
-        finally:
-            prefetched.reset(reset)
+        status, headers, body = self.fast_path.answer(environ, ahead)
+        return status, encode_headers(headers), body
 
     @staticmethod
     async def _body(scope: Scope, receive: Receive) -> bytes | None:

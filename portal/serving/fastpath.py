@@ -1,14 +1,18 @@
-"""A WSGI fast path for ``POST /oauth/token`` in front of the Django application.
+"""The token fast path: ``POST /oauth/token`` answered without the Django request cycle.
 
-The token endpoint's work is one query and one signature; the Django request cycle around it
-(request object, nine middlewares, URL resolution, signals, response object) cost more than the
-signature itself under load. This wrapper answers token requests straight from the WSGI environ
-with the very same ``oauth.views.token_endpoint`` the Django view calls, so parsing, validation,
-errors and metrics live in one place. It does what the middleware would have done for that
-answer (the request id and the access-log line of AccessLogMiddleware, the security headers,
-Content-Length), and hands every other request, and any token request it is
-not sure about (a Host outside ALLOWED_HOSTS, an HTTP request that must be redirected to HTTPS,
-DEBUG on), to Django unchanged. tests/e2e/test_token_server.py checks that both paths answer alike.
+The token endpoint's work is one query and one signature; Django's request cycle around it
+(request object, the middlewares, URL resolution, signals, response object) costs more than the
+signature. This adapter answers token requests straight from the WSGI environ with the very same
+``oauth.token.endpoint.token_endpoint`` the Django view calls, so parsing, validation, errors and
+metrics live in one place. It does what the middleware would have done for that answer (the
+request id and access-log line, the security headers of ``portal.serving.headers``,
+Content-Length), and hands every other request, and any token request it is not sure about (a
+Host outside ALLOWED_HOSTS, an HTTP request that must be redirected to HTTPS, DEBUG on, a
+malformed Content-Type), to Django unchanged. tests/e2e/test_token_server.py checks that both
+paths answer alike.
+
+It is WSGI middleware for ``portal.wsgi``, and the ASGI bridge (``portal.serving.bridge``) calls
+its ``answer`` directly on the event loop, with the rows the batcher read ahead.
 """
 
 from __future__ import annotations
@@ -26,13 +30,17 @@ from django.http.request import split_domain_port, validate_host
 from django.urls import reverse
 
 from oauth import metrics as token_metrics
-from oauth.tokens import prefetched
-from oauth.views import content_length_of, token_endpoint
+from oauth.token.endpoint import token_endpoint
+from oauth.token.lookup import Prefetched
+from oauth.token.request import content_length_of
 from portal.lib import net
 from portal.lib.logs import REQUEST_ID_HEADER, request_id_from, request_id_var
-from portal.serving.middleware import write_access_line
+from portal.serving.headers import security_headers
+from portal.serving.middleware import CONTROL_CHARACTER, write_access_line
 
 WSGIApp = Callable[[dict[str, Any], Callable], Iterable[bytes]]
+# (status, headers, body): a whole answer, as the fast path makes it.
+Answer = tuple[int, list[tuple[str, str]], bytes]
 
 # A connection that answered a query this recently is taken as alive: under load this saves the
 # "SELECT 1" health check (CONN_HEALTH_CHECKS) that Django runs before every request's first query,
@@ -56,44 +64,11 @@ class TokenFastPath:
         self.enabled = not settings.DEBUG and not settings.USE_X_FORWARDED_HOST
         self.known_hosts: set[str] = set()
         self.status_lines = {code.value: _status_line(code.value) for code in HTTPStatus}
-        self.extra_headers = self._middleware_headers()
-        self.hsts = self._hsts()
+        self.headers = security_headers(secure=False)
+        self.secure_headers = security_headers(secure=True)
         self.proxy_ssl_header = settings.SECURE_PROXY_SSL_HEADER
         # Django's connections are per thread, so is the time each last answered.
         self.local = threading.local()
-
-    @staticmethod
-    def _middleware_headers() -> list[tuple[str, str]]:
-        """The headers the security middlewares put on every answer."""
-        headers = []
-        if settings.SECURE_CONTENT_TYPE_NOSNIFF:
-            headers.append(("X-Content-Type-Options", "nosniff"))
-        if settings.SECURE_REFERRER_POLICY:
-            policy = settings.SECURE_REFERRER_POLICY
-            if not isinstance(policy, str):
-                policy = ",".join(policy)
-            headers.append(("Referrer-Policy", policy))
-        if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-            headers.append(
-                ("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY)
-            )
-        headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS.upper()))
-        # And portal.serving.middleware.SecurityHeadersMiddleware's policy.
-        policy = getattr(settings, "CONTENT_SECURITY_POLICY", "")
-        if policy:
-            headers.append(("Content-Security-Policy", policy))
-        return headers
-
-    @staticmethod
-    def _hsts() -> tuple[str, str] | None:
-        if not settings.SECURE_HSTS_SECONDS:
-            return None
-        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
-        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
-            value += "; includeSubDomains"
-        if settings.SECURE_HSTS_PRELOAD:
-            value += "; preload"
-        return ("Strict-Transport-Security", value)
 
     def _is_secure(self, environ: dict[str, Any]) -> bool:
         if self.proxy_ssl_header:
@@ -119,8 +94,8 @@ class TokenFastPath:
     def serves(self, environ: dict[str, Any]) -> bool:
         """True when this request is answered here; False when it must go to Django.
 
-        The answer is kept in the environ, so a server that asked first (portal.serving.bridge) does
-        not make the fast path ask again."""
+        The answer is kept in the environ, so that the server (portal.serving.bridge) and this
+        middleware do not both work it out."""
         known = environ.get(SERVES_KEY)
         if known is not None:
             return known
@@ -130,6 +105,8 @@ class TokenFastPath:
     def _serves(self, environ: dict[str, Any]) -> bool:
         if not self.enabled or environ.get("PATH_INFO") != self.path:
             return False
+        if CONTROL_CHARACTER.search(environ.get("CONTENT_TYPE", "")):
+            return False  # MalformedRequestGuard answers it
         # What AccessLogMiddleware does first (portal.lib.net reads nothing but request.META, which
         # in Django is this environ).
         net.drop_untrusted_forwarded_proto(SimpleNamespace(META=environ))
@@ -138,9 +115,16 @@ class TokenFastPath:
         return self._host_allowed(environ)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        start = time.perf_counter()
         if not self.serves(environ):
             return self.app(environ, start_response)
+        status, headers, body = self.answer(environ)
+        start_response(self.status_lines[status], headers)
+        return [body]
+
+    def answer(self, environ: dict[str, Any], ahead: Prefetched | None = None) -> Answer:
+        """The whole answer to a token request that ``serves()`` accepted; ``ahead``, the rows
+        of the client it names when the server has read them already (oauth.token.batching)."""
+        start = time.perf_counter()
         as_request = SimpleNamespace(META=environ)
         secure = self._is_secure(environ)
         request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
@@ -148,7 +132,7 @@ class TokenFastPath:
         ip = net.client_ip(as_request)
         try:
             try:
-                status, headers, body, log = self._answer(environ, ip)
+                status, headers, body, log = self._answer(environ, ip, ahead)
             finally:
                 token_metrics.observe_token_seconds(time.perf_counter() - start)
             write_access_line(
@@ -163,19 +147,16 @@ class TokenFastPath:
         finally:
             request_id_var.reset(context_token)
         response_headers = [*headers.items(), ("Content-Length", str(len(body)))]
-        response_headers += self.extra_headers
-        if secure and self.hsts:
-            response_headers.append(self.hsts)
+        response_headers += self.secure_headers if secure else self.headers
         response_headers.append((REQUEST_ID_HEADER, request_id))
-        start_response(self.status_lines[status], response_headers)
-        return [body]
+        return status, response_headers, body
 
     def _answer(
-        self, environ: dict[str, Any], ip: str | None
+        self, environ: dict[str, Any], ip: str | None, ahead: Prefetched | None
     ) -> tuple[int, dict[str, str], bytes, dict]:
         """token_endpoint's answer and access-log fields, with Django's database upkeep."""
         now = time.monotonic()
-        if prefetched.get() is not None and now - getattr(self.local, "upkeep", 0.0) < 1.0:
+        if ahead is not None and now - getattr(self.local, "upkeep", 0.0) < 1.0:
             # Its rows were read on the batcher's connection (oauth.token.batching): Django's is
             # likely not used at all, and is treated like one whose check was skipped. Its
             # upkeep (closing it after an error, or when too old) still runs once a second.
@@ -197,7 +178,7 @@ class TokenFastPath:
         )
         log: dict[str, Any] = {}
         try:
-            status, headers, body = token_endpoint(*request, read, log, ip)
+            status, headers, body = token_endpoint(*request, read, log, ip, ahead)
             if status == 503 and skipped_check:
                 # The connection we did not health-check was dead (a database restart): do what
                 # the check would have done, afterwards. The failed query is the first thing the
@@ -206,7 +187,7 @@ class TokenFastPath:
                     conn.close()
                 log = {}
                 status, headers, body = token_endpoint(
-                    *request, lambda size: b"".join(read_bytes)[:size], log, ip
+                    *request, lambda size: b"".join(read_bytes)[:size], log, ip, ahead
                 )
         finally:
             for conn in open_connections:  # what Django's request_finished does
@@ -232,8 +213,8 @@ class TokenFastPath:
         return skipped, open_connections
 
 
-def with_token_fast_path(app: WSGIApp) -> WSGIApp:
-    """``app`` behind the token fast path, unless OAUTH["TOKEN_FAST_PATH"] is off."""
+def token_fast_path(app: WSGIApp) -> TokenFastPath | None:
+    """The token fast path in front of ``app``; None when OAUTH["TOKEN_FAST_PATH"] is off."""
     if not settings.OAUTH.get("TOKEN_FAST_PATH", True):
-        return app
+        return None
     return TokenFastPath(app)

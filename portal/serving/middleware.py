@@ -10,6 +10,7 @@ from collections.abc import Callable
 from django.core.exceptions import BadRequest
 from django.http import Http404, HttpRequest, HttpResponse
 
+from portal.api.errors import json_error, not_found
 from portal.lib import net
 from portal.lib.logs import (
     REQUEST_ID_HEADER,
@@ -19,6 +20,7 @@ from portal.lib.logs import (
     request_id_var,
     write_json_line,
 )
+from portal.serving.headers import security_headers
 from portal.serving.metrics import record_api_request
 
 access_logger = logging.getLogger("portal.access")
@@ -110,22 +112,23 @@ def write_access_line(
 
 
 class SecurityHeadersMiddleware:
-    """Content-Security-Policy on every answer (Django 5.2 has none of its own).
+    """The security headers of ``portal.serving.headers`` on every answer.
 
-    The other security headers come from Django's SecurityMiddleware (nosniff, Referrer-Policy,
-    HSTS) and XFrameOptionsMiddleware (DENY). A view may set its own policy; it is kept.
+    A header the view set itself is kept (a page may loosen its own policy), and so is an
+    answer marked ``xframe_options_exempt`` (Django's decorator) without X-Frame-Options.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        from django.conf import settings
-
         self.get_response = get_response
-        self.policy = getattr(settings, "CONTENT_SECURITY_POLICY", "")
+        self.plain = security_headers(secure=False)
+        self.secure = security_headers(secure=True)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if self.policy and "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = self.policy
+        exempt = getattr(response, "xframe_options_exempt", False)
+        for name, value in self.secure if request.is_secure() else self.plain:
+            if name not in response and not (exempt and name == "X-Frame-Options"):
+                response[name] = value
         return response
 
 
@@ -145,21 +148,17 @@ class NulCharacterMiddleware:
         api = request.path_info.startswith("/api/")
         if "\x00" in request.path_info:
             if api:
-                from portal.api.errors import not_found
-
                 return not_found(request)
             raise Http404("no such page")
         query = request.META.get("QUERY_STRING", "")
         if "%00" in query or "\x00" in query:  # what decodes to a NUL, and a raw one
             if api:
-                from portal.api.errors import json_error
-
                 return json_error(400, "a query parameter holds a NUL character")
             raise BadRequest("a query parameter holds a NUL character")
         return self.get_response(request)
 
 
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class MalformedRequestGuard:
@@ -175,7 +174,7 @@ class MalformedRequestGuard:
 
     def __call__(self, environ: dict, start_response: Callable) -> object:
         content_type = environ.get("CONTENT_TYPE", "")
-        if content_type and _CONTROL_CHARACTER.search(content_type):
+        if content_type and CONTROL_CHARACTER.search(content_type):
             body = b'{"error":"invalid_request","error_description":"malformed Content-Type"}'
             start_response(
                 "400 Bad Request",

@@ -419,7 +419,8 @@ def test_a_bad_token_is_401(api):
 
 def test_an_expired_token_is_401(api, management):
     key = keys.current_loaded_key()
-    from oauth.tokens import AuthenticatedClient, issue_token
+    from oauth.token.lookup import AuthenticatedClient
+    from oauth.token.signing import issue_token
 
     row = management.client
     expired = AuthenticatedClient(row.id, None, row.scopes, row.audience, [], 60, key.kid)

@@ -24,10 +24,13 @@ from django.utils import timezone
 
 from clients.models import ClientSecret
 from clients.services import secret_set_status
-from oauth import stats, tokens
+from oauth import stats
 from oauth.models import TokenStat
-from oauth.token.batching import TokenQueryBatcher, credentials_of, token_query_batcher
-from oauth.tokens import Prefetched, authenticate_with_secret, forget_verified_secrets
+from oauth.token.authenticate import authenticate_with_secret, forget_verified_secrets
+from oauth.token.batching import TokenQueryBatcher, token_query_batcher
+from oauth.token.endpoint import warm_up
+from oauth.token.lookup import Prefetched, batch_sql
+from oauth.token.request import credentials_of
 from portal.serving.bridge import AsgiServer
 from portal.serving.fastpath import TokenFastPath
 from tests.conftest import SYSTEM
@@ -86,18 +89,14 @@ def test_prefetched_rows_serve_only_the_client_they_were_read_for(guide_client, 
 
     now = timezone.now()
     # Rows read for another client are ignored: the endpoint reads its own.
-    reset = tokens.prefetched.set(Prefetched(other_client.client_id, [], now, now, noop))
-    try:
-        assert authenticate_with_secret(guide_client.client_id, guide_client.secret) is not None
-    finally:
-        tokens.prefetched.reset(reset)
+    ahead = Prefetched(other_client.client_id, [], now, now, noop)
+    assert authenticate_with_secret(guide_client.client_id, guide_client.secret, None, ahead)
     # Rows read for this client are used as read: none (its secret was revoked meanwhile) means
     # refused, even though the database still holds the secret.
-    reset = tokens.prefetched.set(Prefetched(guide_client.client_id, [], now, now, noop))
-    try:
-        assert authenticate_with_secret(guide_client.client_id, guide_client.secret) is None
-    finally:
-        tokens.prefetched.reset(reset)
+    ahead = Prefetched(guide_client.client_id, [], now, now, noop)
+    assert (
+        authenticate_with_secret(guide_client.client_id, guide_client.secret, None, ahead) is None
+    )
 
 
 # --- Through the ASGI application, on one loop ------------------------------------------------
@@ -161,9 +160,8 @@ def batched_app(batcher: TokenQueryBatcher | None = None) -> AsgiServer:
     """The production ASGI application around the token fast path, with a batcher."""
     batcher = batcher or token_query_batcher()
     assert batcher is not None
-    return AsgiServer(
-        TokenFastPath(lambda e, s: []), threads=1, warm_up=tokens.warm_up, batcher=batcher
-    )
+    fast = TokenFastPath(lambda e, s: [])
+    return AsgiServer(fast, threads=1, fast_path=fast, warm_up=warm_up, batcher=batcher)
 
 
 @pytest.fixture
@@ -343,7 +341,7 @@ def test_the_upkeep_of_django_connection_still_runs_once_a_second(app, guide_cli
 def test_the_batch_query_looks_each_client_up_by_index_whatever_the_statistics(guide_client):
     """The batcher runs its query with a generic plan: on tables without statistics (as here,
     and wherever autovacuum is off) it must still be one index lookup per id, never a scan."""
-    sql = tokens.batch_sql()
+    sql = batch_sql()
     for number in (1, 2, 3):
         sql = sql.replace("%s", f"${number}", 1)
     now = timezone.now()

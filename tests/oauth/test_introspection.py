@@ -13,7 +13,8 @@ from clients.models import AuditEvent, ClientSecret
 from clients.services import client_delete, client_key_add, secret_delete
 from oauth import keys
 from oauth.models import RevokedToken, SigningKey, UsedAssertion
-from oauth.tokens import AuthenticatedClient, issue_token
+from oauth.token.lookup import AuthenticatedClient
+from oauth.token.signing import issue_token
 from tests.assertion_helpers import (
     ASSERTION_TYPE,
     ISSUER,

@@ -18,7 +18,7 @@ import pytest
 from clients.models import Membership
 from oauth import keys
 from oauth.models import UsedAssertion
-from oauth.token.batching import credentials_of
+from oauth.token.request import credentials_of
 from tests.conftest import post_form, request_token
 from tests.oauth.test_introspection import answer, introspect
 from tests.oauth.test_private_key_jwt import token_with

@@ -16,8 +16,10 @@ import pytest
 from django.db import connections
 from django.db.backends.signals import connection_created
 
-from oauth.tokens import forget_verified_secrets, warm_up
-from portal.serving.bridge import DRAIN_BYTES, AsgiServer, fast_path_of, wsgi_environ
+from oauth.token import authenticate
+from oauth.token.authenticate import forget_verified_secrets
+from oauth.token.endpoint import warm_up
+from portal.serving.bridge import DRAIN_BYTES, AsgiServer, wsgi_environ
 from portal.serving.fastpath import TokenFastPath
 from tests.ops.helpers import scope
 
@@ -40,6 +42,12 @@ class Recorder:
         self.thread = threading.current_thread().name
         start_response("201 Created", [("Content-Type", "text/plain"), ("X-Seen", "yes")])
         return [self.answer[:1], self.answer[1:]]
+
+
+def fast_server(behind: Any, **options: Any) -> AsgiServer:
+    """The production ASGI application: ``behind`` with the token fast path in front of it."""
+    fast = TokenFastPath(behind)
+    return AsgiServer(fast, fast_path=fast, **options)
 
 
 def run(app: AsgiServer, asgi_scope: dict, messages: list[dict]) -> list[dict]:
@@ -180,8 +188,7 @@ def token_request(credentials: Any) -> tuple[bytes, list[tuple[bytes, bytes]]]:
 def test_token_requests_are_answered_on_the_event_loop_and_the_rest_in_threads(guide_client):
     behind = Recorder()
     fast = TokenFastPath(behind)
-    app = AsgiServer(fast, threads=1)
-    assert fast_path_of(app.wsgi_app) is fast
+    app = AsgiServer(fast, threads=1, fast_path=fast)
     form, headers = token_request(guide_client)
     # The first request runs argon2, in the pool; the secret is verified from then on.
     assert run(app, scope(path="/oauth/token", headers=headers), [body(form)])[0]["status"] == 200
@@ -213,7 +220,7 @@ def test_token_requests_on_the_loop_share_one_database_connection(guide_client):
     def count(sender: Any, connection: Any, **kwargs: Any) -> None:
         opened.append(connection)
 
-    app = AsgiServer(TokenFastPath(Recorder()), threads=1, warm_up=warm_up)
+    app = fast_server(Recorder(), threads=1, warm_up=warm_up)
     form, headers = token_request(guide_client)
     # The secret's first check (argon2) runs in the pool, on that thread's own connection.
     assert run(app, scope(path="/oauth/token", headers=headers), [body(form)])[0]["status"] == 200
@@ -251,7 +258,7 @@ def test_a_token_request_that_must_run_argon2_waits_for_the_pool_not_the_loop(gu
     """argon2 holds a thread 20-40 ms: a secret not yet verified is checked in the pool, so the
     loop goes on answering the verified ones meanwhile."""
     forget_verified_secrets()
-    app = AsgiServer(TokenFastPath(Recorder()), threads=1)
+    app = fast_server(Recorder(), threads=1)
     form, headers = token_request(guide_client)
     token_scope = scope(path="/oauth/token", headers=headers)
 
@@ -296,7 +303,7 @@ def test_a_token_request_that_must_run_argon2_waits_for_the_pool_not_the_loop(gu
 def test_a_secret_sent_on_many_connections_at_once_is_checked_once(guide_client, monkeypatch):
     """The first request takes argon2 to the pool; the others wait for it, then are answered
     on the loop from the verification cache."""
-    from oauth import keys, tokens
+    from oauth import keys
 
     # The signing key exists first, as after `bootstrap`. Otherwise the first request makes it
     # (a slow RSA key generation inside a write transaction), and a request that finds the
@@ -306,14 +313,14 @@ def test_a_secret_sent_on_many_connections_at_once_is_checked_once(guide_client,
     keys.ensure_signing_key()
     forget_verified_secrets()
     checks: list[str] = []
-    real_check = tokens.check_secret
+    real_check = authenticate.check_secret
 
     def counted(secret: str, hashed: str) -> bool:
         checks.append(hashed)
         return real_check(secret, hashed)
 
-    monkeypatch.setattr(tokens, "check_secret", counted)
-    app = AsgiServer(TokenFastPath(Recorder()), threads=4)
+    monkeypatch.setattr(authenticate, "check_secret", counted)
+    app = fast_server(Recorder(), threads=4)
     form, headers = token_request(guide_client)
 
     async def request() -> int:

@@ -1,0 +1,178 @@
+"""Client authentication at the token endpoint (and introspection, revocation): a secret, checked
+once per process, or a ``private_key_jwt`` assertion (``oauth.assertions``); failures counted by
+``oauth.ratelimit``.
+
+A secret verified once is remembered per process under an HMAC of the presented value (with a
+per-process random key), so argon2 runs once per secret and process; the secret's row is still
+read on every request (``oauth.token.lookup``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+
+from clients.models import check_secret, hash_secret
+from oauth import assertions, ratelimit
+from oauth import metrics as token_metrics
+from oauth.token.lookup import AuthenticatedClient, Prefetched, could_be_client_id, read_rows
+from oauth.token.request import OAuthError, assertion_error, client_credentials_from, invalid_client
+
+# Per-process memory of verified secrets: HMAC(process key, client_id NUL secret) -> (secret id,
+# monotonic deadline). The HMAC key never leaves this process; a wrong secret is never stored.
+_CACHE_KEY = os.urandom(32)
+_verified: dict[bytes, tuple[str, float]] = {}
+_VERIFIED_MAX = 10_000
+_cache_lock = threading.Lock()
+_dummy_hash: str | None = None
+
+
+def _dummy_check(secret: str) -> None:
+    """Spend what a real check costs, so timing does not tell whether a client id exists."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = hash_secret(secrets.token_urlsafe(32))
+    check_secret(secret, _dummy_hash)
+
+
+def verification_key(client_id: str, secret: str) -> bytes:
+    """The verification cache's key for these credentials (an HMAC: never the secret itself)."""
+    return hmac.new(
+        _CACHE_KEY, f"{client_id}\x00{secret}".encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).digest()
+
+
+def recently_verified(key: bytes) -> bool:
+    """True when this process verified the secret of these credentials (their
+    ``verification_key``) for this client and still trusts it.
+
+    Such a request will not run argon2, so the rate limiter need not be asked first
+    (oauth.ratelimit): a client that keeps presenting its right secret costs nothing extra.
+    """
+    cached = _verified.get(key)
+    return cached is not None and cached[1] > time.monotonic()
+
+
+def forget_verified_secrets() -> None:
+    """Empty this process's verification cache (tests, and after a mass revocation)."""
+    with _cache_lock:
+        _verified.clear()
+
+
+def authenticate_with_secret(
+    client_id: str, secret: str, key: bytes | None = None, ahead: Prefetched | None = None
+) -> AuthenticatedClient | None:
+    """The client when ``secret`` is one of its active, unexpired secrets; None otherwise.
+
+    ``key``: the credentials' ``verification_key`` when the caller has computed it already;
+    ``ahead``: the client's rows when the server has read them already (oauth.token.batching)."""
+    rows, now, stale, touch = read_rows(client_id, ahead)
+    suffix = secret[-4:]
+    candidates = [row for row in rows if hmac.compare_digest(row[8], suffix)]
+    if not candidates:
+        _dummy_check(secret)
+        return None
+    if key is None:
+        key = verification_key(client_id, secret)
+    cached = _verified.get(key)
+    matched = None
+    if cached is not None and cached[1] > time.monotonic():
+        matched = next((row for row in candidates if row[6] == cached[0]), None)
+    if matched is None:
+        matched = next((row for row in candidates if check_secret(secret, row[7])), None)
+        if matched is None:
+            return None
+        ttl = settings.OAUTH["SECRET_CACHE_SECONDS"]
+        if ttl > 0:
+            with _cache_lock:
+                if len(_verified) >= _VERIFIED_MAX:
+                    _verified.clear()
+                _verified[key] = (matched[6], time.monotonic() + ttl)
+    if matched[9]:
+        touch(matched[6], now, stale)
+    return AuthenticatedClient.from_row(matched)
+
+
+def too_many_failures(limited: ratelimit.RateLimited) -> OAuthError:
+    """429 for a locked client_id or address (RFC 6749 has no code for it; RFC 6585 has 429).
+
+    ``temporarily_unavailable`` rather than ``invalid_client``: a client whose id an attacker is
+    hammering must read "wait", not "your credentials are wrong".
+    """
+    return OAuthError(
+        "temporarily_unavailable",
+        f"too many failed attempts; retry after {limited.retry_after} s",
+        status=429,
+        headers={"Retry-After": str(limited.retry_after)},
+    )
+
+
+def authenticate_client(
+    authorization: str | None,
+    params: dict[str, list[str]],
+    log: dict[str, Any],
+    ip: str | None,
+    ahead: Prefetched | None = None,
+) -> tuple[AuthenticatedClient, str]:
+    """The calling client and its method: a secret (Basic or post) or an assertion.
+
+    Raises ``invalid_client`` when authentication fails, and 429 once the client_id or the
+    address has failed too often (oauth.ratelimit; failures are counted, successes never write).
+    Shared by the token, introspection and revocation endpoints; ``log`` receives the access-log
+    fields (never a credential); ``ahead``, the client's rows if the server read them already.
+    """
+    try:
+        client_id, credential, method = client_credentials_from(authorization, params)
+    except OAuthError as error:
+        if error.error == "invalid_client":
+            ratelimit.hit(ratelimit.token_failure_counters(params.get("client_id", [""])[0], ip))
+        raise
+    presented = token_metrics.loggable_client_id(client_id) if client_id else None
+    if presented:
+        log["client_id"] = presented
+    # The verification cache's key, computed once for both questions asked of it below.
+    key = verification_key(client_id or "", credential) if method != "private_key_jwt" else None
+    if key is None or not recently_verified(key):
+        # Only a request that must verify a credential asks the shared store (one read) whether
+        # its client_id or address is locked; a secret this process already verified goes on.
+        try:
+            ratelimit.check(ratelimit.token_failure_counters(client_id, ip))
+        except ratelimit.RateLimited as limited:
+            raise too_many_failures(limited) from None
+    try:
+        client = _verified_client(client_id, credential, method, key, ahead)
+    except OAuthError as error:
+        if error.error == "invalid_client":
+            ratelimit.hit(ratelimit.token_failure_counters(client_id, ip))
+        raise
+    log["client_id"] = client.client_id
+    if client.organization_id:
+        log["organization_id"] = client.organization_id
+    return client, method
+
+
+def _verified_client(
+    client_id: str | None,
+    credential: str,
+    method: str,
+    key: bytes | None,
+    ahead: Prefetched | None,
+) -> AuthenticatedClient:
+    if method == "private_key_jwt":
+        try:
+            return assertions.authenticate_with_assertion(credential, client_id)
+        except assertions.AssertionRejected as exc:
+            raise assertion_error(exc) from exc
+    if client_id is None or not could_be_client_id(client_id) or not 0 < len(credential) <= 512:
+        raise invalid_client()
+    client = authenticate_with_secret(client_id, credential, key, ahead)
+    if client is None:
+        raise invalid_client()
+    return client

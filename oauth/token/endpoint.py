@@ -1,0 +1,147 @@
+"""POST /oauth/token (the client_credentials grant, RFC 6749 §4.4), from the parts of an HTTP
+request to the parts of its answer: ``token_endpoint`` is what the Django view
+(``oauth.views.token``) and the server's fast path (``portal.serving.fastpath``) both call, so
+parsing, validation, errors and metrics live here once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import DatabaseError
+
+from oauth import keys
+from oauth import metrics as token_metrics
+from oauth.token import lookup
+from oauth.token.authenticate import _dummy_check, authenticate_client
+from oauth.token.lookup import Prefetched
+from oauth.token.request import NO_STORE, OAuthError, read_form
+from oauth.token.signing import issue_token
+from portal.lib.encoding import compact_json
+
+logger = logging.getLogger("oauth.token")
+
+# The token endpoint's answer, independent of any web framework: (status, headers, JSON body).
+TokenAnswer = tuple[int, dict[str, str], bytes]
+JSON_CONTENT_TYPE = "application/json"
+
+
+def _answer(body: dict[str, Any], status: int = 200, headers: dict | None = None) -> TokenAnswer:
+    return (
+        status,
+        {"Content-Type": JSON_CONTENT_TYPE, **NO_STORE, **(headers or {})},
+        compact_json(body),
+    )
+
+
+def _requested_scopes(params: dict[str, list[str]], registered: list[str]) -> list[str]:
+    raw = params.get("scope", [""])[0]
+    requested = raw.split()
+    if not requested:
+        return list(registered)
+    unknown = [scope for scope in requested if scope not in registered]
+    if unknown:
+        raise OAuthError("invalid_scope", "requested scope is not granted to this client")
+    # Keep the registered order, once each.
+    wanted = set(requested)
+    return [scope for scope in registered if scope in wanted]
+
+
+def _requested_audience(params: dict[str, list[str]], registered: list[str]) -> list[str]:
+    requested: list[str] = []
+    for name in ("audience", "resource"):
+        for value in params.get(name, []):
+            requested.extend(value.split() if name == "audience" else [value])
+    if not requested:
+        return list(registered)
+    if any(aud not in registered for aud in requested):
+        raise OAuthError("invalid_target", "requested audience is not registered for this client")
+    wanted = set(requested)
+    return [aud for aud in registered if aud in wanted]
+
+
+def _token(
+    content_type: str,
+    content_length: int | None,
+    authorization: str | None,
+    read: Callable[[int], bytes],
+    log: dict[str, Any],
+    ip: str | None,
+    ahead: Prefetched | None,
+) -> TokenAnswer:
+    params = read_form(content_type, content_length, read)
+    grant_type = params.get("grant_type", [None])[0]
+    if not grant_type:
+        raise OAuthError("invalid_request", "grant_type is required")
+    if grant_type != "client_credentials":
+        raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
+    client, auth_method = authenticate_client(authorization, params, log, ip, ahead)
+    scopes = _requested_scopes(params, client.scopes)
+    audience = _requested_audience(params, client.audience)
+    token = issue_token(client, scopes=scopes, audience=audience)
+    body: dict[str, Any] = {
+        "access_token": token.access_token,
+        "token_type": "Bearer",
+        "expires_in": token.expires_in,
+    }
+    if token.scopes:
+        body["scope"] = " ".join(token.scopes)
+    token_metrics.record_token_issued(auth_method)
+    log.update(outcome="token_issued", auth_method=auth_method)
+    return _answer(body)
+
+
+def token_endpoint(
+    method: str,
+    content_type: str,
+    content_length: int | None,
+    authorization: str | None,
+    read: Callable[[int], bytes],
+    log: dict[str, Any],
+    client_ip: str | None = None,
+    ahead: Prefetched | None = None,
+) -> TokenAnswer:
+    """POST /oauth/token (the client_credentials grant), from the parts of an HTTP request.
+
+    ``read(n)`` returns up to ``n`` bytes of the body; it is called at most once. The metrics
+    are counted here; ``log`` receives the fields of the access-log line (``client_id``,
+    ``organization_id``, ``outcome``, ``auth_method``), never a credential. ``client_ip``
+    (from portal.lib.net.client_ip) keys the per-address failure limit. ``ahead``: the rows of
+    the client the request names, when the server has read them already (oauth.token.batching).
+    """
+    if method != "POST":
+        return _refused(
+            OAuthError("invalid_request", "method not allowed; use POST", 405, {"Allow": "POST"}),
+            log,
+        )
+    try:
+        return _token(content_type, content_length, authorization, read, log, client_ip, ahead)
+    except OAuthError as error:
+        return _refused(error, log)
+    except DatabaseError as exc:
+        # The class and message only: the query's parameters never reach the log.
+        logger.warning("token endpoint: database unavailable: %s: %s", type(exc).__name__, exc)
+        return _refused(
+            OAuthError("temporarily_unavailable", "try again shortly", 503, {"Retry-After": "5"}),
+            log,
+        )
+
+
+def _refused(error: OAuthError, log: dict[str, Any]) -> TokenAnswer:
+    token_metrics.record_token_failure(error.error)
+    log["outcome"] = error.error
+    return _answer(
+        {"error": error.error, "error_description": error.description},
+        status=error.status,
+        headers=error.headers,
+    )
+
+
+def warm_up() -> None:
+    """Do at start-up what the first token request would otherwise do: build the SQL, parse the
+    current signing key, make the dummy hash, and open the database connection."""
+    lookup.prepare()
+    keys.current_loaded_key()
+    _dummy_check("warm-up")

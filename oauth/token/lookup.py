@@ -1,0 +1,198 @@
+"""The token query: a client, its usable secrets and the current key id, in one round trip.
+
+One query per request (on PostgreSQL under the asgi worker, one query for all the requests that
+wait at the same time: ``oauth.token.batching``, whose rows arrive as ``Prefetched``). Each
+request's rows are read after it arrived, so a revoked, deleted or expired secret fails at once.
+Nothing is written on success except ``last_used_time``, at most once a minute per secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from clients.models import ApiClient, ClientSecret
+from oauth.models import SigningKey
+from portal.lib.encoding import loads
+
+
+@dataclass(frozen=True)
+class AuthenticatedClient:
+    """What the token endpoint needs to know about a client once it has proven who it is."""
+
+    client_id: str
+    organization_id: str | None
+    scopes: list[str]
+    audience: list[str]
+    custom_claims: list[dict[str, str]]
+    expiry: int
+    current_kid: str | None
+    secret_id: str | None = None
+
+    @classmethod
+    def from_row(cls, row: tuple) -> AuthenticatedClient:
+        """The client of one row of the token query (its columns: see ``_COLUMNS``)."""
+        return cls(
+            client_id=row[0],
+            organization_id=row[1],
+            scopes=_json(row[2]),
+            audience=_json(row[3]),
+            custom_claims=_json(row[4]),
+            expiry=row[5],
+            current_kid=row[10],
+            secret_id=row[6],
+        )
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """A client's token-query rows, read after its request arrived (oauth.token.batching), with
+    the times the query used and how to record a secret's use."""
+
+    client_id: str
+    rows: list[tuple]
+    now: Any
+    stale: Any
+    touch: Callable[[str, Any, Any], None]
+
+
+_COLUMNS = (
+    "SELECT c.id, c.organization_id, c.scopes, c.audience, c.custom_claims, c.expiry, "
+    "s.id, s.secret_hash, s.secret_suffix, "
+    "CASE WHEN s.last_used_time IS NULL OR s.last_used_time < %s THEN 1 ELSE 0 END, "
+    "(SELECT k.kid FROM {key} k WHERE k.retire_time IS NULL ORDER BY k.create_time DESC LIMIT 1) "
+)
+
+
+_USABLE = "s.status = 'ACTIVE' AND (s.expire_time IS NULL OR s.expire_time > %s)"
+
+
+def _tables() -> dict[str, str]:
+    # Only our own table names are interpolated; every value is a bound parameter.
+    return {
+        "client": ApiClient._meta.db_table,
+        "secret": ClientSecret._meta.db_table,
+        "key": SigningKey._meta.db_table,
+    }
+
+
+def _sql() -> str:
+    """The token query for one client: (stale, client id, now)."""
+    return (
+        _COLUMNS + "FROM {client} c JOIN {secret} s ON s.client_id = c.id "
+        "WHERE c.id = %s AND " + _USABLE
+    ).format(**_tables())
+
+
+def batch_sql() -> str:
+    """The token query for several clients at once (PostgreSQL): (stale, [client ids], now).
+
+    One index lookup per id into each table, whatever the planner believes about their sizes
+    (OFFSET 0 keeps it from flattening the lateral subqueries): oauth.batching runs it with a
+    generic plan, which must be right for a handful of ids and for a table that has grown
+    since its statistics were taken (or never had any: autovacuum off).
+    """
+    return (
+        _COLUMNS + "FROM unnest(%s::varchar[]) AS wanted(id) "
+        "CROSS JOIN LATERAL (SELECT id, organization_id, scopes, audience, custom_claims, expiry "
+        "FROM {client} WHERE id = wanted.id OFFSET 0) c "
+        "CROSS JOIN LATERAL (SELECT id, secret_hash, secret_suffix, last_used_time "
+        "FROM {secret} s WHERE s.client_id = wanted.id AND " + _USABLE + " OFFSET 0) s"
+    ).format(**_tables())
+
+
+def _touch_sql(which: str = "id = %s") -> str:
+    table = ClientSecret._meta.db_table
+    return (
+        f"UPDATE {table} SET last_used_time = %s "
+        f"WHERE {which} AND (last_used_time IS NULL OR last_used_time < %s)"
+    )
+
+
+def batch_touch_sql() -> str:
+    """Record the use of several secrets: (now, [secret ids], stale)."""
+    return _touch_sql("id = ANY(%s)")
+
+
+_SQL: str | None = None
+
+
+def prepare() -> str:
+    """Build the token query once (table names come from the models, so not at import)."""
+    global _SQL
+    _SQL = _sql()
+    return _SQL
+
+
+_TOUCH_SQL: str | None = None
+
+
+MAX_CLIENT_ID = 64
+
+
+def could_be_client_id(value: str) -> bool:
+    """Whether a presented client_id can name a client: 1 to 64 characters, none of them NUL.
+    Anything else is refused before a query: PostgreSQL text cannot hold a NUL, and a query
+    comparing with one fails (a 503 on the token endpoint, and a whole failed batch)."""
+    return 0 < len(value) <= MAX_CLIENT_ID and "\x00" not in value
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value: text on SQLite, already parsed on PostgreSQL's batch connection."""
+    return loads(value) if isinstance(value, str | bytes) else value
+
+
+def _fetch_rows(db: BaseDatabaseWrapper, sql: str, params: list[Any]) -> list[tuple]:
+    """Run the token query. On PostgreSQL, through a psycopg cursor with server-side binding,
+    which psycopg prepares after five runs (``prepare_threshold`` in DATABASES OPTIONS, which
+    Django leaves off and portal.settings turns on unless DATABASE_PREPARED_STATEMENTS=false):
+    no client-side quoting, and PostgreSQL no longer parses and plans it on every token."""
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    db.ensure_connection()
+    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+        if db.queries_logged:  # DEBUG or a test counting queries: Django records it
+            with db.make_debug_cursor(cursor) as debug_cursor:
+                debug_cursor.execute(sql, params)
+                return debug_cursor.fetchall()
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def read_rows(
+    client_id: str, ahead: Prefetched | None = None
+) -> tuple[list[tuple], Any, Any, Callable[[str, Any, Any], None]]:
+    """The client's token-query rows, the query's "now" and "stale" times, and how to record a
+    secret's use: from ``ahead`` when the server read them already, else by the query here."""
+    if ahead is not None and ahead.client_id == client_id:
+        return ahead.rows, ahead.now, ahead.stale, ahead.touch
+    db = connections[DEFAULT_DB_ALIAS]  # looked up once: each lookup asks asgiref's Local
+    now = timezone.now()
+    adapt = db.ops.adapt_datetimefield_value
+    stale = now - timedelta(seconds=settings.OAUTH["LAST_USED_RESOLUTION_SECONDS"])
+    rows = _fetch_rows(db, _SQL or prepare(), [adapt(stale), client_id, adapt(now)])
+    return rows, now, stale, _touch
+
+
+def _touch(secret_id: str, now: Any, stale: Any) -> None:
+    """Record use, at most once a minute per secret; never fail a token request over it."""
+    global _TOUCH_SQL
+    if _TOUCH_SQL is None:
+        _TOUCH_SQL = _touch_sql()
+    adapt = connection.ops.adapt_datetimefield_value
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_TOUCH_SQL, [adapt(now), secret_id, adapt(stale)])
+    except DatabaseError:
+        # A busy SQLite writer or a read replica: the next request will try again.
+        pass
