@@ -17,8 +17,8 @@ What is counted (settings, each ``N/s``, ``N/m`` or ``N/h``):
 A successful token request never writes here, and one whose secret this process verified
 recently (the argon2 cache in ``oauth.token.authenticate``) does not read either: only a request
 that would run argon2 asks first whether its client_id or address is locked (one read, next to a
-hash that costs tens of milliseconds). A store that cannot be reached fails open (logged): the limiter
-must not take the front door down with it.
+hash that costs tens of milliseconds). A store that cannot be reached fails open (logged): the
+limiter must not take the front door down with it.
 """
 
 from __future__ import annotations
