@@ -24,7 +24,7 @@ from clients.models import ClientKey
 from clients.services import client_key_delete
 from oauth import keys
 from oauth.models import RevokedToken, SigningKey
-from portal.console.admin import ReadOnlyAdmin, confirm_action, staff_actor
+from portal.console.base import ReadOnlyAdmin, confirm_action, staff_actor
 
 
 class RotateForm(forms.Form):
