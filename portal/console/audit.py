@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.utils.html import format_html
 
 from clients.models import AuditEvent
-from portal.console.base import ReadOnlyAdmin
+from portal.console.base import ReadOnlyAdmin, json_block
 
 
 @admin.register(AuditEvent)
@@ -45,6 +44,4 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="details")
     def details_pretty(self, obj: AuditEvent) -> str:
-        import json
-
-        return format_html("<pre>{}</pre>", json.dumps(obj.details, indent=2, sort_keys=True))
+        return json_block(obj.details, sort_keys=True)

@@ -1,5 +1,6 @@
 """What every page of the staff console shares: the site's titles, the staff actor, the base
-admins and the two intermediate pages (an action's confirmation, a new secret shown once).
+admins (through services, or read-only), the two intermediate pages (an action's confirmation,
+a new secret shown once) and how a JSON value is shown.
 
 Every change made in the console goes through ``clients.services`` (one door per change), with
 the staff user as the audit event's actor: the subject modules' ``save_model``/``delete_model``/
@@ -13,6 +14,7 @@ answer to the POST that created it (``secret_once``), and never in a message, UR
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -25,6 +27,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 
 from clients.models import ApiClient
 from clients.services import Actor
@@ -92,8 +95,8 @@ class ServiceAdmin(admin.ModelAdmin):
             self.delete_model(request, obj)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable by staff with the view permission; never added, changed or deleted here."""
+class ReadOnly:
+    """Never added, changed or deleted here: for a model admin or an inline."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -103,6 +106,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):
+    """Viewable by staff with the view permission; never added, changed or deleted here."""
+
+
+def json_block(value: Any, *, sort_keys: bool = False) -> str:
+    """A JSON value, indented, on a detail page."""
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=sort_keys))
 
 
 def confirm_action(

@@ -195,6 +195,13 @@ class BaseClientAdmin(ServiceAdmin):
         )
         return secret_once(self, request, obj, plain)
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Secrets are read-only here; nothing else relates to a client."""
+        for formset in formsets:
+            # Writes nothing (the secrets inline has no editable field, no add, no delete);
+            # it only fills the lists the admin's change message reads.
+            formset.save(commit=False)
+
     def delete_model(self, request: HttpRequest, obj: ApiClient) -> None:
         services.client_delete(actor=staff_actor(request), client=obj)
 
@@ -276,13 +283,6 @@ class ApiClientAdmin(BaseClientAdmin):
             request._secret_once = plain
         copy_fields(obj, saved)
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Secrets are read-only here; nothing else relates to a client."""
-        for formset in formsets:
-            # Writes nothing (the secrets inline has no editable field, no add, no delete);
-            # it only fills the lists the admin's change message reads.
-            formset.save(commit=False)
-
 
 class ManagementClientForm(forms.ModelForm):
     nonce = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -327,10 +327,3 @@ class ManagementClientAdmin(BaseClientAdmin):
             )
             request._secret_once = plain
         copy_fields(obj, saved)
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Secrets are read-only here."""
-        for formset in formsets:
-            # Writes nothing (the secrets inline has no editable field, no add, no delete);
-            # it only fills the lists the admin's change message reads.
-            formset.save(commit=False)

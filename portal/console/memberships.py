@@ -35,21 +35,21 @@ def save_memberships(request: HttpRequest, formset: Any) -> None:
         )
 
 
-class OrganizationMembershipInline(admin.TabularInline):
+class MembershipInline(admin.TabularInline):
     model = Membership
-    fields = ("user", "role", "create_time")
     readonly_fields = ("create_time",)
-    autocomplete_fields = ("user",)
     extra = 0
+
+
+class OrganizationMembershipInline(MembershipInline):
+    fields = ("user", "role", "create_time")
+    autocomplete_fields = ("user",)
     verbose_name = "member"
 
 
-class UserMembershipInline(admin.TabularInline):
-    model = Membership
+class UserMembershipInline(MembershipInline):
     fields = ("organization", "role", "create_time")
-    readonly_fields = ("create_time",)
     autocomplete_fields = ("organization",)
-    extra = 0
     verbose_name = "organization membership"
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from clients import services
 from clients.models import ClientSecret
-from portal.console.base import ServiceAdmin, staff_actor
+from portal.console.base import ReadOnly, ServiceAdmin, staff_actor
 from portal.console.dashboard import STALE_DAYS, stale_secrets
 
 
@@ -52,7 +52,19 @@ class StaleSecretFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ClientSecretInline(admin.TabularInline):
+class SecretColumns:
+    """A secret as staff see it: its last characters and its effective status."""
+
+    @admin.display(description="secret", ordering="secret_suffix")
+    def suffix(self, obj: ClientSecret) -> str:
+        return f"…{obj.secret_suffix}"
+
+    @admin.display(description="status", ordering="status")
+    def effective_status(self, obj: ClientSecret) -> str:
+        return obj.effective_status
+
+
+class ClientSecretInline(SecretColumns, ReadOnly, admin.TabularInline):
     """Secrets, read-only: suffix, status, times. Never the hash."""
 
     model = ClientSecret
@@ -62,26 +74,9 @@ class ClientSecretInline(admin.TabularInline):
     show_change_link = True
     verbose_name_plural = "secrets (act on them from the secret's page)"
 
-    @admin.display(description="secret")
-    def suffix(self, obj: ClientSecret) -> str:
-        return f"…{obj.secret_suffix}"
-
-    @admin.display(description="status")
-    def effective_status(self, obj: ClientSecret) -> str:
-        return obj.effective_status
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(ClientSecret)
-class ClientSecretAdmin(ServiceAdmin):
+class ClientSecretAdmin(SecretColumns, ServiceAdmin):
     """Secrets by suffix and status; deactivate, reactivate or revoke (delete) them here."""
 
     list_display = (
@@ -125,14 +120,6 @@ class ClientSecretAdmin(ServiceAdmin):
     readonly_fields = fields
     actions = ("deactivate", "reactivate", "delete_selected")
     date_hierarchy = "create_time"
-
-    @admin.display(description="secret", ordering="secret_suffix")
-    def suffix(self, obj: ClientSecret) -> str:
-        return f"…{obj.secret_suffix}"
-
-    @admin.display(description="status", ordering="status")
-    def effective_status(self, obj: ClientSecret) -> str:
-        return obj.effective_status
 
     @admin.display(description="organization", ordering="client__organization")
     def organization(self, obj: ClientSecret) -> Any:
