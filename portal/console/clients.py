@@ -153,16 +153,6 @@ class BaseClientAdmin(ServiceAdmin):
     def audience_list(self, obj: ApiClient) -> str:
         return format_html_join(", ", "<code>{}</code>", ((a,) for a in obj.audience)) or "-"
 
-    @admin.display(description="custom claims")
-    def claims_table(self, obj: ApiClient) -> str:
-        if not obj.custom_claims:
-            return "-"
-        return format_html_join(
-            "",
-            "<div><code>{}</code> = <code>{}</code></div>",
-            ((c["key"], c["value"]) for c in obj.custom_claims),
-        )
-
     def get_inlines(self, request: HttpRequest, obj: Any = None) -> tuple:
         # A new client's first secret is shown on the next page; there is no inline to fill.
         return self.inlines if obj is not None else ()
