@@ -8,6 +8,7 @@ from portal.console import (  # noqa: F401
     catalog,
     clients,
     keys,
+    management_clients,
     memberships,
     organizations,
     secrets,

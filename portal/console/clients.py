@@ -1,5 +1,7 @@
-"""API clients and management clients: their lists and pages, the form that writes scopes,
-audiences and claims as text, and the first secret, shown once on the page after the add form.
+"""API clients: their list and page, the form that writes scopes, audiences and claims as
+text, and what every client admin shares (``BaseClientAdmin``, used by management clients too):
+the secrets inline, revoking all secrets, and the first secret, shown once on the page after
+the add form.
 
 A re-sent add form does not create a second client: the form carries a one-time nonce.
 """
@@ -18,7 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from clients import services
-from clients.models import ApiClient, ClientSecret, ManagementClient, validate_client_lists
+from clients.models import ApiClient, ClientSecret, validate_client_lists
 from portal.console.base import ServiceAdmin, confirm_action, copy_fields, secret_once, staff_actor
 from portal.console.secrets import ClientSecretInline
 from portal.lib.once import nonce_issue, nonce_spend, nonce_used
@@ -270,50 +272,5 @@ class ApiClientAdmin(BaseClientAdmin):
                 **form.service_fields(),
             )
             # Handed to response_add in memory, for this response only.
-            request._secret_once = plain
-        copy_fields(obj, saved)
-
-
-class ManagementClientForm(forms.ModelForm):
-    nonce = forms.CharField(required=False, widget=forms.HiddenInput)
-
-    class Meta:
-        model = ManagementClient
-        fields = ("name", "description")
-
-
-@admin.register(ManagementClient)
-class ManagementClientAdmin(BaseClientAdmin):
-    """Clients of the management API (``skc_…``), in no organization."""
-
-    form = ManagementClientForm
-    list_display = ("name", "id", "active_secret_count", "last_used_time", "create_time")
-    list_filter = (ActiveSecretsFilter, "create_time")
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        if obj is None:
-            return ["name", "description", "nonce"]
-        return ["id", "name", "description", "scope_list", "audience_list", "create_time"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        return ("id", "scope_list", "audience_list", "create_time") if obj else ()
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).filter(organization__isnull=True)
-
-    def save_model(
-        self, request: HttpRequest, obj: ManagementClient, form: Any, change: bool
-    ) -> None:
-        actor = staff_actor(request)
-        data = form.cleaned_data
-        if change:
-            current = ApiClient.objects.get(pk=obj.pk)
-            saved = services.client_update(
-                actor=actor, client=current, name=data["name"], description=data["description"]
-            )
-        else:
-            saved, plain = services.management_client_create(
-                actor=actor, name=data["name"], description=data["description"]
-            )
             request._secret_once = plain
         copy_fields(obj, saved)
