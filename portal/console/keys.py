@@ -1,4 +1,6 @@
-"""Signing keys in the staff console: public facts only, and the rotation action.
+"""Keys and revoked tokens in the staff console: the server's signing keys (public facts only,
+rotation, withdrawal of a leaked key), the public keys clients registered (removal), and the
+revoked access tokens (read-only).
 
 The encrypted private key is excluded from every form, list and detail page, and not even
 read from the database here. Keys are never added, edited or deleted by hand: a rotation
@@ -8,7 +10,6 @@ a new key current, and retired keys are pruned once no token they signed can be 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -18,13 +19,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 
 from clients.models import ClientKey
 from clients.services import client_key_delete
 from oauth import keys
 from oauth.models import RevokedToken, SigningKey
-from portal.console.admin import ReadOnlyAdmin, confirm_action, staff_actor
+from portal.console.base import ReadOnlyAdmin, confirm_action, json_block, staff_actor
 
 
 class RotateForm(forms.Form):
@@ -101,7 +101,7 @@ class SigningKeyAdmin(ReadOnlyAdmin):
 
     @admin.display(description="public key (JWK)")
     def public_jwk_pretty(self, obj: SigningKey) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.public_jwk, indent=2))
+        return json_block(obj.public_jwk)
 
     def has_rotate_permission(self, request: HttpRequest) -> bool:
         return request.user.is_active and request.user.has_perm("oauth.change_signingkey")
@@ -155,7 +155,7 @@ class ClientKeyAdmin(ReadOnlyAdmin):
 
     @admin.display(description="public key (JWK)")
     def jwk_pretty(self, obj: ClientKey) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.jwk, indent=2))
+        return json_block(obj.jwk)
 
     def get_actions(self, request: HttpRequest) -> dict:
         # ReadOnlyAdmin denies delete; this action is the audited way to remove a key.
