@@ -25,9 +25,10 @@ from clients import selectors, services
 from clients.models import ApiClient, Membership, invitation_from_token, invitation_token
 from clients.services import Actor
 from oauth import ratelimit
+from portal.lib.net import client_ip
 from portal.lib.once import nonce_issue, nonce_spend, nonce_used
 from portal.ui import forms
-from portal.ui.tenancy import CURRENT_ORGANIZATION, client_ip, member_view
+from portal.ui.tenancy import CURRENT_ORGANIZATION, member_view
 
 CLIENTS_PER_PAGE = 20
 EVENTS_PER_PAGE = 50
