@@ -7,6 +7,8 @@ the per-address login limit has to count each user's address, not the load balan
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
@@ -39,6 +41,13 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("portal:client-list", org_id=chosen.organization_id)
 
 
+def _welcome(request: HttpRequest, user: Any, organization_id: str, message: str) -> HttpResponse:
+    """Log a new account in and open its organization (sign-up and joining by invitation)."""
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    messages.success(request, message)
+    return redirect("portal:client-list", org_id=organization_id)
+
+
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
@@ -59,9 +68,8 @@ def signup(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             forms.add_service_errors(form, exc)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, f"Welcome! {organization.display_name} is ready.")
-            return redirect("portal:client-list", org_id=organization.id)
+            welcome = f"Welcome! {organization.display_name} is ready."
+            return _welcome(request, user, organization.id, welcome)
     status = 400 if form.errors else 200
     return render(request, "portal/signup.html", {"form": form}, status=status)
 
@@ -115,9 +123,8 @@ def invitation_register(request: HttpRequest, token: str) -> HttpResponse:
         except ValidationError as exc:
             forms.add_service_errors(form, exc)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, f"Welcome to {invitation.organization.display_name}.")
-            return redirect("portal:client-list", org_id=invitation.organization_id)
+            welcome = f"Welcome to {invitation.organization.display_name}."
+            return _welcome(request, user, invitation.organization_id, welcome)
     context = {"invitation": invitation, "token": token, "has_account": False, "form": form}
     return render(request, "portal/invitation.html", context, status=400)
 

@@ -52,22 +52,28 @@ def secret_once(
     request: HttpRequest, member: Membership, client: ApiClient, plain: str, created: bool
 ) -> HttpResponse:
     """The only response that ever holds the plain secret: never cached, never stored."""
-    detail_url = reverse(
-        "portal:client-detail", kwargs={"org_id": member.organization_id, "client_id": client.id}
-    )
     context = org_context(
         request,
         member,
         client=client,
         plain_secret=plain,
         created=created,
-        detail_url=detail_url,
+        detail_url=_detail_url(member, client),
         token_url=f"{settings.OAUTH['ISSUER']}/oauth/token",
     )
     response = render(request, "portal/secret_once.html", context)
     response["Cache-Control"] = "no-store"
     response["Pragma"] = "no-cache"
     return response
+
+
+def _detail_url(member: Membership, client: ApiClient) -> str:
+    return reverse("portal:client-detail", args=[member.organization_id, client.id])
+
+
+def _spend_nonce(request: HttpRequest, member: Membership, client: ApiClient) -> None:
+    """Remember where this secret-making form led: sent again, it goes there (``_replayed``)."""
+    nonce_spend(request, request.POST.get("nonce", ""), _detail_url(member, client))
 
 
 def _replayed(request: HttpRequest) -> HttpResponse | None:
@@ -102,11 +108,7 @@ def client_new(request: HttpRequest, member: Membership) -> HttpResponse:
             except ValidationError as exc:
                 forms.add_service_errors(form, exc)
             else:
-                nonce_spend(
-                    request,
-                    request.POST.get("nonce", ""),
-                    reverse("portal:client-detail", args=[member.organization_id, client.id]),
-                )
+                _spend_nonce(request, member, client)
                 return secret_once(request, member, client, plain, created=True)
         context = _client_form_context(request, member, form)
         return render(request, "portal/client_new.html", context, status=400)
@@ -234,11 +236,7 @@ def secret_new(request: HttpRequest, member: Membership, client_id: str) -> Http
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("portal:client-detail", org_id=member.organization_id, client_id=client.id)
-    nonce_spend(
-        request,
-        request.POST.get("nonce", ""),
-        reverse("portal:client-detail", args=[member.organization_id, client.id]),
-    )
+    _spend_nonce(request, member, client)
     return secret_once(request, member, client, plain, created=False)
 
 
