@@ -40,7 +40,3 @@ def member_view(*, manage_clients: bool = False, manage_members: bool = False) -
         return wrapper
 
     return decorator
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None

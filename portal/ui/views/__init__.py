@@ -1,0 +1,56 @@
+"""The self-service portal: customers manage their organization's API clients in a browser.
+
+Views are small typed functions. Every state change is a POST that calls ``clients.services``;
+the organization comes from ``member_view`` (404 for non-members, 403 for a read-only role).
+With htmx, a view answers with a fragment of the same template (``template.html#partial``).
+
+One module per subject; ``portal/ui/urls.py`` names every view through this package
+(``views.client_list``), so a view can move between modules without touching the URLs.
+"""
+
+from portal.ui.views.accounts import (
+    LoginView,
+    home,
+    invitation,
+    invitation_accept,
+    invitation_register,
+    signup,
+)
+from portal.ui.views.audit import audit_log
+from portal.ui.views.clients import (
+    claim_row,
+    client_delete,
+    client_delete_confirm,
+    client_detail,
+    client_list,
+    client_new,
+    client_update,
+    secret_new,
+    secret_revoke,
+    secret_revoke_confirm,
+)
+from portal.ui.views.members import member_invite, member_remove, member_role, members
+
+__all__ = [
+    "LoginView",
+    "audit_log",
+    "claim_row",
+    "client_delete",
+    "client_delete_confirm",
+    "client_detail",
+    "client_list",
+    "client_new",
+    "client_update",
+    "home",
+    "invitation",
+    "invitation_accept",
+    "invitation_register",
+    "member_invite",
+    "member_remove",
+    "member_role",
+    "members",
+    "secret_new",
+    "secret_revoke",
+    "secret_revoke_confirm",
+    "signup",
+]
