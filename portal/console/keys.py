@@ -160,13 +160,13 @@ class ClientKeyAdmin(ReadOnlyAdmin):
     def get_actions(self, request: HttpRequest) -> dict:
         # ReadOnlyAdmin denies delete; this action is the audited way to remove a key.
         actions = super().get_actions(request)
-        if not request.user.has_perm("oauth.delete_clientkey"):
+        if not request.user.has_perm("clients.delete_clientkey"):
             actions.pop("remove_keys", None)
         return actions
 
     @admin.action(description="Remove the selected keys (assertions signed with them fail at once)")
     def remove_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
-        if not request.user.has_perm("oauth.delete_clientkey"):
+        if not request.user.has_perm("clients.delete_clientkey"):
             raise PermissionDenied
         actor = staff_actor(request)
         count = 0

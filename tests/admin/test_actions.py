@@ -526,6 +526,30 @@ def test_remove_a_client_public_key(admin_client, superuser, console):
     assert_by(last_event("client_key.delete"), superuser)
 
 
+def test_staff_with_the_key_permissions_may_remove_a_client_key(client, staff_nobody, console):
+    """The permissions are the model's own (clients.*_clientkey since it moved from oauth)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from django.contrib.auth.models import Permission
+
+    from clients.models import ClientKey
+    from clients.services import Actor, client_key_add
+    from oauth.keys import public_jwk
+
+    guide = console.credentials["guide"]
+    jwk = public_jwk(ec.generate_private_key(ec.SECP256R1()), "k2", "ES256")
+    key = client_key_add(actor=Actor.system("tests"), client=guide.client, jwk=jwk)
+    client.force_login(staff_nobody)
+    assert run_action(client, "clients_clientkey", "remove_keys", [key.pk]).status_code == 403
+    staff_nobody.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="clients", codename__in=["view_clientkey", "delete_clientkey"]
+        )
+    )
+    response = run_action(client, "clients_clientkey", "remove_keys", [key.pk])
+    assert response.status_code == 302
+    assert not ClientKey.objects.filter(pk=key.pk).exists()
+
+
 def test_revoked_tokens_are_listed_read_only(admin_client, console, client):
     from oauth.models import RevokedToken
 
