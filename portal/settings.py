@@ -7,13 +7,13 @@ A variable ``NAME_FILE`` may name a file that holds the value of ``NAME``
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.lib.env import env, env_bool, env_int, env_list, env_rate
+from portal.lib.net import parse_trusted_proxies
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -224,14 +224,9 @@ RESOURCE_SERVER = {
 
 # --- Operations: proxies, Redis, metrics ---------------------------------------------------------
 # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto we believe (IPs or CIDRs, and
-# "unix" for a Unix socket). Empty: the peer address is the client. See portal/net.py.
+# "unix" for a Unix socket). Empty: the peer address is the client. See portal/lib/net.py.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
-for _proxy in TRUSTED_PROXIES:
-    try:
-        if _proxy != "unix":
-            ipaddress.ip_network(_proxy, strict=False)
-    except ValueError as _exc:
-        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP or CIDR") from _exc
+parse_trusted_proxies(TRUSTED_PROXIES)  # a wrong entry stops the start, not the first request
 REDIS_URL = env("REDIS_URL") or None
 # /metrics answers 404 unless this is set, then only to "Authorization: Bearer <token>".
 METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN") or None

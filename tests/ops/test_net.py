@@ -97,3 +97,23 @@ def test_forwarded_proto_is_believed_only_from_a_trusted_proxy():
 def test_forwarded_proto_is_not_configured_without_trusted_proxies():
     assert settings.TRUSTED_PROXIES == []
     assert settings.SECURE_PROXY_SSL_HEADER is None
+
+
+def test_a_wrong_trusted_proxy_stops_the_start():
+    """The settings check the list once, with the same parser as client_ip()."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "TRUSTED_PROXIES": "proxy"}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "TRUSTED_PROXIES: 'proxy' is not an IP address or CIDR network" in done.stderr
