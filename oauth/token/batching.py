@@ -2,7 +2,7 @@
 
 Under load a worker has several token requests waiting for their row sets at once. Each one
 costs PostgreSQL a wake-up, a parse of the message and an execution, and costs the worker a
-round trip through psycopg, which together weighed as much as half the signature. Here the
+round trip through psycopg, which together cost as much as half the signature. Here the
 requests that arrive while a query is on the wire wait for the next one, which reads the rows of
 all their clients at once (``WHERE c.id = ANY(...)``): the first request of a quiet moment is
 sent at once, and under load one query serves many.

@@ -136,9 +136,8 @@ class NulCharacterMiddleware:
     """A NUL (``%00``) in the path or a query parameter is refused before any view reads it.
 
     Our ids and searches are compared with text columns, and PostgreSQL text cannot hold a NUL:
-    such a lookup failed ("PostgreSQL text fields cannot contain NUL"), a 500 on the portal's and
-    the admin's pages. A path with one names nothing (404); a query parameter with one is a bad
-    request (400). Under /api/ the answers are in the API's own format.
+    such a lookup would fail with a database error. A path with one names nothing (404); a query
+    parameter with one is a bad request (400). Under /api/ the answers are in the API's format.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -165,8 +164,8 @@ class MalformedRequestGuard:
     """WSGI middleware: a 400 for a Content-Type with control characters, before Django sees it.
 
     Django builds its request object from the Content-Type before any middleware runs, and a NUL
-    in the charset parameter makes ``codecs.lookup`` raise ValueError there: a 500 on any URL
-    (found by tests/oauth/test_fuzz_endpoints.py). A real client never sends one.
+    in the charset parameter makes ``codecs.lookup`` raise ValueError there, which would be a 500
+    on any URL. A real client never sends one.
     """
 
     def __init__(self, app: Callable) -> None:
