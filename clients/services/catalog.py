@@ -7,7 +7,7 @@ from django.db import transaction
 
 from clients.models import ApiResource, ApiScope, Organization
 from clients.services._common import check_model
-from clients.services.audit import Actor, audit_record
+from clients.services.audit import Actor, audit_api, audit_organization
 
 
 def catalog_for(organization: Organization) -> list[ApiResource]:
@@ -78,11 +78,10 @@ def api_resource_create(
         scope = ApiScope(api=api, name=scope_name, description=scope_description)
         check_model(scope)
         scope.save()
-    audit_record(
-        actor=actor,
-        action="api.create",
-        target_type="api",
-        target_id=str(api.pk),
+    audit_api(
+        actor,
+        "api.create",
+        api,
         details={"audience": audience, "scopes": [name for name, _ in scopes or []]},
     )
     return api
@@ -96,12 +95,10 @@ def organization_restrict_apis(
     organization.restrict_apis = apis is not None
     organization.save(update_fields=["restrict_apis", "update_time"])
     organization.allowed_apis.set(apis or [])
-    audit_record(
-        actor=actor,
-        action="organization.restrict_apis",
-        target_type="organization",
-        target_id=organization.id,
-        organization_id=organization.id,
+    audit_organization(
+        actor,
+        "organization.restrict_apis",
+        organization,
         details={"apis": None if apis is None else [api.audience for api in apis]},
     )
     return organization
@@ -126,26 +123,17 @@ def api_resource_update(
     if ApiResource.objects.filter(audience=api.audience).exclude(pk=api.pk).exists():
         raise ValidationError({"audience": ["an API with this audience exists"]})
     api.save()
-    audit_record(
-        actor=actor, action="api.update", target_type="api", target_id=str(api.pk), details=changed
-    )
+    audit_api(actor, "api.update", api, details=changed)
     return api
 
 
 @transaction.atomic
 def api_resource_delete(*, actor: Actor, api: ApiResource) -> None:
     """Remove an API from the catalog (with its scopes). Existing clients keep their grants."""
-    api_id, audience = api.pk, api.audience
-    deleted, _ = ApiResource.objects.filter(pk=api_id).delete()
+    deleted, _ = ApiResource.objects.filter(pk=api.pk).delete()
     if not deleted:
         return
-    audit_record(
-        actor=actor,
-        action="api.delete",
-        target_type="api",
-        target_id=str(api_id),
-        details={"audience": audience},
-    )
+    audit_api(actor, "api.delete", api, details={"audience": api.audience})
 
 
 @transaction.atomic
@@ -155,13 +143,7 @@ def api_scope_add(*, actor: Actor, api: ApiResource, name: str, description: str
     if ApiScope.objects.filter(api=api, name=name).exists():
         raise ValidationError({"name": [f"{api.name} already offers {name!r}"]})
     scope.save()
-    audit_record(
-        actor=actor,
-        action="api.scope_add",
-        target_type="api",
-        target_id=str(api.pk),
-        details={"audience": api.audience, "scope": name},
-    )
+    audit_api(actor, "api.scope_add", api, details={"audience": api.audience, "scope": name})
     return scope
 
 
@@ -178,13 +160,7 @@ def api_scope_update(
     if ApiScope.objects.filter(api_id=scope.api_id, name=scope.name).exclude(pk=scope.pk).exists():
         raise ValidationError({"name": [f"this API already offers {scope.name!r}"]})
     scope.save()
-    audit_record(
-        actor=actor,
-        action="api.scope_update",
-        target_type="api",
-        target_id=str(scope.api_id),
-        details={"scope": scope.name, "was": old},
-    )
+    audit_api(actor, "api.scope_update", scope, details={"scope": scope.name, "was": old})
     return scope
 
 
@@ -193,10 +169,4 @@ def api_scope_delete(*, actor: Actor, scope: ApiScope) -> None:
     deleted, _ = ApiScope.objects.filter(pk=scope.pk).delete()
     if not deleted:
         return
-    audit_record(
-        actor=actor,
-        action="api.scope_delete",
-        target_type="api",
-        target_id=str(scope.api_id),
-        details={"scope": scope.name},
-    )
+    audit_api(actor, "api.scope_delete", scope, details={"scope": scope.name})

@@ -16,7 +16,7 @@ from clients.models import (
     new_management_client_id,
 )
 from clients.services._common import check_model, new_secret
-from clients.services.audit import Actor, audit_record
+from clients.services.audit import Actor, audit_client, audit_secret
 
 
 @transaction.atomic
@@ -45,24 +45,13 @@ def client_create(
     check_model(client, exclude=["id"])
     client.save(force_insert=True)
     secret, plain = new_secret(client)
-    audit_record(
-        actor=actor,
-        action="client.create",
-        target_type="client",
-        target_id=client.id,
-        organization_id=organization.id,
-        client_id=client.id,
+    audit_client(
+        actor,
+        "client.create",
+        client,
         details={"name": client.name, "scopes": client.scopes, "audience": client.audience},
     )
-    audit_record(
-        actor=actor,
-        action="secret.create",
-        target_type="secret",
-        target_id=secret.id,
-        organization_id=organization.id,
-        client_id=client.id,
-        details={"secret_suffix": secret.secret_suffix},
-    )
+    audit_secret(actor, "secret.create", secret)
     return client, plain
 
 
@@ -82,34 +71,17 @@ def client_update(*, actor: Actor, client: ApiClient, **fields: Any) -> ApiClien
         setattr(client, name, value)
     check_model(client, exclude=["id"])
     client.save()
-    audit_record(
-        actor=actor,
-        action="client.update",
-        target_type="client",
-        target_id=client.id,
-        organization_id=client.organization_id,
-        client_id=client.id,
-        details={"changed": sorted(changed)},
-    )
+    audit_client(actor, "client.update", client, details={"changed": sorted(changed)})
     return client
 
 
 @transaction.atomic
 def client_delete(*, actor: Actor, client: ApiClient) -> None:
     """Delete a client; its secrets go with it, so they stop working at once."""
-    client_id, organization_id = client.id, client.organization_id
     # Deleting by query (not instance.delete()) makes a concurrent second delete a clean no-op.
-    ClientSecret.objects.filter(client_id=client_id).delete()
-    ApiClient.objects.filter(pk=client_id).delete()
-    audit_record(
-        actor=actor,
-        action="client.delete",
-        target_type="client",
-        target_id=client_id,
-        organization_id=organization_id,
-        client_id=client_id,
-        details={"name": client.name},
-    )
+    ClientSecret.objects.filter(client_id=client.pk).delete()
+    ApiClient.objects.filter(pk=client.pk).delete()
+    audit_client(actor, "client.delete", client, details={"name": client.name})
 
 
 @transaction.atomic
@@ -130,12 +102,10 @@ def management_client_create(
     check_model(client, exclude=["id", "organization"])
     client.save(force_insert=True)
     secret, plain = new_secret(client)
-    audit_record(
-        actor=actor,
-        action="management_client.create",
-        target_type="client",
-        target_id=client.id,
-        client_id=client.id,
+    audit_client(
+        actor,
+        "management_client.create",
+        client,
         details={"name": name, "secret_id": secret.id},
     )
     return client, plain

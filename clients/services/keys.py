@@ -10,7 +10,7 @@ from django.db import transaction
 
 from clients.jwk import JWKError, parse_public_jwk
 from clients.models import ApiClient, ClientKey
-from clients.services.audit import Actor, audit_record
+from clients.services.audit import Actor, audit_key
 
 
 @transaction.atomic
@@ -40,15 +40,7 @@ def client_key_add(*, actor: Actor, client: ApiClient, jwk: Any) -> ClientKey:
     key = ClientKey.objects.create(
         client=client, kid=parsed.kid, kty=parsed.kty, alg=parsed.alg, jwk=parsed.jwk
     )
-    audit_record(
-        actor=actor,
-        action="client_key.create",
-        target_type="client_key",
-        target_id=key.id,
-        organization_id=client.organization_id,
-        client_id=client.id,
-        details={"kid": key.kid, "kty": key.kty, "alg": key.alg},
-    )
+    audit_key(actor, "client_key.create", key, details={"kty": key.kty, "alg": key.alg})
     return key
 
 
@@ -58,12 +50,4 @@ def client_key_delete(*, actor: Actor, key: ClientKey) -> None:
     deleted, _ = ClientKey.objects.filter(pk=key.pk).delete()
     if not deleted:
         return
-    audit_record(
-        actor=actor,
-        action="client_key.delete",
-        target_type="client_key",
-        target_id=key.id,
-        organization_id=key.client.organization_id,
-        client_id=key.client_id,
-        details={"kid": key.kid},
-    )
+    audit_key(actor, "client_key.delete", key)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from clients.models import Invitation, Membership, Organization
 from clients.services._common import check_model
-from clients.services.audit import Actor, audit_record
+from clients.services.audit import Actor, audit_invitation, audit_member
 from clients.services.organizations import organization_create
 
 
@@ -34,14 +34,7 @@ def _membership_add(
     if Membership.objects.filter(user=user, organization=organization).exists():
         raise ValidationError("you are already a member of this organization", code="member")
     membership = Membership.objects.create(user=user, organization=organization, role=role)
-    audit_record(
-        actor=actor,
-        action="member.add",
-        target_type="member",
-        target_id=str(membership.pk),
-        organization_id=organization.id,
-        details={"user": user.get_username(), "role": role},
-    )
+    audit_member(actor, "member.add", membership, details={"role": role})
     return membership
 
 
@@ -74,14 +67,7 @@ def invitation_create(
     )
     check_model(invitation)
     invitation.save()
-    audit_record(
-        actor=actor,
-        action="invitation.create",
-        target_type="invitation",
-        target_id=str(invitation.pk),
-        organization_id=organization.id,
-        details={"email": email, "role": role},
-    )
+    audit_invitation(actor, "invitation.create", invitation, details={"email": email, "role": role})
     return invitation
 
 
@@ -144,14 +130,7 @@ def member_role_change(*, actor: Actor, membership: Membership, role: str) -> Me
     old = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
-    audit_record(
-        actor=actor,
-        action="member.role_change",
-        target_type="member",
-        target_id=str(membership.pk),
-        organization_id=membership.organization_id,
-        details={"user": membership.user.get_username(), "from": old, "to": role},
-    )
+    audit_member(actor, "member.role_change", membership, details={"from": old, "to": role})
     return membership
 
 
@@ -163,18 +142,10 @@ def member_remove(*, actor: Actor, membership: Membership) -> None:
         raise ValidationError(
             "an organization needs an owner; make someone else owner first", code="last_owner"
         )
-    username = membership.user.get_username()
     deleted, _ = Membership.objects.filter(pk=membership.pk).delete()
     if not deleted:
         return
-    audit_record(
-        actor=actor,
-        action="member.remove",
-        target_type="member",
-        target_id=str(membership.pk),
-        organization_id=membership.organization_id,
-        details={"user": username, "role": membership.role},
-    )
+    audit_member(actor, "member.remove", membership, details={"role": membership.role})
 
 
 @transaction.atomic

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from clients.models import Organization
 from clients.services._common import check_model
-from clients.services.audit import Actor, audit_record
+from clients.services.audit import Actor, audit_organization
 
 
 @transaction.atomic
@@ -27,12 +27,10 @@ def organization_create(
         raise ValidationError(
             {"external_id": ["an organization with this external_id exists"]}
         ) from exc
-    audit_record(
-        actor=actor,
-        action="organization.create",
-        target_type="organization",
-        target_id=organization.id,
-        organization_id=organization.id,
+    audit_organization(
+        actor,
+        "organization.create",
+        organization,
         details={"display_name": display_name, "external_id": external_id or None},
     )
     return organization
@@ -61,27 +59,15 @@ def organization_update(
     ):
         raise ValidationError({"external_id": ["an organization with this external_id exists"]})
     organization.save()
-    audit_record(
-        actor=actor,
-        action="organization.update",
-        target_type="organization",
-        target_id=organization.id,
-        organization_id=organization.id,
-        details=changed,
-    )
+    audit_organization(actor, "organization.update", organization, details=changed)
     return organization
 
 
 @transaction.atomic
 def organization_delete(*, actor: Actor, organization: Organization) -> None:
-    organization_id = organization.id
     client_ids = list(organization.clients.values_list("id", flat=True))
-    organization.delete()
-    audit_record(
-        actor=actor,
-        action="organization.delete",
-        target_type="organization",
-        target_id=organization_id,
-        organization_id=organization_id,
-        details={"deleted_clients": client_ids},
+    # Audited first: delete() clears the instance's id.
+    audit_organization(
+        actor, "organization.delete", organization, details={"deleted_clients": client_ids}
     )
+    organization.delete()

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from clients.models import ApiClient, ClientSecret
 from clients.services._common import new_secret
-from clients.services.audit import Actor, audit_record
+from clients.services.audit import Actor, audit_secret
 
 
 @transaction.atomic
@@ -31,17 +31,11 @@ def secret_add(
     if expire_time is not None and expire_time <= timezone.now():
         raise ValidationError({"expire_time": ["expire_time must be in the future"]})
     secret, plain = new_secret(client, expire_time=expire_time)
-    audit_record(
-        actor=actor,
-        action="secret.create",
-        target_type="secret",
-        target_id=secret.id,
-        organization_id=client.organization_id,
-        client_id=client.id,
-        details={
-            "secret_suffix": secret.secret_suffix,
-            "expire_time": expire_time.isoformat() if expire_time else None,
-        },
+    audit_secret(
+        actor,
+        "secret.create",
+        secret,
+        details={"expire_time": expire_time.isoformat() if expire_time else None},
     )
     return secret, plain
 
@@ -61,14 +55,10 @@ def secret_set_status(*, actor: Actor, secret: ClientSecret, status: str) -> Cli
     if not updated:
         raise ClientSecret.DoesNotExist("secret was deleted")
     secret.refresh_from_db()
-    audit_record(
-        actor=actor,
-        action="secret.deactivate" if status == ClientSecret.Status.INACTIVE else "secret.activate",
-        target_type="secret",
-        target_id=secret.id,
-        organization_id=secret.client.organization_id,
-        client_id=secret.client_id,
-        details={"secret_suffix": secret.secret_suffix},
+    audit_secret(
+        actor,
+        "secret.deactivate" if status == ClientSecret.Status.INACTIVE else "secret.activate",
+        secret,
     )
     return secret
 
@@ -79,15 +69,7 @@ def secret_delete(*, actor: Actor, secret: ClientSecret) -> None:
     deleted, _ = ClientSecret.objects.filter(pk=secret.pk).delete()
     if not deleted:
         return
-    audit_record(
-        actor=actor,
-        action="secret.delete",
-        target_type="secret",
-        target_id=secret.id,
-        organization_id=secret.client.organization_id,
-        client_id=secret.client_id,
-        details={"secret_suffix": secret.secret_suffix},
-    )
+    audit_secret(actor, "secret.delete", secret)
 
 
 @transaction.atomic
