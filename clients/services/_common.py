@@ -5,12 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Model
+
 from clients.models import ApiClient, ClientSecret, hash_secret, make_plain_secret
 
 
 def check_model(instance: Any, exclude: list[str] | None = None) -> None:
     """Run the model's own checks; each service checks uniqueness itself, with its own message."""
     instance.full_clean(exclude=exclude, validate_unique=False)
+
+
+def delete_once(instance: Model) -> bool:
+    """Delete ``instance``; False when it was gone already.
+
+    Deleting by query (not ``instance.delete()``) makes a second or concurrent delete a clean
+    no-op that writes no audit event, and leaves the instance's id for the event.
+    """
+    deleted, _ = type(instance)._default_manager.filter(pk=instance.pk).delete()
+    return deleted > 0
 
 
 def new_secret(client: ApiClient, expire_time: datetime | None = None) -> tuple[ClientSecret, str]:

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from clients.models import ApiResource, ApiScope, Organization
-from clients.services._common import check_model
+from clients.services._common import check_model, delete_once
 from clients.services.audit import Actor, audit_api, audit_organization
 
 
@@ -16,6 +16,13 @@ def catalog_for(organization: Organization) -> list[ApiResource]:
     return list(apis.prefetch_related("scopes").order_by("name", "id"))
 
 
+def _scopes_by_audience(organization: Organization) -> dict[str, set[str]]:
+    return {
+        api.audience: {scope.name for scope in api.scopes.all()}
+        for api in catalog_for(organization)
+    }
+
+
 def catalog_check(*, organization: Organization, audience: list[str], scopes: list[str]) -> None:
     """Raise ValidationError unless every audience and scope comes from the organization's catalog.
 
@@ -23,10 +30,7 @@ def catalog_check(*, organization: Organization, audience: list[str], scopes: li
     grant itself more than the provider allowed; the management API (the provider itself) does
     not, and stays free-form.
     """
-    allowed = {
-        api.audience: {scope.name for scope in api.scopes.all()}
-        for api in catalog_for(organization)
-    }
+    allowed = _scopes_by_audience(organization)
     errors: dict[str, list[str]] = {}
     for aud in audience:
         if aud not in allowed:
@@ -48,15 +52,29 @@ def provider_grants(
     it keeps them untouched when a customer saves the client, rather than silently dropping
     them.
     """
-    allowed = {
-        api.audience: {scope.name for scope in api.scopes.all()}
-        for api in catalog_for(organization)
-    }
+    allowed = _scopes_by_audience(organization)
     offered = set().union(*allowed.values()) if allowed else set()
     return (
         [aud for aud in audience if aud not in allowed],
         [scope for scope in scopes if scope not in offered],
     )
+
+
+@transaction.atomic
+def organization_restrict_apis(
+    *, actor: Actor, organization: Organization, apis: list[ApiResource] | None
+) -> Organization:
+    """Restrict an organization to ``apis`` (possibly none), or lift the restriction (None)."""
+    organization.restrict_apis = apis is not None
+    organization.save(update_fields=["restrict_apis", "update_time"])
+    organization.allowed_apis.set(apis or [])
+    audit_organization(
+        actor,
+        "organization.restrict_apis",
+        organization,
+        details={"apis": None if apis is None else [api.audience for api in apis]},
+    )
+    return organization
 
 
 @transaction.atomic
@@ -88,23 +106,6 @@ def api_resource_create(
 
 
 @transaction.atomic
-def organization_restrict_apis(
-    *, actor: Actor, organization: Organization, apis: list[ApiResource] | None
-) -> Organization:
-    """Restrict an organization to ``apis`` (possibly none), or lift the restriction (None)."""
-    organization.restrict_apis = apis is not None
-    organization.save(update_fields=["restrict_apis", "update_time"])
-    organization.allowed_apis.set(apis or [])
-    audit_organization(
-        actor,
-        "organization.restrict_apis",
-        organization,
-        details={"apis": None if apis is None else [api.audience for api in apis]},
-    )
-    return organization
-
-
-@transaction.atomic
 def api_resource_update(
     *,
     actor: Actor,
@@ -130,14 +131,13 @@ def api_resource_update(
 @transaction.atomic
 def api_resource_delete(*, actor: Actor, api: ApiResource) -> None:
     """Remove an API from the catalog (with its scopes). Existing clients keep their grants."""
-    deleted, _ = ApiResource.objects.filter(pk=api.pk).delete()
-    if not deleted:
-        return
-    audit_api(actor, "api.delete", api, details={"audience": api.audience})
+    if delete_once(api):
+        audit_api(actor, "api.delete", api, details={"audience": api.audience})
 
 
 @transaction.atomic
 def api_scope_add(*, actor: Actor, api: ApiResource, name: str, description: str = "") -> ApiScope:
+    """Offer one more scope of an API in the catalog."""
     scope = ApiScope(api=api, name=name, description=description)
     check_model(scope)
     if ApiScope.objects.filter(api=api, name=name).exists():
@@ -151,6 +151,7 @@ def api_scope_add(*, actor: Actor, api: ApiResource, name: str, description: str
 def api_scope_update(
     *, actor: Actor, scope: ApiScope, name: str | None = None, description: str | None = None
 ) -> ApiScope:
+    """Rename or redescribe a scope. Clients keep the scope names they were granted."""
     old = scope.name
     if name is not None:
         scope.name = name
@@ -166,7 +167,6 @@ def api_scope_update(
 
 @transaction.atomic
 def api_scope_delete(*, actor: Actor, scope: ApiScope) -> None:
-    deleted, _ = ApiScope.objects.filter(pk=scope.pk).delete()
-    if not deleted:
-        return
-    audit_api(actor, "api.scope_delete", scope, details={"scope": scope.name})
+    """Stop offering a scope. Clients that were granted it keep it."""
+    if delete_once(scope):
+        audit_api(actor, "api.scope_delete", scope, details={"scope": scope.name})

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from clients.jwk import JWKError, parse_public_jwk
 from clients.models import ApiClient, ClientKey
+from clients.services._common import delete_once
 from clients.services.audit import Actor, audit_key
 
 
@@ -47,7 +48,5 @@ def client_key_add(*, actor: Actor, client: ApiClient, jwk: Any) -> ClientKey:
 @transaction.atomic
 def client_key_delete(*, actor: Actor, key: ClientKey) -> None:
     """Remove a public key: assertions signed with it fail from the next request on."""
-    deleted, _ = ClientKey.objects.filter(pk=key.pk).delete()
-    if not deleted:
-        return
-    audit_key(actor, "client_key.delete", key)
+    if delete_once(key):
+        audit_key(actor, "client_key.delete", key)

@@ -10,9 +10,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clients.models import Invitation, Membership, Organization
-from clients.services._common import check_model
+from clients.services._common import check_model, delete_once
 from clients.services.audit import Actor, audit_invitation, audit_member
 from clients.services.organizations import organization_create
+
+
+def _check_role(role: str) -> None:
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": [f"role must be one of {Membership.Role.values}"]})
 
 
 def _create_user(*, email: str, password: str) -> Any:
@@ -57,8 +62,7 @@ def invitation_create(
     *, actor: Actor, organization: Organization, email: str, role: str, invited_by: Any
 ) -> Invitation:
     """Invite someone by email. The caller sends the link (``invitation_token``)."""
-    if role not in Membership.Role.values:
-        raise ValidationError({"role": [f"role must be one of {Membership.Role.values}"]})
+    _check_role(role)
     email = get_user_model().objects.normalize_email(email).strip()
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
         raise ValidationError({"email": ["this person is already a member"]})
@@ -115,18 +119,22 @@ def _lock_owners(organization_id: str) -> list[int]:
     )
 
 
-@transaction.atomic
-def member_role_change(*, actor: Actor, membership: Membership, role: str) -> Membership:
-    """Change a member's role; the last owner cannot be demoted."""
-    if role not in Membership.Role.values:
-        raise ValidationError({"role": [f"role must be one of {Membership.Role.values}"]})
-    owners = _lock_owners(membership.organization_id)
-    membership.refresh_from_db()
-    demotes_owner = membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER
-    if demotes_owner and owners == [membership.pk]:
+def _refuse_last_owner(owners: list[int], membership: Membership) -> None:
+    if owners == [membership.pk]:
         raise ValidationError(
             "an organization needs an owner; make someone else owner first", code="last_owner"
         )
+
+
+@transaction.atomic
+def member_role_change(*, actor: Actor, membership: Membership, role: str) -> Membership:
+    """Change a member's role; the last owner cannot be demoted."""
+    _check_role(role)
+    owners = _lock_owners(membership.organization_id)
+    membership.refresh_from_db()
+    demotes_owner = membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER
+    if demotes_owner:
+        _refuse_last_owner(owners, membership)
     old = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
@@ -137,22 +145,15 @@ def member_role_change(*, actor: Actor, membership: Membership, role: str) -> Me
 @transaction.atomic
 def member_remove(*, actor: Actor, membership: Membership) -> None:
     """Remove a member; the last owner cannot be removed."""
-    owners = _lock_owners(membership.organization_id)
-    if owners == [membership.pk]:
-        raise ValidationError(
-            "an organization needs an owner; make someone else owner first", code="last_owner"
-        )
-    deleted, _ = Membership.objects.filter(pk=membership.pk).delete()
-    if not deleted:
-        return
-    audit_member(actor, "member.remove", membership, details={"role": membership.role})
+    _refuse_last_owner(_lock_owners(membership.organization_id), membership)
+    if delete_once(membership):
+        audit_member(actor, "member.remove", membership, details={"role": membership.role})
 
 
 @transaction.atomic
 def member_add(*, actor: Actor, user: Any, organization: Organization, role: str) -> Membership:
     """Staff add an existing user to an organization with a role."""
-    if role not in Membership.Role.values:
-        raise ValidationError({"role": [f"role must be one of {Membership.Role.values}"]})
+    _check_role(role)
     if Membership.objects.filter(user=user, organization=organization).exists():
         raise ValidationError(
             f"{user.get_username()} is already a member of this organization", code="member"

@@ -11,22 +11,23 @@ from clients.models import Organization
 from clients.services._common import check_model
 from clients.services.audit import Actor, audit_organization
 
+_EXTERNAL_ID_TAKEN = "an organization with this external_id exists"
+
 
 @transaction.atomic
 def organization_create(
     *, actor: Actor, display_name: str, external_id: str | None = None
 ) -> Organization:
+    """A customer's organization. ``external_id``, the provider's own reference, is unique."""
     organization = Organization(display_name=display_name, external_id=external_id or None)
     check_model(organization)
     if external_id and Organization.objects.filter(external_id=external_id).exists():
-        raise ValidationError({"external_id": ["an organization with this external_id exists"]})
+        raise ValidationError({"external_id": [_EXTERNAL_ID_TAKEN]})
     try:
         with transaction.atomic():
             organization.save(force_insert=True)
     except IntegrityError as exc:
-        raise ValidationError(
-            {"external_id": ["an organization with this external_id exists"]}
-        ) from exc
+        raise ValidationError({"external_id": [_EXTERNAL_ID_TAKEN]}) from exc
     audit_organization(
         actor,
         "organization.create",
@@ -44,6 +45,7 @@ def organization_update(
     display_name: str | None = None,
     external_id: Any = ...,
 ) -> Organization:
+    """Change what is given: ``external_id=None`` (or "") clears it; left out, it stays."""
     changed: dict[str, Any] = {}
     if display_name is not None:
         organization.display_name = display_name
@@ -57,7 +59,7 @@ def organization_update(
         .exclude(pk=organization.pk)
         .exists()
     ):
-        raise ValidationError({"external_id": ["an organization with this external_id exists"]})
+        raise ValidationError({"external_id": [_EXTERNAL_ID_TAKEN]})
     organization.save()
     audit_organization(actor, "organization.update", organization, details=changed)
     return organization
@@ -65,6 +67,7 @@ def organization_update(
 
 @transaction.atomic
 def organization_delete(*, actor: Actor, organization: Organization) -> None:
+    """Delete an organization with its clients (and their credentials), members, invitations."""
     client_ids = list(organization.clients.values_list("id", flat=True))
     # Audited first: delete() clears the instance's id.
     audit_organization(

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from clients.models import ApiClient, ClientSecret
-from clients.services._common import new_secret
+from clients.services._common import delete_once, new_secret
 from clients.services.audit import Actor, audit_secret
 
 
@@ -41,6 +41,7 @@ def secret_add(
 
 
 def expire_time_from_seconds(seconds: int) -> datetime:
+    """A secret's ``expire_time``, ``seconds`` from now (the API takes a lifetime)."""
     return timezone.now() + timedelta(seconds=seconds)
 
 
@@ -66,10 +67,8 @@ def secret_set_status(*, actor: Actor, secret: ClientSecret, status: str) -> Cli
 @transaction.atomic
 def secret_delete(*, actor: Actor, secret: ClientSecret) -> None:
     """Revoke a secret for good (rotation's last step). A second delete is a clean no-op."""
-    deleted, _ = ClientSecret.objects.filter(pk=secret.pk).delete()
-    if not deleted:
-        return
-    audit_secret(actor, "secret.delete", secret)
+    if delete_once(secret):
+        audit_secret(actor, "secret.delete", secret)
 
 
 @transaction.atomic
