@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.db.models import Model
 
 from clients.models import ApiClient, ClientSecret, hash_secret, make_plain_secret
 
 
-def check_model(instance: Any, exclude: list[str] | None = None) -> None:
+def check_model(instance: Model, exclude: list[str] | None = None) -> None:
     """Run the model's own checks; each service checks uniqueness itself, with its own message."""
     instance.full_clean(exclude=exclude, validate_unique=False)
 

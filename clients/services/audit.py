@@ -50,7 +50,7 @@ def audit_record(
     client_id: str = "",
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Write one audit event. The helpers below fill it in for each kind of target."""
+    """Write one audit event. Services call it through the helpers below; views never do."""
     return AuditEvent.objects.create(
         actor_type=actor.type,
         actor_id=actor.id,
