@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clients.models import ApiClient
-from clients.services import Actor, audit_record
+from clients.services.audit import Actor, audit_token
 from oauth.keys import SUPPORTED_ALGORITHMS
 from oauth.models import RevokedToken, SigningKey
 
@@ -124,13 +124,12 @@ def token_revoke(
             RevokedToken.objects.create(jti=jti, client_id=client_id, expire_time=expire_time)
     except IntegrityError:
         return False  # revoked concurrently: the first request wrote the audit event
-    audit_record(
-        actor=actor,
-        action="token.revoke",
-        target_type="token",
-        target_id=jti,
-        organization_id=organization_id,
+    audit_token(
+        actor,
+        "token.revoke",
+        jti,
         client_id=client_id,
+        organization_id=organization_id,
         details={"expire_time": expire_time.isoformat()},
     )
     return True

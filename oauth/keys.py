@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from clients.services.audit import Actor, audit_signing_key
 from oauth.models import SigningKey
 from portal.lib.encoding import compact_json
 
@@ -157,38 +158,30 @@ def rotate_signing_key(
 
 @transaction.atomic
 def signing_key_rotate(
-    *, actor: Any, algorithm: str | None = None, if_older_than: timedelta | None = None
+    *, actor: Actor, algorithm: str | None = None, if_older_than: timedelta | None = None
 ) -> SigningKey | None:
     """Rotate (see ``rotate_signing_key``), prune keys no token needs, and audit it.
 
     The one door for a rotation: the ``rotate_signing_key`` command and the admin call it.
-    ``actor`` is a ``clients.services.Actor``. Returns None when the key was young enough.
+    Returns None when the key was young enough.
     """
-    from clients.services import audit_record
-
     key = rotate_signing_key(algorithm=algorithm, if_older_than=if_older_than)
     pruned = prune_unpublished_keys()
     if key is None:
         return None
-    audit_record(
-        actor=actor,
-        action="signing_key.rotate",
-        target_type="signing_key",
-        target_id=key.kid,
-        details={"algorithm": key.algorithm, "pruned": pruned},
+    audit_signing_key(
+        actor, "signing_key.rotate", key.kid, details={"algorithm": key.algorithm, "pruned": pruned}
     )
     return key
 
 
 @transaction.atomic
-def signing_key_withdraw(*, actor: Any, key: SigningKey) -> SigningKey | None:
+def signing_key_withdraw(*, actor: Actor, key: SigningKey) -> SigningKey | None:
     """Stop trusting a (leaked) key now: unpublish it at once, rotating first if it is current.
 
     Every token it signed, genuine or forged, fails verification once verifiers refresh their
     JWKS. Returns the new current key when the withdrawn one was current, else None.
     """
-    from clients.services import audit_record
-
     replacement = None
     current = current_signing_key()
     if current is not None and current.kid == key.kid:
@@ -199,11 +192,10 @@ def signing_key_withdraw(*, actor: Any, key: SigningKey) -> SigningKey | None:
     )
     with _lock:
         _loaded.pop(key.kid, None)
-    audit_record(
-        actor=actor,
-        action="signing_key.withdraw",
-        target_type="signing_key",
-        target_id=key.kid,
+    audit_signing_key(
+        actor,
+        "signing_key.withdraw",
+        key.kid,
         details={"replacement": replacement.kid if replacement else None},
     )
     return replacement

@@ -1,0 +1,87 @@
+"""Every state change of organizations, clients and their credentials, with its audit event.
+
+The portal, the management API and the admin all call these functions, so each
+rule lives in one place. Functions are keyword-only and atomic; they raise
+``django.core.exceptions.ValidationError`` for bad input and change nothing then.
+The submodules split them by subject; callers import from here.
+"""
+
+from clients.services.audit import Actor, audit_record
+from clients.services.catalog import (
+    api_resource_create,
+    api_resource_delete,
+    api_resource_update,
+    api_scope_add,
+    api_scope_delete,
+    api_scope_update,
+    catalog_check,
+    catalog_for,
+    organization_restrict_apis,
+    provider_grants,
+)
+from clients.services.clients import (
+    CLIENT_UPDATABLE_FIELDS,
+    client_create,
+    client_delete,
+    client_update,
+    management_client_create,
+)
+from clients.services.keys import client_key_add, client_key_delete
+from clients.services.members import (
+    account_signup,
+    invitation_accept,
+    invitation_accept_with_signup,
+    invitation_create,
+    member_add,
+    member_remove,
+    member_role_change,
+)
+from clients.services.organizations import (
+    organization_create,
+    organization_delete,
+    organization_update,
+)
+from clients.services.secrets import (
+    expire_time_from_seconds,
+    secret_add,
+    secret_delete,
+    secret_set_status,
+    secrets_revoke_all,
+)
+
+__all__ = [
+    "CLIENT_UPDATABLE_FIELDS",
+    "Actor",
+    "account_signup",
+    "api_resource_create",
+    "api_resource_delete",
+    "api_resource_update",
+    "api_scope_add",
+    "api_scope_delete",
+    "api_scope_update",
+    "audit_record",
+    "catalog_check",
+    "catalog_for",
+    "client_create",
+    "client_delete",
+    "client_key_add",
+    "client_key_delete",
+    "client_update",
+    "expire_time_from_seconds",
+    "invitation_accept",
+    "invitation_accept_with_signup",
+    "invitation_create",
+    "management_client_create",
+    "member_add",
+    "member_remove",
+    "member_role_change",
+    "organization_create",
+    "organization_delete",
+    "organization_restrict_apis",
+    "organization_update",
+    "provider_grants",
+    "secret_add",
+    "secret_delete",
+    "secret_set_status",
+    "secrets_revoke_all",
+]

@@ -1,0 +1,111 @@
+"""API clients of an organization, and the environment's management clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from clients.models import (
+    ApiClient,
+    ClientSecret,
+    Organization,
+    new_client_id,
+    new_management_client_id,
+)
+from clients.services._common import check_model, new_secret
+from clients.services.audit import Actor, audit_client, audit_secret
+
+
+@transaction.atomic
+def client_create(
+    *,
+    actor: Actor,
+    organization: Organization,
+    name: str,
+    description: str = "",
+    scopes: list[str] | None = None,
+    audience: list[str] | None = None,
+    custom_claims: list[dict[str, str]] | None = None,
+    expiry: int | None = None,
+) -> tuple[ApiClient, str]:
+    """Register a client with its first secret. Returns the client and the plain secret (once)."""
+    client = ApiClient(
+        id=new_client_id(),
+        organization=organization,
+        name=name,
+        description=description or "",
+        scopes=list(scopes or []),
+        audience=list(audience or []),
+        custom_claims=list(custom_claims or []),
+        expiry=settings.OAUTH["TOKEN_EXPIRY_DEFAULT"] if expiry is None else expiry,
+    )
+    check_model(client, exclude=["id"])
+    client.save(force_insert=True)
+    secret, plain = new_secret(client)
+    audit_client(
+        actor,
+        "client.create",
+        client,
+        details={"name": client.name, "scopes": client.scopes, "audience": client.audience},
+    )
+    audit_secret(actor, "secret.create", secret)
+    return client, plain
+
+
+CLIENT_UPDATABLE_FIELDS = ("name", "description", "scopes", "audience", "custom_claims", "expiry")
+
+
+@transaction.atomic
+def client_update(*, actor: Actor, client: ApiClient, **fields: Any) -> ApiClient:
+    """Change the given fields of a client, keep the others."""
+    unknown = set(fields) - set(CLIENT_UPDATABLE_FIELDS)
+    if unknown:
+        raise ValidationError({name: ["this field cannot be changed"] for name in sorted(unknown)})
+    changed = {}
+    for name, value in fields.items():
+        if getattr(client, name) != value:
+            changed[name] = value
+        setattr(client, name, value)
+    check_model(client, exclude=["id"])
+    client.save()
+    audit_client(actor, "client.update", client, details={"changed": sorted(changed)})
+    return client
+
+
+@transaction.atomic
+def client_delete(*, actor: Actor, client: ApiClient) -> None:
+    """Delete a client; its secrets go with it, so they stop working at once."""
+    # Deleting by query (not instance.delete()) makes a concurrent second delete a clean no-op.
+    ClientSecret.objects.filter(client_id=client.pk).delete()
+    ApiClient.objects.filter(pk=client.pk).delete()
+    audit_client(actor, "client.delete", client, details={"name": client.name})
+
+
+@transaction.atomic
+def management_client_create(
+    *, actor: Actor, name: str, description: str = ""
+) -> tuple[ApiClient, str]:
+    """An environment-level client for the management API (``skc_…``), in no organization."""
+    oauth = settings.OAUTH
+    client = ApiClient(
+        id=new_management_client_id(),
+        organization=None,
+        name=name,
+        description=description,
+        scopes=[oauth["MANAGEMENT_SCOPE"]],
+        audience=[oauth["MANAGEMENT_AUDIENCE"]],
+        expiry=oauth["TOKEN_EXPIRY_DEFAULT"],
+    )
+    check_model(client, exclude=["id", "organization"])
+    client.save(force_insert=True)
+    secret, plain = new_secret(client)
+    audit_client(
+        actor,
+        "management_client.create",
+        client,
+        details={"name": name, "secret_id": secret.id},
+    )
+    return client, plain

@@ -1,0 +1,161 @@
+"""Portal accounts, invitations and memberships."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from clients.models import Invitation, Membership, Organization
+from clients.services._common import check_model, delete_once
+from clients.services.audit import Actor, audit_invitation, audit_member
+from clients.services.organizations import organization_create
+
+
+def _check_role(role: str) -> None:
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": [f"role must be one of {Membership.Role.values}"]})
+
+
+def _create_user(*, email: str, password: str) -> Any:
+    """A portal user: the email is the username. The form validated the password already."""
+    User = get_user_model()
+    email = User.objects.normalize_email(email).strip()
+    if User.objects.filter(username__iexact=email).exists():
+        raise ValidationError({"email": ["an account with this email exists; log in instead"]})
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(username=email, email=email, password=password)
+    except IntegrityError as exc:
+        raise ValidationError({"email": ["an account with this email exists"]}) from exc
+
+
+def _membership_add(
+    *, actor: Actor, user: Any, organization: Organization, role: str
+) -> Membership:
+    if Membership.objects.filter(user=user, organization=organization).exists():
+        raise ValidationError("you are already a member of this organization", code="member")
+    membership = Membership.objects.create(user=user, organization=organization, role=role)
+    audit_member(actor, "member.add", membership, details={"role": role})
+    return membership
+
+
+@transaction.atomic
+def account_signup(
+    *, email: str, password: str, organization_name: str, ip: str | None = None
+) -> tuple[Any, Organization, Membership]:
+    """Self sign-up: a user, a new organization, and the user as its owner."""
+    user = _create_user(email=email, password=password)
+    actor = Actor.for_user(user, ip=ip)
+    organization = organization_create(actor=actor, display_name=organization_name)
+    membership = _membership_add(
+        actor=actor, user=user, organization=organization, role=Membership.Role.OWNER
+    )
+    return user, organization, membership
+
+
+@transaction.atomic
+def invitation_create(
+    *, actor: Actor, organization: Organization, email: str, role: str, invited_by: Any
+) -> Invitation:
+    """Invite someone by email. The caller sends the link (``invitation_token``)."""
+    _check_role(role)
+    email = get_user_model().objects.normalize_email(email).strip()
+    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise ValidationError({"email": ["this person is already a member"]})
+    invitation = Invitation(
+        organization=organization, email=email, role=role, invited_by=invited_by
+    )
+    check_model(invitation)
+    invitation.save()
+    audit_invitation(actor, "invitation.create", invitation, details={"email": email, "role": role})
+    return invitation
+
+
+def _invitation_use(invitation: Invitation) -> Invitation:
+    # Lock and re-read: two tabs accepting the same link must not both succeed.
+    locked = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+    if locked is None or locked.accepted_time is not None:
+        raise ValidationError("this invitation was already used", code="used")
+    locked.accepted_time = timezone.now()
+    locked.save(update_fields=["accepted_time"])
+    return locked
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: Any, ip: str | None = None) -> Membership:
+    """An existing user joins with the invited role. The invitation was sent to their email."""
+    if (user.email or "").lower() != invitation.email.lower():
+        raise ValidationError(
+            f"this invitation was sent to {invitation.email}; log in with that account",
+            code="email",
+        )
+    invitation = _invitation_use(invitation)
+    return _membership_add(
+        actor=Actor.for_user(user, ip=ip),
+        user=user,
+        organization=invitation.organization,
+        role=invitation.role,
+    )
+
+
+@transaction.atomic
+def invitation_accept_with_signup(
+    *, invitation: Invitation, password: str, ip: str | None = None
+) -> tuple[Any, Membership]:
+    """A new user sets a password and joins: the account's email is the invited one."""
+    user = _create_user(email=invitation.email, password=password)
+    return user, invitation_accept(invitation=invitation, user=user, ip=ip)
+
+
+def _lock_owners(organization_id: str) -> list[int]:
+    return list(
+        Membership.objects.select_for_update()
+        .filter(organization_id=organization_id, role=Membership.Role.OWNER)
+        .values_list("pk", flat=True)
+    )
+
+
+def _refuse_last_owner(owners: list[int], membership: Membership) -> None:
+    if owners == [membership.pk]:
+        raise ValidationError(
+            "an organization needs an owner; make someone else owner first", code="last_owner"
+        )
+
+
+@transaction.atomic
+def member_role_change(*, actor: Actor, membership: Membership, role: str) -> Membership:
+    """Change a member's role; the last owner cannot be demoted."""
+    _check_role(role)
+    owners = _lock_owners(membership.organization_id)
+    membership.refresh_from_db()
+    demotes_owner = membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER
+    if demotes_owner:
+        _refuse_last_owner(owners, membership)
+    old = membership.role
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_member(actor, "member.role_change", membership, details={"from": old, "to": role})
+    return membership
+
+
+@transaction.atomic
+def member_remove(*, actor: Actor, membership: Membership) -> None:
+    """Remove a member; the last owner cannot be removed."""
+    _refuse_last_owner(_lock_owners(membership.organization_id), membership)
+    if delete_once(membership):
+        audit_member(actor, "member.remove", membership, details={"role": membership.role})
+
+
+@transaction.atomic
+def member_add(*, actor: Actor, user: Any, organization: Organization, role: str) -> Membership:
+    """Staff add an existing user to an organization with a role."""
+    _check_role(role)
+    if Membership.objects.filter(user=user, organization=organization).exists():
+        raise ValidationError(
+            f"{user.get_username()} is already a member of this organization", code="member"
+        )
+    return _membership_add(actor=actor, user=user, organization=organization, role=role)

@@ -1,0 +1,76 @@
+"""Organizations: create, rename, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from clients.models import Organization
+from clients.services._common import check_model
+from clients.services.audit import Actor, audit_organization
+
+_EXTERNAL_ID_TAKEN = "an organization with this external_id exists"
+
+
+@transaction.atomic
+def organization_create(
+    *, actor: Actor, display_name: str, external_id: str | None = None
+) -> Organization:
+    """A customer's organization. ``external_id``, the provider's own reference, is unique."""
+    organization = Organization(display_name=display_name, external_id=external_id or None)
+    check_model(organization)
+    if external_id and Organization.objects.filter(external_id=external_id).exists():
+        raise ValidationError({"external_id": [_EXTERNAL_ID_TAKEN]})
+    try:
+        with transaction.atomic():
+            organization.save(force_insert=True)
+    except IntegrityError as exc:
+        raise ValidationError({"external_id": [_EXTERNAL_ID_TAKEN]}) from exc
+    audit_organization(
+        actor,
+        "organization.create",
+        organization,
+        details={"display_name": display_name, "external_id": external_id or None},
+    )
+    return organization
+
+
+@transaction.atomic
+def organization_update(
+    *,
+    actor: Actor,
+    organization: Organization,
+    display_name: str | None = None,
+    external_id: Any = ...,
+) -> Organization:
+    """Change what is given: ``external_id=None`` (or "") clears it; left out, it stays."""
+    changed: dict[str, Any] = {}
+    if display_name is not None:
+        organization.display_name = display_name
+        changed["display_name"] = display_name
+    if external_id is not ...:
+        organization.external_id = external_id or None
+        changed["external_id"] = external_id or None
+    check_model(organization)
+    if organization.external_id and (
+        Organization.objects.filter(external_id=organization.external_id)
+        .exclude(pk=organization.pk)
+        .exists()
+    ):
+        raise ValidationError({"external_id": [_EXTERNAL_ID_TAKEN]})
+    organization.save()
+    audit_organization(actor, "organization.update", organization, details=changed)
+    return organization
+
+
+@transaction.atomic
+def organization_delete(*, actor: Actor, organization: Organization) -> None:
+    """Delete an organization with its clients (and their credentials), members, invitations."""
+    client_ids = list(organization.clients.values_list("id", flat=True))
+    # Audited first: delete() clears the instance's id.
+    audit_organization(
+        actor, "organization.delete", organization, details={"deleted_clients": client_ids}
+    )
+    organization.delete()
