@@ -17,6 +17,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from clients.conf import client_settings
+
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
@@ -112,10 +114,9 @@ class ApiClient(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
-        oauth = settings.OAUTH
         if not self.name or not self.name.strip():
             errors.setdefault("name", []).append("name is required")
-        low, high = oauth["TOKEN_EXPIRY_MIN"], oauth["TOKEN_EXPIRY_MAX"]
+        low, high = client_settings.TOKEN_EXPIRY_MIN, client_settings.TOKEN_EXPIRY_MAX
         if not isinstance(self.expiry, int) or not low <= self.expiry <= high:
             errors.setdefault("expiry", []).append(f"expiry must be between {low} and {high}")
         for field, problems in validate_client_lists(
@@ -315,11 +316,10 @@ def secret_hasher() -> PasswordHasher:
     """The process-wide argon2id hasher, with the parameters from settings."""
     global _hasher
     if _hasher is None:
-        oauth = settings.OAUTH
         _hasher = PasswordHasher(
-            time_cost=oauth["ARGON2_TIME_COST"],
-            memory_cost=oauth["ARGON2_MEMORY_COST"],
-            parallelism=oauth["ARGON2_PARALLELISM"],
+            time_cost=client_settings.ARGON2_TIME_COST,
+            memory_cost=client_settings.ARGON2_MEMORY_COST,
+            parallelism=client_settings.ARGON2_PARALLELISM,
             type=Type.ID,
         )
     return _hasher
@@ -327,7 +327,7 @@ def secret_hasher() -> PasswordHasher:
 
 def make_plain_secret() -> str:
     """A new plain secret: the recognisable prefix and 256 bits from the OS CSPRNG, URL-safe."""
-    return settings.OAUTH["SECRET_PREFIX"] + secrets.token_urlsafe(32)
+    return client_settings.SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 def hash_secret(plain: str) -> str:

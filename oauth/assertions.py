@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clients.jwk import ASSERTION_ALGORITHMS
 from clients.models import ApiClient
 from oauth.models import UsedAssertion
+from oauth.settings import oauth_settings
 from oauth.token.lookup import AuthenticatedClient, could_be_client_id
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -71,7 +71,7 @@ def assertion_credentials(
 
 def accepted_audiences() -> list[str]:
     """What an assertion's ``aud`` may name: our issuer or our token endpoint (RFC 7523 §3)."""
-    issuer = settings.OAUTH["ISSUER"]
+    issuer = oauth_settings.ISSUER
     return [issuer, f"{issuer}/oauth/token"]
 
 
@@ -159,10 +159,10 @@ def authenticate_with_assertion(assertion: str, client_id: str | None) -> Authen
 
     now = int(timezone.now().timestamp())
     exp = claims["exp"]
-    if exp - now > settings.OAUTH["ASSERTION_MAX_LIFETIME"] + LEEWAY:
+    if exp - now > oauth_settings.ASSERTION_MAX_LIFETIME + LEEWAY:
         raise AssertionRejected(
             "the client assertion lives too long: exp may be at most "
-            f"{settings.OAUTH['ASSERTION_MAX_LIFETIME']} seconds ahead"
+            f"{oauth_settings.ASSERTION_MAX_LIFETIME} seconds ahead"
         )
     jti = claims["jti"]
     if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH or "\x00" in jti:

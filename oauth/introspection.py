@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 import jwt
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -21,6 +20,7 @@ from clients.models import ApiClient
 from clients.services.audit import Actor, audit_token
 from oauth.keys import SUPPORTED_ALGORITHMS
 from oauth.models import RevokedToken, SigningKey
+from oauth.settings import oauth_settings
 
 MAX_TOKEN_LENGTH = 16 * 1024
 
@@ -66,7 +66,7 @@ def verify_own_token(token: str) -> dict[str, Any] | None:
             token,
             key,
             algorithms=[alg],
-            issuer=settings.OAUTH["ISSUER"],
+            issuer=oauth_settings.ISSUER,
             options={
                 "verify_aud": False,
                 "require": ["iss", "sub", "exp", "iat", "jti", "client_id"],

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import Q
@@ -29,6 +28,7 @@ from django.utils import timezone
 
 from clients.services.audit import Actor, audit_signing_key
 from oauth.models import SigningKey
+from oauth.settings import oauth_settings
 from portal.lib.encoding import compact_json
 
 SUPPORTED_ALGORITHMS = ("RS256", "ES256")
@@ -59,7 +59,7 @@ def _fernet_for(secrets_tuple: tuple[str, ...]) -> MultiFernet:
 
 
 def _fernet() -> MultiFernet:
-    return _fernet_for(tuple(settings.OAUTH["KEY_ENCRYPTION_KEYS"]))
+    return _fernet_for(tuple(oauth_settings.KEY_ENCRYPTION_KEYS))
 
 
 def public_jwk(private_key: Any, kid: str, algorithm: str) -> dict[str, str]:
@@ -89,9 +89,7 @@ def public_jwk(private_key: Any, kid: str, algorithm: str) -> dict[str, str]:
 
 def _generate(algorithm: str) -> Any:
     if algorithm == "RS256":
-        return rsa.generate_private_key(
-            public_exponent=65537, key_size=settings.OAUTH["RSA_KEY_SIZE"]
-        )
+        return rsa.generate_private_key(public_exponent=65537, key_size=oauth_settings.RSA_KEY_SIZE)
     if algorithm == "ES256":
         return ec.generate_private_key(ec.SECP256R1())
     raise ImproperlyConfigured(
@@ -101,7 +99,7 @@ def _generate(algorithm: str) -> Any:
 
 def create_signing_key(algorithm: str | None = None) -> SigningKey:
     """Generate and store a new key. It becomes current (the newest unretired key)."""
-    algorithm = algorithm or settings.OAUTH["SIGNING_ALG"]
+    algorithm = algorithm or oauth_settings.SIGNING_ALG
     private_key = _generate(algorithm)
     kid = b64url(secrets.token_bytes(12))
     pem = private_key.private_bytes(
@@ -132,8 +130,7 @@ def ensure_signing_key() -> SigningKey:
 
 def retention() -> timedelta:
     """How long a retired key stays published: the longest token lifetime plus a JWKS cache."""
-    oauth = settings.OAUTH
-    return timedelta(seconds=oauth["TOKEN_EXPIRY_MAX"] + oauth["JWKS_MAX_AGE"] + 60)
+    return timedelta(seconds=oauth_settings.TOKEN_EXPIRY_MAX + oauth_settings.JWKS_MAX_AGE + 60)
 
 
 @transaction.atomic

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
-from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -33,6 +32,7 @@ from oauth.introspection import (
     token_revoke,
     verify_own_token,
 )
+from oauth.settings import oauth_settings
 from oauth.token.authenticate import authenticate_client
 from oauth.token.endpoint import token_endpoint
 from oauth.token.lookup import AuthenticatedClient
@@ -104,7 +104,7 @@ def jwks(request: HttpRequest) -> HttpResponse:
         return method_not_allowed("GET, HEAD")
     return json_response(
         keys.jwks_document(),
-        headers={"Cache-Control": f"public, max-age={settings.OAUTH['JWKS_MAX_AGE']}"},
+        headers={"Cache-Control": f"public, max-age={oauth_settings.JWKS_MAX_AGE}"},
     )
 
 
@@ -113,7 +113,7 @@ AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 def metadata() -> dict[str, Any]:
     """RFC 8414 authorization server metadata."""
-    issuer = settings.OAUTH["ISSUER"]
+    issuer = oauth_settings.ISSUER
     return {
         "issuer": issuer,
         "token_endpoint": f"{issuer}/oauth/token",
@@ -135,7 +135,7 @@ def metadata() -> dict[str, Any]:
 def scopes_supported() -> list[str]:
     """The management scope and every scope of the provider's API catalog."""
     catalog = ApiScope.objects.order_by("name").values_list("name", flat=True).distinct()
-    return [settings.OAUTH["MANAGEMENT_SCOPE"], *catalog]
+    return [oauth_settings.MANAGEMENT_SCOPE, *catalog]
 
 
 def discovery(request: HttpRequest) -> HttpResponse:

@@ -174,41 +174,28 @@ SPECTACULAR_SETTINGS = {
 # --- OAuth ---------------------------------------------------------------------------------------
 OAUTH_ISSUER = (env("OAUTH_ISSUER") or "http://127.0.0.1:8000").rstrip("/")
 
+# The OAuth knobs. Only what the environment sets is here: every default lives beside the code
+# that owns the knob (clients/conf.py, oauth/settings.py), and a settings module of your own may
+# set any of them in this dict.
 OAUTH = {
-    # The ``iss`` of every token and the base of every published URL.
-    "ISSUER": OAUTH_ISSUER,
-    # "RS256" (default, what the guide's verifiers expect) or "ES256".
-    "SIGNING_ALG": env("OAUTH_SIGNING_ALG", "RS256"),
-    "RSA_KEY_SIZE": env_int("OAUTH_RSA_KEY_SIZE", 2048, minimum=2048),
-    # Secrets that encrypt the signing keys at rest; the first encrypts, all decrypt.
-    # Defaults to a key derived from SECRET_KEY.
-    "KEY_ENCRYPTION_KEYS": env_list("OAUTH_KEY_ENCRYPTION_KEYS", []) or [SECRET_KEY],
-    "SECRET_PREFIX": env("OAUTH_SECRET_PREFIX", "test_"),
-    "TOKEN_EXPIRY_DEFAULT": 3600,
-    "TOKEN_EXPIRY_MIN": 60,
-    "TOKEN_EXPIRY_MAX": 86400,
-    "MAX_SECRETS_PER_CLIENT": 5,
-    # private_key_jwt (RFC 7523): registered public keys per client, and the longest lifetime
-    # (exp - now, seconds) a client assertion may have; longer ones are refused. One hour is what
-    # common client libraries sign by default (Authlib); each jti is remembered that long.
-    "MAX_KEYS_PER_CLIENT": 10,
-    "ASSERTION_MAX_LIFETIME": env_int("OAUTH_ASSERTION_MAX_LIFETIME", 3600, minimum=60),
-    "JWKS_MAX_AGE": env_int("OAUTH_JWKS_MAX_AGE", 300, minimum=0),
-    # The audience and scope a management client's tokens carry for /api/v1.
-    "MANAGEMENT_AUDIENCE": env("OAUTH_MANAGEMENT_AUDIENCE") or f"{OAUTH_ISSUER}/api/v1",
-    "MANAGEMENT_SCOPE": "management",
-    # Verified secrets are remembered in-process for this long (HMAC-keyed).
-    "SECRET_CACHE_SECONDS": env_int("OAUTH_SECRET_CACHE_SECONDS", 300, minimum=0),
-    "LAST_USED_RESOLUTION_SECONDS": 60,
-    # Serve POST /oauth/token from a WSGI fast path in front of Django (portal/serving/fastpath.py).
-    "TOKEN_FAST_PATH": env_bool("OAUTH_TOKEN_FAST_PATH", True),
-    # PostgreSQL under the asgi worker: token requests waiting together share one query
-    # (oauth/token/batching.py).
-    "TOKEN_QUERY_BATCHING": env_bool("OAUTH_TOKEN_QUERY_BATCHING", True),
-    # argon2id parameters for client secrets (OWASP: 19 MiB, 2 passes, 1 lane).
-    "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", 2, minimum=1),
-    "ARGON2_MEMORY_COST": env_int("OAUTH_ARGON2_MEMORY_COST", 19456, minimum=8),
-    "ARGON2_PARALLELISM": env_int("OAUTH_ARGON2_PARALLELISM", 1, minimum=1),
+    name: value
+    for name, value in {
+        "ISSUER": OAUTH_ISSUER,
+        "MANAGEMENT_AUDIENCE": env("OAUTH_MANAGEMENT_AUDIENCE") or f"{OAUTH_ISSUER}/api/v1",
+        "SIGNING_ALG": env("OAUTH_SIGNING_ALG"),
+        "RSA_KEY_SIZE": env_int("OAUTH_RSA_KEY_SIZE", None, minimum=2048),
+        "KEY_ENCRYPTION_KEYS": env_list("OAUTH_KEY_ENCRYPTION_KEYS", None) or None,
+        "SECRET_PREFIX": env("OAUTH_SECRET_PREFIX"),
+        "ASSERTION_MAX_LIFETIME": env_int("OAUTH_ASSERTION_MAX_LIFETIME", None, minimum=60),
+        "JWKS_MAX_AGE": env_int("OAUTH_JWKS_MAX_AGE", None, minimum=0),
+        "SECRET_CACHE_SECONDS": env_int("OAUTH_SECRET_CACHE_SECONDS", None, minimum=0),
+        "TOKEN_FAST_PATH": env_bool("OAUTH_TOKEN_FAST_PATH", None),
+        "TOKEN_QUERY_BATCHING": env_bool("OAUTH_TOKEN_QUERY_BATCHING", None),
+        "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", None, minimum=1),
+        "ARGON2_MEMORY_COST": env_int("OAUTH_ARGON2_MEMORY_COST", None, minimum=8),
+        "ARGON2_PARALLELISM": env_int("OAUTH_ARGON2_PARALLELISM", None, minimum=1),
+    }.items()
+    if value is not None
 }
 
 # How our own management API verifies bearer tokens: through the resource-server kit, exactly as

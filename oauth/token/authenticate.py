@@ -17,11 +17,10 @@ import threading
 import time
 from typing import Any
 
-from django.conf import settings
-
 from clients.models import check_secret, hash_secret
 from oauth import assertions, ratelimit
 from oauth import metrics as token_metrics
+from oauth.settings import oauth_settings
 from oauth.token.lookup import AuthenticatedClient, Prefetched, could_be_client_id, read_rows
 from oauth.token.request import OAuthError, assertion_error, client_credentials_from, invalid_client
 
@@ -89,7 +88,7 @@ def authenticate_with_secret(
         matched = next((row for row in candidates if check_secret(secret, row[7])), None)
         if matched is None:
             return None
-        ttl = settings.OAUTH["SECRET_CACHE_SECONDS"]
+        ttl = oauth_settings.SECRET_CACHE_SECONDS
         if ttl > 0:
             with _cache_lock:
                 if len(_verified) >= _VERIFIED_MAX:

@@ -24,11 +24,11 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 from psycopg.types.json import set_json_loads
 
+from oauth.settings import oauth_settings
 from oauth.token import lookup
 from oauth.token.lookup import Prefetched
 from portal.lib.encoding import loads
@@ -107,7 +107,7 @@ class TokenQueryBatcher:
             if not waiting:
                 return
             now = timezone.now()
-            stale = now - timedelta(seconds=settings.OAUTH["LAST_USED_RESOLUTION_SECONDS"])
+            stale = now - timedelta(seconds=oauth_settings.LAST_USED_RESOLUTION_SECONDS)
             cursor = self.cursor
             self.rounds += 1
             await cursor.execute(self.select_sql, [stale, list(waiting), now])
@@ -187,7 +187,7 @@ def _resolve(futures: list[asyncio.Future], result: Prefetched | None) -> None:
 def token_query_batcher() -> TokenQueryBatcher | None:
     """A batcher for the default database when it is PostgreSQL and batching is on."""
     db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql" or not settings.OAUTH.get("TOKEN_QUERY_BATCHING", True):
+    if db.vendor != "postgresql" or not oauth_settings.TOKEN_QUERY_BATCHING:
         return None
     max_age = db.settings_dict.get("CONN_MAX_AGE")
     if max_age == 0:

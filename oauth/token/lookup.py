@@ -14,13 +14,13 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from clients.models import ApiClient, ClientSecret
 from oauth.models import SigningKey
+from oauth.settings import oauth_settings
 from portal.lib.encoding import loads
 
 
@@ -179,7 +179,7 @@ def read_rows(
     db = connections[DEFAULT_DB_ALIAS]  # looked up once: each lookup asks asgiref's Local
     now = timezone.now()
     adapt = db.ops.adapt_datetimefield_value
-    stale = now - timedelta(seconds=settings.OAUTH["LAST_USED_RESOLUTION_SECONDS"])
+    stale = now - timedelta(seconds=oauth_settings.LAST_USED_RESOLUTION_SECONDS)
     rows = _fetch_rows(db, _SQL or prepare(), [adapt(stale), client_id, adapt(now)])
     return rows, now, stale, _touch
 

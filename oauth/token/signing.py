@@ -8,9 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
-
 from oauth import keys
+from oauth.settings import oauth_settings
 from oauth.token.lookup import AuthenticatedClient
 
 
@@ -47,7 +46,7 @@ def issue_token(
     claims: dict[str, Any] = {item["key"]: item["value"] for item in client.custom_claims}
     claims.update(
         {
-            "iss": settings.OAUTH["ISSUER"],
+            "iss": oauth_settings.ISSUER,
             "sub": client.client_id,
             "client_id": client.client_id,
         }

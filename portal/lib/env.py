@@ -27,7 +27,7 @@ def env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name, default)
 
 
-def env_bool(name: str, default: bool = False) -> bool:
+def env_bool(name: str, default: bool | None = False) -> bool | None:
     """A boolean: 1/true/yes/on or 0/false/no/off (any case); anything else is an error."""
     value = env(name)
     if value is None:
@@ -40,7 +40,7 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (true/false), not {value!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int | None, *, minimum: int | None = None) -> int | None:
     value = env(name)
     if value is None or value.strip() == "":
         return default
@@ -53,7 +53,7 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return number
 
 
-def env_list(name: str, default: list[str]) -> list[str]:
+def env_list(name: str, default: list[str] | None) -> list[str] | None:
     value = env(name)
     if value is None:
         return default

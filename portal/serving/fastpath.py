@@ -30,6 +30,7 @@ from django.http.request import split_domain_port, validate_host
 from django.urls import reverse
 
 from oauth import metrics as token_metrics
+from oauth.settings import oauth_settings
 from oauth.token.endpoint import token_endpoint
 from oauth.token.lookup import Prefetched
 from oauth.token.request import content_length_of
@@ -215,6 +216,6 @@ class TokenFastPath:
 
 def token_fast_path(app: WSGIApp) -> TokenFastPath | None:
     """The token fast path in front of ``app``; None when OAUTH["TOKEN_FAST_PATH"] is off."""
-    if not settings.OAUTH.get("TOKEN_FAST_PATH", True):
+    if not oauth_settings.TOKEN_FAST_PATH:
         return None
     return TokenFastPath(app)

@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -20,6 +19,7 @@ from clients.models import (
     ApiResource,
     Membership,
 )
+from oauth.settings import oauth_settings
 
 
 class PasswordPairForm(forms.Form):
@@ -130,22 +130,24 @@ class ClientForm(forms.Form):
 
     def __init__(self, *args: Any, catalog: list[ApiResource], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        oauth = settings.OAUTH
         self.catalog = catalog
         self.fields["audience"].choices = [(api.audience, api.name) for api in catalog]
         self.fields["scopes"].choices = sorted(
             {(scope.name, scope.name) for api in catalog for scope in api.scopes.all()}
         )
         expiry = self.fields["expiry"]
-        expiry.min_value, expiry.max_value = oauth["TOKEN_EXPIRY_MIN"], oauth["TOKEN_EXPIRY_MAX"]
+        expiry.min_value, expiry.max_value = (
+            oauth_settings.TOKEN_EXPIRY_MIN,
+            oauth_settings.TOKEN_EXPIRY_MAX,
+        )
         expiry.validators = []
         expiry.widget.attrs.update(
             {"min": expiry.min_value, "max": expiry.max_value, "step": 1, "inputmode": "numeric"}
         )
-        expiry.initial = oauth["TOKEN_EXPIRY_DEFAULT"]
+        expiry.initial = oauth_settings.TOKEN_EXPIRY_DEFAULT
         expiry.help_text = (
             f"Between {expiry.min_value} (1 minute) and {expiry.max_value} (24 hours); "
-            f"default {oauth['TOKEN_EXPIRY_DEFAULT']} (1 hour)."
+            f"default {oauth_settings.TOKEN_EXPIRY_DEFAULT} (1 hour)."
         )
         if self.is_bound:
             self.claims = claims_from(self.data)

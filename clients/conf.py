@@ -1,0 +1,31 @@
+"""The domain's knobs and their defaults, read from ``settings.OAUTH``: what a client may hold
+and how its secrets are made. ``oauth.settings`` declares the authorization server's own."""
+
+from __future__ import annotations
+
+from portal.lib.conf import REQUIRED, AppSettings
+
+client_settings = AppSettings(
+    "OAUTH",
+    {
+        # The ``iss`` of every token and the base of every published URL (portal/settings.py
+        # sets it from OAUTH_ISSUER).
+        "ISSUER": REQUIRED,
+        # Prefix of new plain secrets, so that people and scanners can tell what they are.
+        "SECRET_PREFIX": "test_",
+        # A client's token lifetime, in seconds: its default, and the bounds it may be set to.
+        "TOKEN_EXPIRY_DEFAULT": 3600,
+        "TOKEN_EXPIRY_MIN": 60,
+        "TOKEN_EXPIRY_MAX": 86400,
+        "MAX_SECRETS_PER_CLIENT": 5,
+        # Registered public keys per client (private_key_jwt, RFC 7523).
+        "MAX_KEYS_PER_CLIENT": 10,
+        # The scope and audience a management client's tokens carry for /api/v1.
+        "MANAGEMENT_SCOPE": "management",
+        "MANAGEMENT_AUDIENCE": lambda conf: f"{conf.ISSUER}/api/v1",
+        # argon2id parameters for client secrets (OWASP: 19 MiB, 2 passes, 1 lane).
+        "ARGON2_TIME_COST": 2,
+        "ARGON2_MEMORY_COST": 19456,
+        "ARGON2_PARALLELISM": 1,
+    },
+)

@@ -1,0 +1,37 @@
+"""The authorization server's knobs and their defaults, read from ``settings.OAUTH``.
+
+``oauth_settings.X`` answers for the domain's knobs too (``clients.conf``), so code in this
+package reads every OAuth setting the same way.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from clients.conf import client_settings
+from portal.lib.conf import AppSettings
+
+oauth_settings = AppSettings(
+    "OAUTH",
+    {
+        # "RS256" (what the guide's verifiers expect) or "ES256".
+        "SIGNING_ALG": "RS256",
+        "RSA_KEY_SIZE": 2048,
+        # Secrets that encrypt the signing keys at rest; the first encrypts, all decrypt.
+        "KEY_ENCRYPTION_KEYS": lambda conf: [settings.SECRET_KEY],
+        # The longest lifetime (exp - now, seconds) a client assertion may have; each jti is
+        # remembered that long. One hour is what common client libraries sign by default.
+        "ASSERTION_MAX_LIFETIME": 3600,
+        # Cache-Control max-age of the JWKS; a retired key stays published this much longer.
+        "JWKS_MAX_AGE": 300,
+        # Verified secrets are remembered in-process for this long (HMAC-keyed).
+        "SECRET_CACHE_SECONDS": 300,
+        # last_used_time is written at most this often per secret (never on every token).
+        "LAST_USED_RESOLUTION_SECONDS": 60,
+        # Serve POST /oauth/token from the fast path in front of Django (portal.serving.fastpath).
+        "TOKEN_FAST_PATH": True,
+        # PostgreSQL under the asgi worker: token requests waiting together share one query.
+        "TOKEN_QUERY_BATCHING": True,
+    },
+    fallback=client_settings,
+)
