@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from clients.conf import client_settings
 from clients.models import (
     ApiClient,
     ClientSecret,
@@ -40,7 +40,7 @@ def client_create(
         scopes=list(scopes or []),
         audience=list(audience or []),
         custom_claims=list(custom_claims or []),
-        expiry=settings.OAUTH["TOKEN_EXPIRY_DEFAULT"] if expiry is None else expiry,
+        expiry=client_settings.TOKEN_EXPIRY_DEFAULT if expiry is None else expiry,
     )
     check_model(client, exclude=["id"])
     client.save(force_insert=True)
@@ -89,15 +89,14 @@ def management_client_create(
     *, actor: Actor, name: str, description: str = ""
 ) -> tuple[ApiClient, str]:
     """An environment-level client for the management API (``skc_…``), in no organization."""
-    oauth = settings.OAUTH
     client = ApiClient(
         id=new_management_client_id(),
         organization=None,
         name=name,
         description=description,
-        scopes=[oauth["MANAGEMENT_SCOPE"]],
-        audience=[oauth["MANAGEMENT_AUDIENCE"]],
-        expiry=oauth["TOKEN_EXPIRY_DEFAULT"],
+        scopes=[client_settings.MANAGEMENT_SCOPE],
+        audience=[client_settings.MANAGEMENT_AUDIENCE],
+        expiry=client_settings.TOKEN_EXPIRY_DEFAULT,
     )
     check_model(client, exclude=["id", "organization"])
     client.save(force_insert=True)

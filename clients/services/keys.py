@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from clients.conf import client_settings
 from clients.jwk import JWKError, parse_public_jwk
 from clients.models import ApiClient, ClientKey
 from clients.services._common import delete_once
@@ -29,7 +29,7 @@ def client_key_add(*, actor: Actor, client: ApiClient, jwk: Any) -> ClientKey:
     # Lock the client row so that two concurrent adds cannot both pass the checks.
     if ApiClient.objects.select_for_update().filter(pk=client.pk).first() is None:
         raise ApiClient.DoesNotExist("client was deleted")
-    limit = settings.OAUTH["MAX_KEYS_PER_CLIENT"]
+    limit = client_settings.MAX_KEYS_PER_CLIENT
     if ClientKey.objects.filter(client_id=client.pk).count() >= limit:
         raise ValidationError(
             f"a client holds at most {limit} keys; delete one first", code="limit"

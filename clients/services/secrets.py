@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from clients.conf import client_settings
 from clients.models import ApiClient, ClientSecret
 from clients.services._common import delete_once, new_secret
 from clients.services.audit import Actor, audit_secret
@@ -23,7 +23,7 @@ def secret_add(
     locked = ApiClient.objects.select_for_update().filter(pk=client.pk).first()
     if locked is None:
         raise ApiClient.DoesNotExist("client was deleted")
-    limit = settings.OAUTH["MAX_SECRETS_PER_CLIENT"]
+    limit = client_settings.MAX_SECRETS_PER_CLIENT
     if ClientSecret.objects.filter(client_id=client.pk).count() >= limit:
         raise ValidationError(
             f"a client holds at most {limit} secrets; delete one first", code="limit"

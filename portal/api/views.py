@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +14,7 @@ from clients.models import ApiClient, Organization
 from clients.services import Actor
 from m2m_auth_kit.guards import BearerTokenAuthentication, HasScopes
 from oauth import ratelimit
+from oauth.settings import oauth_settings
 from portal.api import serializers as s
 from portal.api.pagination import page
 from portal.lib.logs import log_context
@@ -40,7 +40,7 @@ class ManagementView(APIView):
 
     @property
     def required_scopes(self) -> list[str]:
-        return [settings.OAUTH["MANAGEMENT_SCOPE"]]
+        return [oauth_settings.MANAGEMENT_SCOPE]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authenticates, checks scopes

@@ -93,7 +93,7 @@ def test_organization_external_id_is_unique(org):
 def test_management_clients_live_in_no_organization(db, settings):
     client, plain = management_client_create(actor=SYSTEM, name="ops")
     assert client.id.startswith("skc_") and client.organization is None
-    assert client.scopes == [settings.OAUTH["MANAGEMENT_SCOPE"]]
+    assert client.scopes == ["management"]
     assert client.audience == [settings.OAUTH["MANAGEMENT_AUDIENCE"]]
     assert plain.startswith("test_")
 

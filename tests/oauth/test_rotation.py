@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from oauth import keys
 from oauth.models import SigningKey
+from oauth.settings import oauth_settings
 from tests.conftest import request_token
 from tests.oauth.test_token import decode
 
@@ -89,9 +90,8 @@ def test_a_retired_key_stays_published_until_its_tokens_can_have_expired(
     rotate()
     old = SigningKey.objects.get(kid=old_kid)
     # The longest token lifetime plus a JWKS cache period must pass before it goes.
-    oauth = settings.OAUTH
     assert old.unpublish_time - old.retire_time >= timedelta(
-        seconds=oauth["TOKEN_EXPIRY_MAX"] + oauth["JWKS_MAX_AGE"]
+        seconds=oauth_settings.TOKEN_EXPIRY_MAX + oauth_settings.JWKS_MAX_AGE
     )
 
     def published() -> set[str]:

@@ -7,7 +7,6 @@ the client's page instead of making a second secret or showing the first again.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -17,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from clients import selectors, services
 from clients.models import ApiClient, Membership
+from oauth.settings import oauth_settings
 from portal.lib.once import nonce_issue, nonce_spend, nonce_used
 from portal.ui import forms
 from portal.ui.tenancy import member_view
@@ -59,7 +59,7 @@ def secret_once(
         plain_secret=plain,
         created=created,
         detail_url=_detail_url(member, client),
-        token_url=f"{settings.OAUTH['ISSUER']}/oauth/token",
+        token_url=f"{oauth_settings.ISSUER}/oauth/token",
     )
     response = render(request, "portal/secret_once.html", context)
     response["Cache-Control"] = "no-store"
@@ -149,7 +149,7 @@ def _detail_context(
         provider_audience=kept_audience,
         provider_scopes=kept_scopes,
         secrets=list(client.secrets.all()),
-        max_secrets=settings.OAUTH["MAX_SECRETS_PER_CLIENT"],
+        max_secrets=oauth_settings.MAX_SECRETS_PER_CLIENT,
     )
 
 
