@@ -651,3 +651,37 @@ def test_migrations_describe_the_models():
         label: [op.describe() for migration in migrations for op in migration.operations]
         for label, migrations in changes.items()
     } == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_one_app_at_a_time_keeps_permissions_and_history():
+    """``migrate clients`` first, then ``migrate``: post_migrate makes ``clients.clientkey`` in
+    between, and the move folds the old content type into it instead of stranding the staff's
+    permissions and the admin history on the old one."""
+    try:
+        old = migrate(old_targets)
+        content_type = old.get_model("contenttypes", "ContentType")
+        for name, (_old, new_label) in MOVED.items():
+            content_type.objects.filter(app_label=new_label, model=name).delete()
+        fill_old_database(old)
+
+        def clients_only(executor: MigrationExecutor) -> list[tuple[str, str]]:
+            return [
+                ("clients", "0005_clientkey_moves_in") if node[0] == "clients" else node
+                for node in old_targets(executor)
+            ]
+
+        between = migrate(clients_only)
+        assert len(content_types(between)["clientkey"]) == 2  # the old and the new
+
+        migrate(latest_targets)
+
+        assert_no_duplicate_content_types()
+        staff = get_user_model().objects.get(username="staff")
+        assert staff.has_perm("clients.view_clientkey")
+        assert not staff.has_perm("oauth.view_clientkey")
+        entry = LogEntry.objects.get(content_type__model="clientkey")
+        assert entry.content_type.app_label == "clients"
+        assert entry.get_edited_object() == ClientKey.objects.get(pk="ckey_10000000000000007")
+    finally:
+        migrate(latest_targets)

@@ -2,8 +2,9 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import clients.models
 from django.db import migrations, models
+
+import clients.models
 
 
 class Migration(migrations.Migration):
