@@ -1,3 +1,4 @@
+# Over 500 lines on purpose: the Django and the DRF guards share one refusal logic, kept together.
 """Django and DRF guards for bearer-token APIs, built on ``m2m_auth_kit.verify``.
 
 Configuration is one setting::
