@@ -60,6 +60,8 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def worker_exit(server: Any, worker: Any) -> None:
     """Write the worker's last token counts (at most a minute's) before it goes."""
+    # Imported here: gunicorn.conf.py imports this module in the master, before Django is set
+    # up, and oauth.stats imports models.
     from oauth import stats
 
     stats.flush()
