@@ -150,12 +150,10 @@ class KeyOne(serializers.Serializer):
     key = Key()
 
 
-class Empty(serializers.Serializer):
-    """``{}``"""
-
-
 # Every operation may answer these (auth, tenancy, body, method, rate limit, database down).
 ERRORS = {code: Error for code in (400, 401, 403, 404, 405, 406, 413, 415, 429, 503)}
+# What a DELETE answers: ``{}``. (An empty serializer would be documented as "no body".)
+EMPTY = {"type": "object", "additionalProperties": False, "description": "an empty object, {}"}
 PAGING = [
     OpenApiParameter("page_size", int, description="1 to 100 (default 10)"),
     OpenApiParameter("page_token", str, description="next_page_token of the previous page"),
@@ -163,7 +161,7 @@ PAGING = [
 
 
 def _op(
-    operation_id: str, summary: str, response: type, status: int = 200, **kwargs: object
+    operation_id: str, summary: str, response: type | dict, status: int = 200, **kwargs: object
 ) -> object:
     responses = {status: response, **ERRORS}
     return extend_schema(
@@ -209,7 +207,7 @@ def annotate() -> None:
     extend_schema_view(
         get=_op("get_client", "Get a client", ClientOne),
         patch=_op("update_client", "Update a client", ClientOne, request=s.ClientPatch),
-        delete=_op("delete_client", "Delete a client and its secrets", Empty),
+        delete=_op("delete_client", "Delete a client and its secrets", EMPTY),
     )(views.ClientDetailView)
     extend_schema_view(
         get=_op("list_secrets", "List a client's secrets", SecretList),
@@ -223,7 +221,7 @@ def annotate() -> None:
     )(views.SecretListView)
     extend_schema_view(
         get=_op("get_secret", "Get a secret", SecretOne),
-        delete=_op("delete_secret", "Delete a secret", Empty),
+        delete=_op("delete_secret", "Delete a secret", EMPTY),
     )(views.SecretDetailView)
     extend_schema_view(
         get=_op("list_keys", "List a client's public keys (private_key_jwt)", KeyList),
@@ -237,5 +235,5 @@ def annotate() -> None:
     )(views.KeyListView)
     extend_schema_view(
         get=_op("get_key", "Get a public key", KeyOne),
-        delete=_op("delete_key", "Remove a public key; assertions signed with it fail", Empty),
+        delete=_op("delete_key", "Remove a public key; assertions signed with it fail", EMPTY),
     )(views.KeyDetailView)
