@@ -12,7 +12,7 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Request
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 # HTTP status -> (gRPC code, gRPC name)
@@ -33,6 +33,24 @@ GRPC = {
 FAILED_PRECONDITION = (9, "FAILED_PRECONDITION")
 
 
+class FieldViolation(serializers.Serializer):
+    field = serializers.CharField()
+    description = serializers.CharField()
+
+
+class ErrorDetail(serializers.Serializer):
+    error_code = serializers.CharField(help_text="the gRPC status name, e.g. INVALID_ARGUMENT")
+    field_violations = FieldViolation(many=True, required=False)  # left out when there are none
+
+
+class Error(serializers.Serializer):
+    """Every error of the API: gRPC status code and name, a message, field violations."""
+
+    code = serializers.IntegerField(help_text="gRPC status code (3, 5, 8, 16, …)")
+    message = serializers.CharField()
+    details = ErrorDetail(many=True)
+
+
 def error_body(
     http_status: int,
     message: str,
@@ -43,7 +61,7 @@ def error_body(
     detail: dict[str, Any] = {"error_code": name}
     if field_violations:
         detail["field_violations"] = field_violations
-    return {"code": code, "message": message, "details": [detail]}
+    return Error({"code": code, "message": message, "details": [detail]}).data
 
 
 def flatten(errors: Any, prefix: str = "") -> list[dict[str, str]]:

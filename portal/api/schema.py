@@ -1,19 +1,20 @@
-"""The management API's OpenAPI description (drf-spectacular): shapes, errors, Bearer scheme.
+"""What the OpenAPI document (drf-spectacular) needs beyond the serializers: the Bearer scheme
+and each operation's name, summary, request, responses and errors.
 
-The views render hand-written JSON (``serializers.*_json``), so the response shapes are declared
-here as documentation serializers, and attached to the views with ``extend_schema_view`` when
-``portal.api.urls`` is imported. tests/clients/test_openapi.py runs schemathesis against the
-result over HTTP, so a shape that drifts from what the API does fails the suite.
+The shapes are the serializers the views render with (``portal.api.serializers``, and
+``portal.api.errors.Error``); ``annotate()`` attaches them to the views when ``portal.api.urls``
+is imported. tests/clients/test_api_openapi.py validates real answers against the document, and
+tests/e2e/test_openapi_fuzz.py runs schemathesis against it over HTTP.
 """
 
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import serializers
 
 from portal.api import serializers as s
 from portal.api import views
+from portal.api.errors import Error
 
 # --- Security scheme -----------------------------------------------------------------------------
 
@@ -36,126 +37,12 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
-# --- Shapes --------------------------------------------------------------------------------------
-
-
-class FieldViolation(serializers.Serializer):
-    field = serializers.CharField()
-    description = serializers.CharField()
-
-
-class ErrorDetail(serializers.Serializer):
-    error_code = serializers.CharField(help_text="the gRPC status name, e.g. INVALID_ARGUMENT")
-    field_violations = FieldViolation(many=True, required=False)
-
-
-class Error(serializers.Serializer):
-    """Every error of the API: gRPC status code and name, a message, field violations."""
-
-    code = serializers.IntegerField(help_text="gRPC status code (3, 5, 8, 16, …)")
-    message = serializers.CharField()
-    details = ErrorDetail(many=True)
-
-
-class Organization(serializers.Serializer):
-    id = serializers.CharField()
-    display_name = serializers.CharField()
-    external_id = serializers.CharField(allow_null=True)
-    create_time = serializers.DateTimeField()
-    update_time = serializers.DateTimeField()
-
-
-class Secret(serializers.Serializer):
-    id = serializers.CharField()
-    create_time = serializers.DateTimeField()
-    update_time = serializers.DateTimeField()
-    secret_suffix = serializers.CharField()
-    status = serializers.ChoiceField(choices=["ACTIVE", "INACTIVE", "EXPIRED"])
-    last_used_time = serializers.DateTimeField(allow_null=True)
-    expire_time = serializers.DateTimeField(allow_null=True)
-
-
-class CustomClaim(serializers.Serializer):
-    key = serializers.CharField()
-    value = serializers.CharField()
-
-
-class Key(serializers.Serializer):
-    id = serializers.CharField()
-    kid = serializers.CharField()
-    kty = serializers.ChoiceField(choices=["RSA", "EC"])
-    alg = serializers.CharField()
-    create_time = serializers.DateTimeField()
-    jwk = serializers.DictField(help_text="the public members only")
-
-
-class Client(serializers.Serializer):
-    client_id = serializers.CharField()
-    secrets = Secret(many=True)
-    keys = Key(many=True, help_text="public keys for private_key_jwt")
-    name = serializers.CharField()
-    description = serializers.CharField(allow_blank=True)
-    organization_id = serializers.CharField()
-    create_time = serializers.DateTimeField()
-    update_time = serializers.DateTimeField()
-    scopes = serializers.ListField(child=serializers.CharField())
-    audience = serializers.ListField(child=serializers.CharField())
-    custom_claims = CustomClaim(many=True)
-    expiry = serializers.IntegerField()
-
-
-class Paging(serializers.Serializer):
-    next_page_token = serializers.CharField(allow_blank=True)
-    prev_page_token = serializers.CharField(allow_blank=True)
-    total_size = serializers.IntegerField()
-
-
-class OrganizationList(Paging):
-    organizations = Organization(many=True)
-
-
-class OrganizationOne(serializers.Serializer):
-    organization = Organization()
-
-
-class ClientList(Paging):
-    clients = Client(many=True)
-
-
-class ClientOne(serializers.Serializer):
-    client = Client()
-
-
-class ClientCreated(ClientOne):
-    plain_secret = serializers.CharField(help_text="shown in this response only")
-
-
-class SecretList(serializers.Serializer):
-    secrets = Secret(many=True)
-
-
-class SecretOne(serializers.Serializer):
-    secret = Secret()
-
-
-class SecretCreated(SecretOne):
-    plain_secret = serializers.CharField(help_text="shown in this response only")
-
-
-class KeyList(serializers.Serializer):
-    keys = Key(many=True)
-
-
-class KeyOne(serializers.Serializer):
-    key = Key()
-
-
-class Empty(serializers.Serializer):
-    """``{}``"""
-
+# --- Operations ----------------------------------------------------------------------------------
 
 # Every operation may answer these (auth, tenancy, body, method, rate limit, database down).
 ERRORS = {code: Error for code in (400, 401, 403, 404, 405, 406, 413, 415, 429, 503)}
+# What a DELETE answers: ``{}``. (An empty serializer would be documented as "no body".)
+EMPTY = {"type": "object", "additionalProperties": False, "description": "an empty object, {}"}
 PAGING = [
     OpenApiParameter("page_size", int, description="1 to 100 (default 10)"),
     OpenApiParameter("page_token", str, description="next_page_token of the previous page"),
@@ -163,7 +50,7 @@ PAGING = [
 
 
 def _op(
-    operation_id: str, summary: str, response: type, status: int = 200, **kwargs: object
+    operation_id: str, summary: str, response: type | dict, status: int = 200, **kwargs: object
 ) -> object:
     responses = {status: response, **ERRORS}
     return extend_schema(
@@ -176,66 +63,66 @@ def _op(
 
 
 def annotate() -> None:
-    """Attach the shapes above to the views (idempotent)."""
+    """Attach the operations to the views (idempotent)."""
     extend_schema_view(
-        get=_op("list_organizations", "List organizations", OrganizationList, parameters=PAGING),
+        get=_op("list_organizations", "List organizations", s.OrganizationList, parameters=PAGING),
         post=_op(
             "create_organization",
             "Create an organization",
-            OrganizationOne,
+            s.OrganizationOne,
             201,
             request=s.OrganizationInput,
         ),
     )(views.OrganizationListView)
     extend_schema_view(
-        get=_op("get_organization", "Get an organization", OrganizationOne),
+        get=_op("get_organization", "Get an organization", s.OrganizationOne),
         patch=_op(
             "update_organization",
             "Update an organization",
-            OrganizationOne,
+            s.OrganizationOne,
             request=s.OrganizationPatch,
         ),
     )(views.OrganizationDetailView)
     extend_schema_view(
-        get=_op("list_clients", "List an organization's clients", ClientList, parameters=PAGING),
+        get=_op("list_clients", "List an organization's clients", s.ClientList, parameters=PAGING),
         post=_op(
             "create_client",
             "Register a client (its first secret is returned once)",
-            ClientCreated,
+            s.ClientCreated,
             201,
             request=s.ClientInput,
         ),
     )(views.ClientListView)
     extend_schema_view(
-        get=_op("get_client", "Get a client", ClientOne),
-        patch=_op("update_client", "Update a client", ClientOne, request=s.ClientPatch),
-        delete=_op("delete_client", "Delete a client and its secrets", Empty),
+        get=_op("get_client", "Get a client", s.ClientOne),
+        patch=_op("update_client", "Update a client", s.ClientOne, request=s.ClientPatch),
+        delete=_op("delete_client", "Delete a client and its secrets", EMPTY),
     )(views.ClientDetailView)
     extend_schema_view(
-        get=_op("list_secrets", "List a client's secrets", SecretList),
+        get=_op("list_secrets", "List a client's secrets", s.SecretList),
         post=_op(
             "add_secret",
             "Add a secret (at most 5; returned once); the body may be empty",
-            SecretCreated,
+            s.SecretCreated,
             201,
             request=s.SecretInput,
         ),
     )(views.SecretListView)
     extend_schema_view(
-        get=_op("get_secret", "Get a secret", SecretOne),
-        delete=_op("delete_secret", "Delete a secret", Empty),
+        get=_op("get_secret", "Get a secret", s.SecretOne),
+        delete=_op("delete_secret", "Delete a secret", EMPTY),
     )(views.SecretDetailView)
     extend_schema_view(
-        get=_op("list_keys", "List a client's public keys (private_key_jwt)", KeyList),
+        get=_op("list_keys", "List a client's public keys (private_key_jwt)", s.KeyList),
         post=_op(
             "add_key",
             "Register a public key (JWK, public members only) for private_key_jwt",
-            KeyOne,
+            s.KeyOne,
             201,
             request=s.KeyInput,
         ),
     )(views.KeyListView)
     extend_schema_view(
-        get=_op("get_key", "Get a public key", KeyOne),
-        delete=_op("delete_key", "Remove a public key; assertions signed with it fail", Empty),
+        get=_op("get_key", "Get a public key", s.KeyOne),
+        delete=_op("delete_key", "Remove a public key; assertions signed with it fail", EMPTY),
     )(views.KeyDetailView)

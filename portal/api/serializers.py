@@ -11,16 +11,8 @@ from clients.models import (
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
     ApiClient,
-    ClientKey,
     ClientSecret,
-    Organization,
 )
-
-
-def rfc3339(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class StrictCharField(serializers.CharField):
@@ -60,6 +52,8 @@ class StrictSerializer(serializers.Serializer):
 
 
 class CustomClaimSerializer(StrictSerializer):
+    """A claim added to every token of the client: a key and a string value."""
+
     key = StrictCharField(allow_blank=True)
     value = StrictCharField(allow_blank=True)
 
@@ -105,51 +99,134 @@ class KeyInput(StrictSerializer):
     jwk = serializers.JSONField()
 
 
-def organization_json(organization: Organization) -> dict[str, Any]:
-    return {
-        "id": organization.id,
-        "display_name": organization.display_name,
-        "external_id": organization.external_id,
-        "create_time": rfc3339(organization.create_time),
-        "update_time": rfc3339(organization.update_time),
-    }
+# --- Output: the response shapes ----------------------------------------------------------------
+# Each shape is declared once, here: the views render with it and drf-spectacular documents it
+# (``XSerializer`` is the component ``X``). The JSON's keys come in the order of the fields.
 
 
-def secret_json(secret: ClientSecret) -> dict[str, Any]:
-    return {
-        "id": secret.id,
-        "create_time": rfc3339(secret.create_time),
-        "update_time": rfc3339(secret.update_time),
-        "secret_suffix": secret.secret_suffix,
-        "status": secret.effective_status,
-        "last_used_time": rfc3339(secret.last_used_time),
-        "expire_time": rfc3339(secret.expire_time),
-    }
+class Rfc3339Field(serializers.DateTimeField):
+    """A time as the API writes it: UTC, always six digits of microseconds, ``Z``."""
+
+    def to_representation(self, value: datetime) -> str:
+        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def key_json(key: ClientKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "kid": key.kid,
-        "kty": key.kty,
-        "alg": key.alg,
-        "create_time": rfc3339(key.create_time),
-        "jwk": key.jwk,
-    }
+class OrganizationSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    display_name = serializers.CharField()
+    external_id = serializers.CharField(allow_null=True)
+    create_time = Rfc3339Field()
+    update_time = Rfc3339Field()
+
+
+class SecretSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    create_time = Rfc3339Field()
+    update_time = Rfc3339Field()
+    secret_suffix = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=[*ClientSecret.Status.values, "EXPIRED"], source="effective_status"
+    )
+    last_used_time = Rfc3339Field(allow_null=True)
+    expire_time = Rfc3339Field(allow_null=True)
+
+
+class KeySerializer(serializers.Serializer):
+    id = serializers.CharField()
+    kid = serializers.CharField()
+    kty = serializers.ChoiceField(choices=["RSA", "EC"])
+    alg = serializers.CharField()
+    create_time = Rfc3339Field()
+    jwk = serializers.DictField(help_text="the public members only")
+
+
+class ClientSerializer(serializers.Serializer):
+    client_id = serializers.CharField(source="id")
+    secrets = SecretSerializer(many=True)
+    keys = KeySerializer(many=True, help_text="public keys for private_key_jwt")
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    organization_id = serializers.CharField()
+    create_time = Rfc3339Field()
+    update_time = Rfc3339Field()
+    scopes = serializers.ListField(child=serializers.CharField())
+    audience = serializers.ListField(child=serializers.CharField())
+    custom_claims = CustomClaimSerializer(many=True)
+    expiry = serializers.IntegerField()
+
+
+# Bound once: a serializer made per client would copy its nested fields for each client.
+_client_serializer = ClientSerializer()
 
 
 def client_json(client: ApiClient) -> dict[str, Any]:
-    return {
-        "client_id": client.id,
-        "secrets": [secret_json(secret) for secret in client.secrets.all()],
-        "keys": [key_json(key) for key in client.keys.all()],
-        "name": client.name,
-        "description": client.description,
-        "organization_id": client.organization_id,
-        "create_time": rfc3339(client.create_time),
-        "update_time": rfc3339(client.update_time),
-        "scopes": client.scopes,
-        "audience": client.audience,
-        "custom_claims": client.custom_claims,
-        "expiry": client.expiry,
-    }
+    """One client as the API shows it (bench/seed_scale.py and tests render pages with it)."""
+    return _client_serializer.to_representation(client)
+
+
+# Envelopes: what each operation answers.
+
+
+class Page(serializers.Serializer):
+    """One page of a list. A subclass declares the items, which come first in the JSON."""
+
+    next_page_token = serializers.CharField(allow_blank=True)
+    prev_page_token = serializers.CharField(allow_blank=True)
+    total_size = serializers.IntegerField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # DRF puts a base class's fields first; the paging fields go after the items.
+        fields = super().get_fields()
+        for name in Page._declared_fields:
+            fields[name] = fields.pop(name)
+        return fields
+
+
+class PlainSecret(serializers.Serializer):
+    """Follows the created object: the one response that holds the secret itself."""
+
+    plain_secret = serializers.CharField(help_text="shown in this response only")
+
+
+class OrganizationList(Page):
+    """A page of organizations, oldest first."""
+
+    organizations = OrganizationSerializer(many=True)
+
+
+class OrganizationOne(serializers.Serializer):
+    organization = OrganizationSerializer()
+
+
+class ClientList(Page):
+    """A page of the organization's clients, oldest first."""
+
+    clients = ClientSerializer(many=True)
+
+
+class ClientOne(serializers.Serializer):
+    client = ClientSerializer()
+
+
+class ClientCreated(ClientOne, PlainSecret):
+    """The new client, and its first secret in plain text."""
+
+
+class SecretList(serializers.Serializer):
+    secrets = SecretSerializer(many=True)
+
+
+class SecretOne(serializers.Serializer):
+    secret = SecretSerializer()
+
+
+class SecretCreated(SecretOne, PlainSecret):
+    """The new secret, and the secret itself in plain text."""
+
+
+class KeyList(serializers.Serializer):
+    keys = KeySerializer(many=True)
+
+
+class KeyOne(serializers.Serializer):
+    key = KeySerializer()

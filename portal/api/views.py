@@ -76,18 +76,18 @@ class OrganizationListView(ManagementView):
         items, paging = page(
             Organization.objects.order_by("create_time", "id"), request.query_params, "orgs"
         )
-        return Response({"organizations": [s.organization_json(o) for o in items], **paging})
+        return Response(s.OrganizationList({"organizations": items, **paging}).data)
 
     def post(self, request: Request) -> Response:
         data = self.parse(s.OrganizationInput, request)
         organization = services.organization_create(actor=self.actor(), **data)
-        return Response({"organization": s.organization_json(organization)}, status=201)
+        return Response(s.OrganizationOne({"organization": organization}).data, status=201)
 
 
 class OrganizationDetailView(ManagementView):
     def get(self, request: Request, organization_id: str) -> Response:
         organization = selectors.organization_get(organization_id)
-        return Response({"organization": s.organization_json(organization)})
+        return Response(s.OrganizationOne({"organization": organization}).data)
 
     def patch(self, request: Request, organization_id: str) -> Response:
         organization = selectors.organization_get(organization_id)
@@ -95,7 +95,7 @@ class OrganizationDetailView(ManagementView):
         organization = services.organization_update(
             actor=self.actor(), organization=organization, **data
         )
-        return Response({"organization": s.organization_json(organization)})
+        return Response(s.OrganizationOne({"organization": organization}).data)
 
 
 class ClientListView(ManagementView):
@@ -104,7 +104,7 @@ class ClientListView(ManagementView):
         items, paging = page(
             selectors.client_list(organization), request.query_params, f"clients:{organization.id}"
         )
-        return Response({"clients": [s.client_json(c) for c in items], **paging})
+        return Response(s.ClientList({"clients": items, **paging}).data)
 
     def post(self, request: Request, organization_id: str) -> Response:
         organization = selectors.organization_get(organization_id)
@@ -114,7 +114,7 @@ class ClientListView(ManagementView):
         )
         client = selectors.client_get(organization, client.id)
         return Response(
-            {"client": s.client_json(client), "plain_secret": plain},
+            s.ClientCreated({"client": client, "plain_secret": plain}).data,
             status=status.HTTP_201_CREATED,
             headers={"Cache-Control": "no-store"},
         )
@@ -122,14 +122,14 @@ class ClientListView(ManagementView):
 
 class ClientDetailView(ManagementView):
     def get(self, request: Request, organization_id: str, client_id: str) -> Response:
-        return Response({"client": s.client_json(self.client_of(organization_id, client_id))})
+        return Response(s.ClientOne({"client": self.client_of(organization_id, client_id)}).data)
 
     def patch(self, request: Request, organization_id: str, client_id: str) -> Response:
         client = self.client_of(organization_id, client_id)
         data = self.parse(s.ClientPatch, request, partial=True)
         services.client_update(actor=self.actor(), client=client, **data)
         # Read again: the secrets and keys prefetched before the update are shown as they are now.
-        return Response({"client": s.client_json(self.client_of(organization_id, client_id))})
+        return Response(s.ClientOne({"client": self.client_of(organization_id, client_id)}).data)
 
     def delete(self, request: Request, organization_id: str, client_id: str) -> Response:
         client = self.client_of(organization_id, client_id)
@@ -140,7 +140,7 @@ class ClientDetailView(ManagementView):
 class SecretListView(ManagementView):
     def get(self, request: Request, organization_id: str, client_id: str) -> Response:
         client = self.client_of(organization_id, client_id)
-        return Response({"secrets": [s.secret_json(x) for x in client.secrets.all()]})
+        return Response(s.SecretList({"secrets": client.secrets.all()}).data)
 
     def post(self, request: Request, organization_id: str, client_id: str) -> Response:
         client = self.client_of(organization_id, client_id)
@@ -154,7 +154,7 @@ class SecretListView(ManagementView):
             actor=self.actor(), client=client, expire_time=expire_time
         )
         return Response(
-            {"secret": s.secret_json(secret), "plain_secret": plain},
+            s.SecretCreated({"secret": secret, "plain_secret": plain}).data,
             status=status.HTTP_201_CREATED,
             headers={"Cache-Control": "no-store"},
         )
@@ -165,7 +165,7 @@ class SecretDetailView(ManagementView):
         self, request: Request, organization_id: str, client_id: str, secret_id: str
     ) -> Response:
         client = self.client_of(organization_id, client_id)
-        return Response({"secret": s.secret_json(selectors.secret_get(client, secret_id))})
+        return Response(s.SecretOne({"secret": selectors.secret_get(client, secret_id)}).data)
 
     def delete(
         self, request: Request, organization_id: str, client_id: str, secret_id: str
@@ -181,19 +181,19 @@ class KeyListView(ManagementView):
 
     def get(self, request: Request, organization_id: str, client_id: str) -> Response:
         client = self.client_of(organization_id, client_id)
-        return Response({"keys": [s.key_json(key) for key in client.keys.all()]})
+        return Response(s.KeyList({"keys": client.keys.all()}).data)
 
     def post(self, request: Request, organization_id: str, client_id: str) -> Response:
         client = self.client_of(organization_id, client_id)
         data = self.parse(s.KeyInput, request)
         key = services.client_key_add(actor=self.actor(), client=client, jwk=data["jwk"])
-        return Response({"key": s.key_json(key)}, status=status.HTTP_201_CREATED)
+        return Response(s.KeyOne({"key": key}).data, status=status.HTTP_201_CREATED)
 
 
 class KeyDetailView(ManagementView):
     def get(self, request: Request, organization_id: str, client_id: str, key_id: str) -> Response:
         client = self.client_of(organization_id, client_id)
-        return Response({"key": s.key_json(selectors.client_key_get(client, key_id))})
+        return Response(s.KeyOne({"key": selectors.client_key_get(client, key_id)}).data)
 
     def delete(
         self, request: Request, organization_id: str, client_id: str, key_id: str
