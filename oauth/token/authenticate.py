@@ -33,7 +33,7 @@ _cache_lock = threading.Lock()
 _dummy_hash: str | None = None
 
 
-def _dummy_check(secret: str) -> None:
+def dummy_check(secret: str) -> None:
     """Spend what a real check costs, so timing does not tell whether a client id exists."""
     global _dummy_hash
     if _dummy_hash is None:
@@ -76,7 +76,7 @@ def authenticate_with_secret(
     suffix = secret[-4:]
     candidates = [row for row in rows if hmac.compare_digest(row[8], suffix)]
     if not candidates:
-        _dummy_check(secret)
+        dummy_check(secret)
         return None
     if key is None:
         key = verification_key(client_id, secret)

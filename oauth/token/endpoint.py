@@ -15,7 +15,7 @@ from django.db import DatabaseError
 from oauth import keys
 from oauth import metrics as token_metrics
 from oauth.token import lookup
-from oauth.token.authenticate import _dummy_check, authenticate_client
+from oauth.token.authenticate import dummy_check, authenticate_client
 from oauth.token.lookup import Prefetched
 from oauth.token.request import NO_STORE, OAuthError, read_form
 from oauth.token.signing import issue_token
@@ -144,4 +144,4 @@ def warm_up() -> None:
     current signing key, make the dummy hash, and open the database connection."""
     lookup.prepare()
     keys.current_loaded_key()
-    _dummy_check("warm-up")
+    dummy_check("warm-up")

@@ -2,8 +2,9 @@
 but RFC 8707's ``resource`` and ``audience``) and the client's credentials (§2.3.1: HTTP Basic or
 the form; RFC 7523: a client assertion), exactly one way.
 
-Also ``credentials_of``: the same reading of the credentials from a raw body, which the server
-asks before the request is answered (which rows to read ahead, and whether argon2 will run).
+Also ``credentials_of``: a quick reading of the credentials from the raw body, which the server
+asks before the request is answered (which rows to read ahead, and whether argon2 will run); the
+endpoint still parses and checks the request itself.
 """
 
 from __future__ import annotations
