@@ -15,7 +15,7 @@ from django.db import DatabaseError
 from oauth import keys
 from oauth import metrics as token_metrics
 from oauth.token import lookup
-from oauth.token.authenticate import dummy_check, authenticate_client
+from oauth.token.authenticate import authenticate_client, dummy_check
 from oauth.token.lookup import Prefetched
 from oauth.token.request import NO_STORE, OAuthError, read_form
 from oauth.token.signing import issue_token
