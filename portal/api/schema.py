@@ -2,7 +2,7 @@
 
 The views render hand-written JSON (``serializers.*_json``), so the response shapes are declared
 here as documentation serializers, and attached to the views with ``extend_schema_view`` when
-``portal.api.urls`` is imported. tests/clients/test_openapi.py runs schemathesis against the
+``portal.api.urls`` is imported. tests/e2e/test_openapi_fuzz.py runs schemathesis against the
 result over HTTP, so a shape that drifts from what the API does fails the suite.
 """
 

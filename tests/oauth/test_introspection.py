@@ -24,7 +24,7 @@ from tests.assertion_helpers import (
     rsa_key,
 )
 from tests.conftest import SYSTEM, post_form, request_token
-from tests.oauth.test_token import assert_oauth_error
+from tests.oauth.token.test_endpoint import assert_oauth_error
 
 pytestmark = pytest.mark.django_db
 

@@ -19,11 +19,10 @@ from clients.models import Membership
 from oauth import keys
 from oauth.models import UsedAssertion
 from oauth.token.request import credentials_of
-from tests.conftest import post_form, request_token
+from tests.conftest import logged_in, make_user, post_form, request_token
+from tests.oauth.test_assertions import token_with
 from tests.oauth.test_introspection import answer, introspect
-from tests.oauth.test_private_key_jwt import token_with
-from tests.oauth.test_token import assert_oauth_error
-from tests.portal.conftest import logged_in, make_user
+from tests.oauth.token.test_endpoint import assert_oauth_error
 
 pytestmark = pytest.mark.django_db
 

@@ -30,7 +30,7 @@ from tests.assertion_helpers import (
     rsa_key,
 )
 from tests.conftest import SYSTEM, post_form
-from tests.oauth.test_token import assert_oauth_error, decode
+from tests.oauth.token.test_endpoint import assert_oauth_error, decode
 
 pytestmark = pytest.mark.django_db
 
