@@ -1,14 +1,19 @@
-"""portal.serving.middleware: the request id and the access line of each request.
+"""portal.serving.middleware: the request id and the access line of each request, and the
+guard against a NUL in a path or a query parameter.
 
 Operators search the access lines by request id, client and organization, so those fields are
-checked, and no credential may ever appear in them.
+checked, and no credential may ever appear in them. A NUL is refused before any view reads it:
+our ids and searches are compared with text columns, and PostgreSQL text cannot hold a NUL (the
+query would fail). A path with one names nothing (404), a query parameter with one is a bad
+request (400), each in the API's own format under /api/.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Credentials, post_form, request_token
+from clients.models import Membership
+from tests.conftest import Credentials, logged_in, member, post_form, request_token
 from tests.serving.helpers import captured_json
 
 
@@ -107,3 +112,47 @@ def test_a_secret_pasted_as_client_id_is_not_logged(client, guide_client):
     (line,) = access_lines(logs)
     assert "client_id" not in line
     assert guide_client.secret not in "\n".join(logs.lines)
+
+
+# --- A NUL in a path or a query parameter: refused before any view reads it --------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/orgs/org_1%00/clients",  # the portal
+        "/admin/clients/apiclient/m2morg_1%00/change/",  # the admin
+    ],
+)
+def test_a_page_whose_path_has_a_nul_is_not_found(admin_client, path):
+    assert admin_client.get(path).status_code == 404
+
+
+@pytest.mark.django_db
+def test_an_api_path_with_a_nul_is_the_apis_own_not_found(client):
+    response = client.get("/api/v1/organizations/org_1%00/clients")
+    assert response.status_code == 404
+    assert response.json()["message"] == "not found"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/orgs/{org}/clients?q=a%00",  # the portal's client search
+        "/orgs/{org}/audit?client=m2morg_1%00",  # the portal's activity filter
+    ],
+)
+def test_a_query_parameter_with_a_nul_is_a_bad_request(guide_client, path):
+    organization = guide_client.client.organization
+    browser = logged_in(member("nul@acme.test", organization, Membership.Role.OWNER))
+    assert browser.get(path.format(org=organization.id).replace("%00", "")).status_code == 200
+    assert browser.get(path.format(org=organization.id)).status_code == 400
+
+
+@pytest.mark.django_db
+def test_an_api_query_parameter_with_a_nul_is_the_apis_own_bad_request(client):
+    response = client.get("/api/v1/organizations?page_token=a%00")
+    assert response.status_code == 400
+    assert "NUL" in response.json()["message"]

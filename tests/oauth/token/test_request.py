@@ -51,3 +51,9 @@ def test_the_client_id_hint_reads_basic_then_the_form(authorization, body, expec
 )
 def test_the_credentials_hint_carries_the_presented_secret(authorization, body, expected):
     assert credentials_of(authorization, body) == expected
+
+
+def test_the_batch_is_not_asked_for_a_client_id_with_a_nul():
+    # PostgreSQL text cannot hold a NUL: a batch holding one would fail for every request in it.
+    assert credentials_of(None, b"client_id=m2morg_1%00&client_secret=s") is None
+    assert credentials_of(None, b"client_id=m2morg_1&client_secret=s") == ("m2morg_1", "s")
