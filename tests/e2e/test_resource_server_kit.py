@@ -18,7 +18,9 @@ How the refused tokens are made, so that each one differs from a good token in o
 * ``alg: none``, HS256 keyed with our published public key, unknown ``kid``: built by hand
   here, as an attacker would, with our real ``kid`` where one is needed.
 
-JWKS fetches and token requests are counted in our server's gunicorn access log.
+JWKS fetches and token requests are counted in our server's gunicorn access log. In
+introspection mode the kit refuses a revoked token, which verification with the JWKS alone still
+accepts (the documented limit of stateless verification).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from m2m_auth_kit.client import ClientCredentials
+from m2m_auth_kit.verify import InvalidToken, TokenVerifier
 from tests.conftest import GUIDE_CLIENT
 from tests.e2e.server import (
     ROOT,
@@ -138,7 +141,8 @@ def token_requests(server: ServerProcess) -> int:
 
 
 def register_clients(server: ServerProcess) -> dict[str, Any]:
-    """An organization with four clients; returns their credentials and the org id."""
+    """An organization with four clients; returns their credentials, the org id, and the
+    management client that registered them (``management``)."""
     management = server.management("kit-e2e")
     api = requests.Session()
     api.headers.update(management.headers)
@@ -153,7 +157,7 @@ def register_clients(server: ServerProcess) -> dict[str, Any]:
         "elsewhere": {**GUIDE_CLIENT, "name": "Billing bot", "audience": ["billing.acmecorp.com"]},
         "short": {**GUIDE_CLIENT, "name": "Short-lived", "expiry": 60},
     }
-    registered: dict[str, Any] = {"org_id": org_id}
+    registered: dict[str, Any] = {"org_id": org_id, "management": management}
     for name, body in bodies.items():
         response = api.post(
             f"{server.url}/api/v1/organizations/{org_id}/clients", json=body, timeout=10
@@ -438,6 +442,43 @@ def test_a_flood_of_forged_kids_costs_at_most_one_jwks_fetch_per_interval(server
     allowed = math.floor(elapsed / REFETCH_INTERVAL) + 1
     print(f"\n1000 forged-kid requests in {elapsed:.2f}s caused {fetches} JWKS fetch(es)")
     assert 1 <= fetches <= allowed
+
+
+# --- Revocation: introspection mode --------------------------------------------------------------
+
+
+def test_the_kit_in_introspect_mode_refuses_a_revoked_token(server, clients):
+    management = clients["management"]
+    customer_id, customer_secret = clients["deployer"]
+    token, unrelated = (server.access_token(*clients["deployer"]) for _ in range(2))
+
+    def introspecting() -> TokenVerifier:
+        return TokenVerifier(
+            server.url,
+            audience=AUDIENCE,
+            introspect=True,
+            client_id=management.client_id,
+            client_secret=management.client_secret,
+        )
+
+    jwks_only = TokenVerifier(server.url, audience=AUDIENCE)
+    assert introspecting().verify(token).client_id == customer_id
+
+    response = requests.post(
+        f"{server.url}/oauth/revoke",
+        data={"token": token, "token_type_hint": "access_token"},
+        auth=(customer_id, customer_secret),
+        timeout=10,
+    )
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+
+    # A fresh verifier (no cached positive answer) sees the revocation at once...
+    fresh = introspecting()
+    with pytest.raises(InvalidToken):
+        fresh.verify(token)
+    assert fresh.verify(unrelated).client_id == customer_id
+    # ...while JWKS-only verification cannot know and still accepts the token.
+    assert jwks_only.verify(token).client_id == customer_id
 
 
 # --- The calling side ----------------------------------------------------------------------------
