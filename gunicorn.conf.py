@@ -71,7 +71,7 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 # When gunicorn's own access log is on: the path without its query string (%(U)s, not %(r)s),
-# since a careless caller may put a client_secret there (tests/ops/test_no_leaks.py).
+# since a careless caller may put a client_secret there (tests/test_no_leaks.py).
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")

@@ -1,4 +1,5 @@
-"""Named actors and helpers shared by the suite."""
+"""Named actors and helpers shared by the suite: organizations and their clients, a management
+client, and people (an owner, an admin and a viewer of Acme, and an outsider from Globex)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from dataclasses import dataclass
 from urllib.parse import quote_plus, urlencode
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
-from clients.models import ApiClient, Organization
+from clients.models import ApiClient, Membership, Organization
 from clients.services import Actor, client_create, management_client_create, organization_create
 from m2m_auth_kit.guards import reset_verifier
 from oauth import stats
@@ -84,6 +86,66 @@ def other_client(other_org) -> Credentials:
 def management(db) -> Credentials:
     client, secret = management_client_create(actor=SYSTEM, name="tests")
     return Credentials(client, secret)
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(email: str):
+    return get_user_model().objects.create_user(username=email, email=email, password=PASSWORD)
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def member(email: str, organization: Organization, role: str):
+    """A user who belongs to ``organization`` with ``role``."""
+    user = make_user(email)
+    Membership.objects.create(user=user, organization=organization, role=role)
+    return user
+
+
+@pytest.fixture
+def owner(org):
+    return member("owner@acme.test", org, Membership.Role.OWNER)
+
+
+@pytest.fixture
+def admin(org):
+    return member("admin@acme.test", org, Membership.Role.ADMIN)
+
+
+@pytest.fixture
+def viewer(org):
+    return member("viewer@acme.test", org, Membership.Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(other_org):
+    return member("outsider@globex.test", other_org, Membership.Role.OWNER)
+
+
+@pytest.fixture
+def as_owner(owner) -> Client:
+    return logged_in(owner)
+
+
+@pytest.fixture
+def as_admin(admin) -> Client:
+    return logged_in(admin)
+
+
+@pytest.fixture
+def as_viewer(viewer) -> Client:
+    return logged_in(viewer)
+
+
+@pytest.fixture
+def as_outsider(outsider) -> Client:
+    return logged_in(outsider)
 
 
 FORM = "application/x-www-form-urlencoded"

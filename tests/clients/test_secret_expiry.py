@@ -10,7 +10,7 @@ from django.utils import timezone
 from clients.models import ClientSecret
 from tests.clients.test_api import assert_error, secrets_path, snapshot
 from tests.conftest import Credentials, request_token
-from tests.oauth.test_token import assert_oauth_error
+from tests.oauth.token.test_endpoint import assert_oauth_error
 
 pytestmark = pytest.mark.django_db
 

@@ -1,14 +1,23 @@
-"""Real server processes for end-to-end tests.
+"""Real server processes for end-to-end tests, all started one way.
 
-Each ``ServerDatabase`` is a database of its own: a SQLite file, or, when the
-suite runs with a PostgreSQL ``DATABASE_URL``, a fresh PostgreSQL database that
-is dropped afterwards. Several ``ServerProcess`` can share one database, the
-way several stateless servers share one in production.
+A ``ServerProcess`` is our server with an environment of its own (``child_env`` plus the
+production settings a test machine needs: plain HTTP, a test SECRET_KEY, cheap argon2, its URL as
+the issuer). ``prepare`` migrates and bootstraps its database, ``serve`` starts gunicorn with
+gunicorn.conf.py (or ``runserver``) on a free port and returns once ``/readyz`` answers 200,
+``manage`` runs manage.py in the same environment, ``log_text`` and ``wait_for_log`` read what it
+wrote, ``stop`` stops it; ``access_token`` and ``management`` get tokens from it. ``running_server``
+does all of it for a fixture.
+
+Each ``ServerDatabase`` is a database of its own: a SQLite file, or, when the suite runs with a
+PostgreSQL ``DATABASE_URL``, a fresh PostgreSQL database that is dropped afterwards. Several
+``ServerProcess`` can share one database, the way several stateless servers share one in
+production.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -16,19 +25,49 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "e2e-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+# Variables of the test process that must not reach a server: pytest's own, the settings module
+# of the suite, and a metrics directory that belongs to another process.
+NOT_INHERITED = ("DJANGO_", "PYTEST", "PROMETHEUS_")
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """The environment of a child process: ours, minus what belongs to the test run, plus
+    unbuffered output (its log is read while it runs) and ``overrides``."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(NOT_INHERITED)}
+    return {**env, "PYTHONUNBUFFERED": "1", **overrides}
+
+
+def manage(
+    env: dict[str, str], *args: str, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess:
+    """``manage.py *args`` in the project directory; a failure shows its output."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result
 
 
 def spawn(
@@ -88,6 +127,20 @@ def terminate(process: subprocess.Popen | None, timeout: float = 10) -> None:
         process.wait()
 
 
+def get_over_unix_socket(path: Path, target: str) -> bytes:
+    """The raw HTTP/1.1 answer to ``GET target`` from a server listening on a Unix socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(path))
+        sock.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+        )
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class ServerDatabase:
     def __init__(self, tmp_dir: Path) -> None:
         base = os.environ.get("DATABASE_URL", "")
@@ -117,61 +170,130 @@ class ServerDatabase:
             self._psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
+@dataclass
+class Management:
+    """A management client of a running server, and the bearer token it got there."""
+
+    client_id: str
+    client_secret: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
 class ServerProcess:
-    """``gunicorn -c gunicorn.conf.py`` (or runserver) on a free port, with its own environment."""
+    """Our server on a free port of 127.0.0.1, with an environment of its own.
+
+    ``extra_env`` is applied last, so it may change anything (OAUTH_ISSUER, DATABASE_URL, …).
+    """
 
     def __init__(
         self, database: ServerDatabase, *, extra_env: dict[str, str] | None = None
     ) -> None:
+        self.database = database
+        self.extra_env = dict(extra_env or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "DATABASE_URL": database.url,
-            "SECRET_KEY": SECRET_KEY,
-            "DEBUG": "false",
-            "SECURE_SSL_REDIRECT": "false",  # plain HTTP on a local port
-            "SECURE_COOKIES": "false",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "OAUTH_ISSUER": self.url,
-            "OAUTH_ARGON2_TIME_COST": "1",
-            "OAUTH_ARGON2_MEMORY_COST": "1024",
-            "PYTHONUNBUFFERED": "1",
-            **(extra_env or {}),
-        }
-        self.env.pop("PYTEST_CURRENT_TEST", None)
+        self.bind = f"127.0.0.1:{self.port}"
+        self.env = child_env(
+            **{
+                "DJANGO_SETTINGS_MODULE": "portal.settings",
+                "DATABASE_URL": database.url,
+                "SECRET_KEY": SECRET_KEY,
+                "DEBUG": "false",
+                "SECURE_SSL_REDIRECT": "false",  # plain HTTP on a local port
+                "SECURE_COOKIES": "false",
+                "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "OAUTH_ISSUER": self.url,
+                "OAUTH_ARGON2_TIME_COST": "1",
+                "OAUTH_ARGON2_MEMORY_COST": "1024",
+                **self.extra_env,
+            }
+        )
         self.process: subprocess.Popen | None = None
         self.log_path: Path | None = None
 
-    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=120,
-        )
+    def manage(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        """``manage.py *args`` in this server's environment (its database, its settings).
 
-    def start(self, log_dir: Path, workers: int = 2) -> ServerProcess:
+        Not as one of its workers, though: its metrics stay out of the server's multiprocess
+        directory (PROMETHEUS_MULTIPROC_DIR), which holds what the workers counted.
+        """
+        env = {k: v for k, v in self.env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        return manage(env, *args, check=check, input=input)
+
+    def prepare(self, *bootstrap_args: str) -> Self:
+        """Migrate the database and bootstrap it (a signing key; ``--demo`` for demo data)."""
         self.manage("migrate", "--noinput")
-        self.manage("bootstrap")
-        self.log_path = log_dir / f"server-{self.port}.log"
-        self.process = spawn(
-            gunicorn_command(f"127.0.0.1:{self.port}", workers, "--access-logfile", "-"),
-            env=self.env,
-            log_path=self.log_path,
-            ready=lambda: bool(requests.get(f"{self.url}/.well-known/jwks.json", timeout=5)),
-        )
+        self.manage("bootstrap", *bootstrap_args)
         return self
+
+    def serve(
+        self,
+        log_dir: Path,
+        *,
+        workers: int = 2,
+        bind: str | None = None,
+        runserver: bool = False,
+    ) -> Self:
+        """Start the production server (gunicorn.conf.py, with gunicorn's access log), or
+        ``manage.py runserver``; return once ``GET /readyz`` answers 200.
+
+        ``bind`` replaces the TCP address, e.g. with ``unix:/path/to.sock``.
+        """
+        self.bind = bind or self.bind
+        self.log_path = log_dir / f"server-{self.port}.log"
+        if runserver:
+            command = [sys.executable, "manage.py", "runserver", "--noreload", self.bind]
+        else:
+            command = gunicorn_command(self.bind, workers, "--access-logfile", "-")
+        self.process = spawn(command, env=self.env, log_path=self.log_path, ready=self._ready)
+        return self
+
+    def _ready(self) -> bool:
+        if self.bind.startswith("unix:"):
+            answer = get_over_unix_socket(Path(self.bind.removeprefix("unix:")), "/readyz")
+            return answer.startswith(b"HTTP/1.1 200")
+        return requests.get(f"{self.url}/readyz", timeout=5).status_code == 200
+
+    def start(self, log_dir: Path, workers: int = 2) -> Self:
+        """``prepare()``, then ``serve()`` under gunicorn."""
+        return self.prepare().serve(log_dir, workers=workers)
 
     def stop(self) -> None:
         terminate(self.process)
 
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path else ""
+
+    def wait_for_log(self, text: str, *, count: int = 1, timeout: float = 10) -> str:
+        """The log, once ``text`` is in it ``count`` times (the tail of the log if never)."""
+        deadline = time.monotonic() + timeout
+        while self.log_text().count(text) < count:
+            assert time.monotonic() < deadline, self.log_text()[-2000:]
+            time.sleep(0.05)
+        return self.log_text()
+
+    def access_token(self, client_id: str, client_secret: str, **form: str) -> str:
+        """A token for these credentials (client_secret_basic); any answer but 200 fails."""
+        response = requests.post(
+            f"{self.url}/oauth/token",
+            data={"grant_type": "client_credentials", **form},
+            auth=(client_id, client_secret),
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    def management(self, name: str) -> Management:
+        """A management client made with ``manage.py create_management_client``, and a token."""
+        made = json.loads(self.manage("create_management_client", "--name", name).stdout)
+        token = self.access_token(made["client_id"], made["client_secret"])
+        return Management(made["client_id"], made["client_secret"], token)
 
 
 @contextlib.contextmanager
@@ -185,11 +307,14 @@ def server_database(tmp: Path) -> Iterator[ServerDatabase]:
 
 
 @contextlib.contextmanager
-def running_server(tmp: Path, **kwargs: object) -> Iterator[ServerProcess]:
-    """A server on a database of its own, stopped and dropped afterwards (module fixtures)."""
+def running_server(
+    tmp: Path, *, extra_env: dict[str, str] | None = None, workers: int = 2
+) -> Iterator[ServerProcess]:
+    """A prepared server under gunicorn on a database of its own, stopped and dropped
+    afterwards (module fixtures, and tests that need a server of their own)."""
     with server_database(tmp) as database:
-        process = ServerProcess(database, **kwargs)
+        process = ServerProcess(database, extra_env=extra_env)
         try:
-            yield process.start(tmp)
+            yield process.start(tmp, workers=workers)
         finally:
             process.stop()

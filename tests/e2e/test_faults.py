@@ -7,7 +7,6 @@ restored); the races and the start-up check run on whichever database the suite 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import threading
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 
-from tests.e2e.server import ServerDatabase, ServerProcess, free_port
+from tests.e2e.server import ServerDatabase, ServerProcess, free_port, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -88,34 +87,19 @@ class PausableProxy:
                     sock.close()
 
 
-def management_token(server: ServerProcess) -> tuple[dict, dict]:
-    made = json.loads(server.manage("create_management_client", "--name", "faults").stdout)
-    response = requests.post(
-        f"{server.url}/oauth/token",
-        data={"grant_type": "client_credentials", **made},
-        timeout=10,
-    )
-    return made, {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[dict]:
-    tmp = tmp_path_factory.mktemp("faults")
-    database = ServerDatabase(tmp)
-    server = ServerProcess(database, extra_env={"RATE_LIMIT_API": "100000/m"})
-    try:
-        server.start(tmp, workers=2)
-        made, headers = management_token(server)
+    with running_server(
+        tmp_path_factory.mktemp("faults"), extra_env={"RATE_LIMIT_API": "100000/m"}
+    ) as server:
+        headers = server.management("faults").headers
         org = requests.post(
             f"{server.url}/api/v1/organizations",
             json={"display_name": "Faults"},
             headers=headers,
             timeout=10,
         ).json()["organization"]
-        yield {"server": server, "headers": headers, "org": org, "made": made}
-    finally:
-        server.stop()
-        database.drop()
+        yield {"server": server, "headers": headers, "org": org}
 
 
 def new_client(served: dict) -> dict:
@@ -167,19 +151,16 @@ def test_concurrent_deletes_of_one_secret_answer_cleanly(served):
 def test_an_undecryptable_signing_key_stops_start_up(served, tmp_path):
     """The same database, but a key-encryption secret the stored key was not made with."""
     server = served["server"]
-    wrong = ServerProcess.__new__(ServerProcess)
-    wrong.__dict__.update(server.__dict__)
-    wrong.port = free_port()
-    wrong.url = f"http://127.0.0.1:{wrong.port}"
-    wrong.env = {
-        **server.env,
-        "OAUTH_KEY_ENCRYPTION_KEYS": "another-key-encryption-secret-0123456789",
-    }
-    wrong.process = None
-    # migrate and bootstrap already ran (bootstrap would refuse the key too); start gunicorn only.
-    wrong.manage = lambda *args, **kwargs: None
+    wrong = ServerProcess(
+        server.database,
+        extra_env={
+            **server.extra_env,
+            "OAUTH_KEY_ENCRYPTION_KEYS": "another-key-encryption-secret-0123456789",
+        },
+    )
+    # migrate and bootstrap already ran (bootstrap would refuse the key too): start gunicorn only.
     with pytest.raises(RuntimeError) as failed:
-        wrong.start(tmp_path, workers=1)
+        wrong.serve(tmp_path, workers=1)
     log = str(failed.value)
     assert "refusing to start" in log
     assert "cannot be decrypted with OAUTH_KEY_ENCRYPTION_KEYS" in log
@@ -197,8 +178,13 @@ def test_a_database_outage_is_503_json_and_heals_by_itself(tmp_path):
     server = ServerProcess(database, extra_env={"DATABASE_URL": proxied})
     try:
         server.start(tmp_path, workers=2)
-        made, headers = management_token(server)
-        token_form = {"grant_type": "client_credentials", **made}
+        management = server.management("faults")
+        headers = management.headers
+        token_form = {
+            "grant_type": "client_credentials",
+            "client_id": management.client_id,
+            "client_secret": management.client_secret,
+        }
         api = f"{server.url}/api/v1/organizations"
         assert requests.get(api, headers=headers, timeout=10).status_code == 200
 

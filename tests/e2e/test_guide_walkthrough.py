@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import jwt
 import pytest
 import requests
 
 from tests.conftest import GUIDE_CLIENT
-from tests.e2e.server import ROOT, running_server
+from tests.e2e.server import child_env, manage, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -31,20 +28,10 @@ def management(server):
     return credentials
 
 
-def management_token(server, management) -> str:
-    response = requests.post(
-        f"{server.url}/oauth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(management["client_id"], management["client_secret"]),
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["access_token"]
-
-
 def test_the_whole_flow_of_the_guide(server, management):
     api = requests.Session()
-    api.headers["Authorization"] = f"Bearer {management_token(server, management)}"
+    management_token = server.access_token(management["client_id"], management["client_secret"])
+    api.headers["Authorization"] = f"Bearer {management_token}"
 
     # 1. An organization for the customer.
     response = api.post(
@@ -138,15 +125,9 @@ def test_jwks_and_alias(server):
 
 
 def test_production_settings_refuse_a_missing_secret_key():
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
-    env["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = child_env(DJANGO_SETTINGS_MODULE="portal.settings")
+    for name in ("SECRET_KEY", "DEBUG"):
+        env.pop(name, None)
+    result = manage(env, "check", check=False)
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr

@@ -1,8 +1,10 @@
-"""Third-party OAuth clients and JWT verifiers that none of us wrote, against a real server.
+"""Third-party OAuth clients and JWT libraries that none of us wrote, against a real server.
 
 Authlib's OAuth2Session obtains tokens with client_secret_basic, client_secret_post and
 private_key_jwt (its own assertion, one hour long by default), introspects and revokes them;
-joserfc and PyJWT's PyJWKClient verify the tokens through our discovery and JWKS.
+an assertion signed with PyJWT, as the README shows, gets one token and no second; plain HTTP
+introspection answers as RFC 7662 says; joserfc and PyJWT's PyJWKClient verify the tokens
+through our discovery and JWKS.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 
+from tests.assertion_helpers import ASSERTION_TYPE, Signer, ec_key, public_jwk
 from tests.conftest import GUIDE_CLIENT
 from tests.e2e.server import running_server
 
@@ -49,19 +52,21 @@ def registered(server, metadata):
     created = admin.post(f"{api}/organizations/{org['id']}/clients", json=GUIDE_CLIENT).json()
     client_id = created["client"]["client_id"]
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
+    rsa_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
     response = admin.post(
-        f"{api}/organizations/{org['id']}/clients/{client_id}/keys", json={"jwk": public_jwk}
+        f"{api}/organizations/{org['id']}/clients/{client_id}/keys", json={"jwk": rsa_jwk}
     )
     assert response.status_code == 201, response.text
     pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return {
+        "org_id": org["id"],
         "client_id": client_id,
         "secret": created["plain_secret"],
         "pem": pem,
         "management": management,
+        "admin": admin,
     }
 
 
@@ -120,6 +125,56 @@ def test_authlib_introspects_and_revokes(server, metadata, registered):
     assert revoked.status_code == 200
     answer = session.introspect_token(metadata["introspection_endpoint"], token=access_token)
     assert answer.json() == {"active": False}
+
+
+def test_introspection_over_http(server, registered):
+    """The README's curl, with requests: the RFC 7662 fields, and who may ask."""
+    customer = (registered["client_id"], registered["secret"])
+    management = registered["management"]
+    token = server.access_token(*customer)
+    own = requests.post(
+        f"{server.url}/oauth/introspect", data={"token": token}, auth=customer, timeout=10
+    )
+    assert own.status_code == 200 and own.headers["Cache-Control"] == "no-store"
+    body = own.json()
+    assert body["active"] is True and body["iss"] == server.url
+    assert body["client_id"] == registered["client_id"] and body["oid"] == registered["org_id"]
+    garbage = requests.post(
+        f"{server.url}/oauth/introspect",
+        data={"token": "garbage"},
+        auth=(management["client_id"], management["client_secret"]),
+        timeout=10,
+    )
+    assert garbage.json() == {"active": False}
+    unauthenticated = requests.post(
+        f"{server.url}/oauth/introspect", data={"token": token}, timeout=10
+    )
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.json()["error"] == "invalid_client"
+
+
+def test_private_key_jwt_over_http(server, registered):
+    """As the README shows it: an EC key registered through the management API, an assertion
+    signed with PyJWT; the same assertion a second time is a replay."""
+    key = ec_key()
+    path = f"/api/v1/organizations/{registered['org_id']}/clients/{registered['client_id']}/keys"
+    response = registered["admin"].post(
+        f"{server.url}{path}", json={"jwk": public_jwk(key, kid="deploy-2026")}
+    )
+    assert response.status_code == 201, response.text
+    signer = Signer(key, "ES256", "deploy-2026")
+    assertion = signer.assertion(registered["client_id"], aud=f"{server.url}/oauth/token")
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
+    first = requests.post(f"{server.url}/oauth/token", data=form, timeout=10)
+    assert first.status_code == 200, first.text
+    claims = jwt.decode(first.json()["access_token"], options={"verify_signature": False})
+    assert claims["client_id"] == registered["client_id"]
+    replay = requests.post(f"{server.url}/oauth/token", data=form, timeout=10)
+    assert replay.status_code == 401 and replay.json()["error"] == "invalid_client"
 
 
 def test_authlib_sees_a_wrong_secret_as_invalid_client(metadata, registered):

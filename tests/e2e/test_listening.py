@@ -4,25 +4,18 @@ that the kernel spreads connections across workers instead of one worker accepti
 from __future__ import annotations
 
 import logging
-import socket
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import requests
 
-from tests.e2e.server import (
-    ServerProcess,
-    gunicorn_command,
-    server_database,
-    spawn,
-    terminate,
-)
+from tests.e2e.server import ServerProcess, running_server, server_database
 
 pytestmark = pytest.mark.e2e
 
 LISTEN = "0A"  # TCP state in /proc/net/tcp
+UNIX_LISTENING = 0x10000  # __SO_ACCEPTCON, in the Flags of /proc/net/unix
 
 
 def listening_inodes(port: int) -> set[str]:
@@ -59,42 +52,26 @@ def test_each_asgi_worker_listens_on_a_socket_of_its_own(
     tmp_path: Path, reuse_port: str, expected_sockets: int
 ) -> None:
     extra_env = {"GUNICORN_REUSE_PORT": reuse_port} if reuse_port else {}
-    with server_database(tmp_path) as database:
-        server = ServerProcess(database, extra_env=extra_env).start(tmp_path, workers=2)
-        try:
-            for _ in range(20):  # both workers answer, whichever socket a connection reaches
-                assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
-            workers = workers_of(server.process.pid)
-            assert len(workers) == 2
-            listening = listening_inodes(server.port)
-            held = [sockets_of(pid) & listening for pid in workers]
-            assert all(len(sockets) == 1 for sockets in held), held
-            assert len(set().union(*held)) == expected_sockets
-        finally:
-            server.stop()
+    with running_server(tmp_path, extra_env=extra_env, workers=2) as server:
+        for _ in range(20):  # both workers answer, whichever socket a connection reaches
+            assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
+        workers = workers_of(server.process.pid)
+        assert len(workers) == 2
+        listening = listening_inodes(server.port)
+        held = [sockets_of(pid) & listening for pid in workers]
+        assert all(len(sockets) == 1 for sockets in held), held
+        assert len(set().union(*held)) == expected_sockets
 
 
 def unix_listeners(path: Path) -> set[str]:
-    """Inodes of the Unix sockets bound to ``path`` (from /proc/net/unix)."""
+    """Inodes of the Unix sockets listening on ``path`` (from /proc/net/unix); a connection
+    accepted there (the readiness probe's, until its worker closes it) shows the path too."""
     inodes = set()
     for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
         fields = line.split()
-        if len(fields) >= 8 and fields[7] == str(path):
+        if len(fields) >= 8 and fields[7] == str(path) and int(fields[3], 16) & UNIX_LISTENING:
             inodes.add(fields[6])
     return inodes
-
-
-def get_over_unix_socket(path: Path, target: str) -> bytes:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(str(path))
-        sock.sendall(
-            f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
-        )
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def test_a_unix_socket_is_shared_by_the_workers(tmp_path: Path) -> None:
@@ -102,32 +79,18 @@ def test_a_unix_socket_is_shared_by_the_workers(tmp_path: Path) -> None:
     only the last would be reachable: on a Unix socket every worker accepts on the one socket."""
     path = tmp_path / "m2m.sock"
     with server_database(tmp_path) as database:
-        server = ServerProcess(database)
-        server.manage("migrate", "--noinput")
-        process = spawn(
-            gunicorn_command(f"unix:{path}", 2),
-            env=server.env,
-            log_path=tmp_path / "unix.log",
-            ready=lambda: get_over_unix_socket(path, "/healthz").startswith(b"HTTP/1.1 200"),
-        )
+        server = ServerProcess(database).prepare()
         try:
-            workers = [
-                int(p)
-                for p in Path(f"/proc/{process.pid}/task/{process.pid}/children")
-                .read_text()
-                .split()
-            ]
+            server.serve(tmp_path, workers=2, bind=f"unix:{path}")
+            workers = workers_of(server.process.pid)
             assert len(workers) == 2
-            deadline = time.monotonic() + 20
-            while (tmp_path / "unix.log").read_text().count("ASGI server listening") < 2:
-                assert time.monotonic() < deadline, (tmp_path / "unix.log").read_text()[-2000:]
-                time.sleep(0.1)
+            log = server.wait_for_log("ASGI server listening", count=2, timeout=20)
             listening = unix_listeners(path)
             assert len(listening) == 1, listening
             assert all(sockets_of(pid) & listening == listening for pid in workers)
-            assert "reuse_port off" in (tmp_path / "unix.log").read_text()
+            assert "reuse_port off" in log
         finally:
-            terminate(process)
+            server.stop()
 
 
 def test_reuse_port_is_kept_only_for_tcp_listeners_gunicorn_binds(monkeypatch) -> None:

@@ -9,7 +9,6 @@ parameters half of the time, so requests reach the serializers and services, not
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 
@@ -20,7 +19,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis.generation.modes import GenerationMode
 
-from tests.e2e.server import ServerDatabase, ServerProcess
+from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -30,18 +29,10 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory) -> Iterator[dict]:
-    tmp = tmp_path_factory.mktemp("openapi-fuzz")
-    database = ServerDatabase(tmp)
-    server = ServerProcess(database, extra_env={"RATE_LIMIT_API": "1000000/m"})
-    try:
-        server.start(tmp, workers=2)
-        made = json.loads(server.manage("create_management_client", "--name", "fuzz").stdout)
-        token = requests.post(
-            f"{server.url}/oauth/token",
-            data={"grant_type": "client_credentials", **_creds(made)},
-            timeout=10,
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+    with running_server(
+        tmp_path_factory.mktemp("openapi-fuzz"), extra_env={"RATE_LIMIT_API": "1000000/m"}
+    ) as server:
+        headers = server.management("fuzz").headers
         org = requests.post(
             f"{server.url}/api/v1/organizations",
             json={"display_name": "Fuzz Corp"},
@@ -60,13 +51,6 @@ def api_server(tmp_path_factory) -> Iterator[dict]:
             "organization_id": org["id"],
             "client_id": client["client_id"],
         }
-    finally:
-        server.stop()
-        database.drop()
-
-
-def _creds(made: dict) -> dict:
-    return {"client_id": made["client_id"], "client_secret": made["client_secret"]}
 
 
 def operations(api_server) -> list:

@@ -18,7 +18,9 @@ How the refused tokens are made, so that each one differs from a good token in o
 * ``alg: none``, HS256 keyed with our published public key, unknown ``kid``: built by hand
   here, as an attacker would, with our real ``kid`` where one is needed.
 
-JWKS fetches and token requests are counted in our server's gunicorn access log.
+JWKS fetches and token requests are counted in our server's gunicorn access log. In
+introspection mode the kit refuses a revoked token, which verification with the JWKS alone still
+accepts (the documented limit of stateless verification).
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import hashlib
 import hmac
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -47,8 +48,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from m2m_auth_kit.client import ClientCredentials
+from m2m_auth_kit.verify import InvalidToken, TokenVerifier
 from tests.conftest import GUIDE_CLIENT
-from tests.e2e.server import ROOT, ServerDatabase, ServerProcess, free_port, spawn, terminate
+from tests.e2e.server import (
+    ROOT,
+    ServerProcess,
+    child_env,
+    free_port,
+    running_server,
+    spawn,
+    terminate,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -68,15 +78,14 @@ class ExampleAPI:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"example-api-{self.port}.log"
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "examples.deployment_api.settings",
-            "ISSUER": issuer,
-            "MIN_REFETCH_INTERVAL": str(REFETCH_INTERVAL),
-            "PYTHONUNBUFFERED": "1",
-            **(extra_env or {}),
-        }
-        self.env.pop("PYTEST_CURRENT_TEST", None)
+        self.env = child_env(
+            **{
+                "DJANGO_SETTINGS_MODULE": "examples.deployment_api.settings",
+                "ISSUER": issuer,
+                "MIN_REFETCH_INTERVAL": str(REFETCH_INTERVAL),
+                **(extra_env or {}),
+            }
+        )
         self.process: subprocess.Popen | None = None
 
     def start(self) -> ExampleAPI:
@@ -132,16 +141,11 @@ def token_requests(server: ServerProcess) -> int:
 
 
 def register_clients(server: ServerProcess) -> dict[str, Any]:
-    """An organization with four clients; returns their credentials and the org id."""
-    management = json.loads(server.manage("create_management_client", "--name", "kit-e2e").stdout)
-    token = requests.post(
-        f"{server.url}/oauth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(management["client_id"], management["client_secret"]),
-        timeout=10,
-    ).json()["access_token"]
+    """An organization with four clients; returns their credentials, the org id, and the
+    management client that registered them (``management``)."""
+    management = server.management("kit-e2e")
     api = requests.Session()
-    api.headers["Authorization"] = f"Bearer {token}"
+    api.headers.update(management.headers)
     response = api.post(
         f"{server.url}/api/v1/organizations", json={"display_name": "Acme Corp"}, timeout=10
     )
@@ -153,7 +157,7 @@ def register_clients(server: ServerProcess) -> dict[str, Any]:
         "elsewhere": {**GUIDE_CLIENT, "name": "Billing bot", "audience": ["billing.acmecorp.com"]},
         "short": {**GUIDE_CLIENT, "name": "Short-lived", "expiry": 60},
     }
-    registered: dict[str, Any] = {"org_id": org_id}
+    registered: dict[str, Any] = {"org_id": org_id, "management": management}
     for name, body in bodies.items():
         response = api.post(
             f"{server.url}/api/v1/organizations/{org_id}/clients", json=body, timeout=10
@@ -161,17 +165,6 @@ def register_clients(server: ServerProcess) -> dict[str, Any]:
         assert response.status_code == 201, response.text
         registered[name] = (response.json()["client"]["client_id"], response.json()["plain_secret"])
     return registered
-
-
-def token_for(server: ServerProcess, credentials: tuple[str, str], **form: str) -> str:
-    response = requests.post(
-        f"{server.url}/oauth/token",
-        data={"grant_type": "client_credentials", **form},
-        auth=credentials,
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["access_token"]
 
 
 def credentials_for(server: ServerProcess, client: tuple[str, str], **kwargs: Any):
@@ -191,15 +184,8 @@ print(json.dumps({name: key.encode(claims) for name, claims in claim_sets.items(
 
 def mint_with_server_key(server: ServerProcess, claim_sets: dict[str, dict]) -> dict[str, str]:
     """Tokens signed by the server's current key, by its own signing code, in its environment."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", MINT_WITH_SERVER_KEY],
-        input=json.dumps(claim_sets),
-        cwd=ROOT,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
+    result = server.manage(
+        "shell", "--no-imports", "-c", MINT_WITH_SERVER_KEY, input=json.dumps(claim_sets)
     )
     return json.loads(result.stdout)
 
@@ -218,7 +204,7 @@ def segment_json(segment: str) -> Any:
 
 def build_forged_tokens(server: ServerProcess, clients: dict[str, Any]) -> dict[str, str]:
     """Every refused case of the issue, plus ``control``: minted like the forged ones, but good."""
-    good = token_for(server, clients["deployer"])
+    good = server.access_token(*clients["deployer"])
     header_segment, payload_segment, _ = good.split(".")
     header, claims = segment_json(header_segment), segment_json(payload_segment)
     now = int(time.time())
@@ -234,7 +220,7 @@ def build_forged_tokens(server: ServerProcess, clients: dict[str, Any]) -> dict[
         },
     )
     # A reader edits its real token to add the scope it lacks; the signature stays.
-    reader = token_for(server, clients["reader"])
+    reader = server.access_token(*clients["reader"])
     reader_header, reader_payload, reader_signature = reader.split(".")
     edited = segment_json(reader_payload)
     edited["scopes"] = ["deploy:applications", "read:deployments"]
@@ -256,7 +242,7 @@ def build_forged_tokens(server: ServerProcess, clients: dict[str, Any]) -> dict[
     tokens["unknown_kid"] = jwt.encode(
         fresh, attacker_key(), algorithm="RS256", headers={"kid": "forged-kid", "typ": "at+jwt"}
     )
-    tokens["wrong_audience"] = token_for(server, clients["elsewhere"])
+    tokens["wrong_audience"] = server.access_token(*clients["elsewhere"])
     return tokens
 
 
@@ -284,12 +270,8 @@ def forged_kid_token(claims: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("kit-server")
-    database = ServerDatabase(tmp)
-    process = ServerProcess(database).start(tmp)
-    yield process
-    process.stop()
-    database.drop()
+    with running_server(tmp_path_factory.mktemp("kit-server")) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +310,7 @@ ROUTES = ["POST", "GET"]
 
 
 def test_a_token_from_our_server_is_accepted_on_both_routes(server, clients, api):
-    token = token_for(server, clients["deployer"])
+    token = server.access_token(*clients["deployer"])
 
     created = call(api, "POST", token)
     assert created.status_code == 201, created.text
@@ -380,7 +362,7 @@ def test_a_bad_token_is_refused_with_invalid_token(api, forged, case, method):
 
 def test_a_missing_scope_is_refused_with_insufficient_scope(server, clients, api):
     # The decorator (POST): a client registered without deploy:applications.
-    reader = token_for(server, clients["reader"])
+    reader = server.access_token(*clients["reader"])
     response = call(api, "POST", reader)
     assert response.status_code == 403, response.text
     assert response.headers["WWW-Authenticate"] == (
@@ -390,7 +372,7 @@ def test_a_missing_scope_is_refused_with_insufficient_scope(server, clients, api
     assert call(api, "GET", reader).status_code == 200
 
     # DRF (GET): the deployer asked our server for a narrower token.
-    narrowed = token_for(server, clients["deployer"], scope="deploy:applications")
+    narrowed = server.access_token(*clients["deployer"], scope="deploy:applications")
     response = call(api, "GET", narrowed)
     assert response.status_code == 403, response.text
     assert response.headers["WWW-Authenticate"] == (
@@ -429,7 +411,7 @@ def test_a_signing_key_rotation_is_picked_up_without_a_restart(server, clients, 
 
 
 def test_a_flood_of_forged_kids_costs_at_most_one_jwks_fetch_per_interval(server, clients, api):
-    claims = segment_json(token_for(server, clients["deployer"]).split(".")[1])
+    claims = segment_json(server.access_token(*clients["deployer"]).split(".")[1])
     tokens = [forged_kid_token(claims) for _ in range(1000)]
     time.sleep(REFETCH_INTERVAL + 0.5)  # the window is open: the first forged kid may refetch
     fetches_before = jwks_hits(server)
@@ -460,6 +442,43 @@ def test_a_flood_of_forged_kids_costs_at_most_one_jwks_fetch_per_interval(server
     allowed = math.floor(elapsed / REFETCH_INTERVAL) + 1
     print(f"\n1000 forged-kid requests in {elapsed:.2f}s caused {fetches} JWKS fetch(es)")
     assert 1 <= fetches <= allowed
+
+
+# --- Revocation: introspection mode --------------------------------------------------------------
+
+
+def test_the_kit_in_introspect_mode_refuses_a_revoked_token(server, clients):
+    management = clients["management"]
+    customer_id, customer_secret = clients["deployer"]
+    token, unrelated = (server.access_token(*clients["deployer"]) for _ in range(2))
+
+    def introspecting() -> TokenVerifier:
+        return TokenVerifier(
+            server.url,
+            audience=AUDIENCE,
+            introspect=True,
+            client_id=management.client_id,
+            client_secret=management.client_secret,
+        )
+
+    jwks_only = TokenVerifier(server.url, audience=AUDIENCE)
+    assert introspecting().verify(token).client_id == customer_id
+
+    response = requests.post(
+        f"{server.url}/oauth/revoke",
+        data={"token": token, "token_type_hint": "access_token"},
+        auth=(customer_id, customer_secret),
+        timeout=10,
+    )
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+
+    # A fresh verifier (no cached positive answer) sees the revocation at once...
+    fresh = introspecting()
+    with pytest.raises(InvalidToken):
+        fresh.verify(token)
+    assert fresh.verify(unrelated).client_id == customer_id
+    # ...while JWKS-only verification cannot know and still accepts the token.
+    assert jwks_only.verify(token).client_id == customer_id
 
 
 # --- The calling side ----------------------------------------------------------------------------
@@ -516,13 +535,12 @@ def test_the_example_client_script_deploys_and_lists(server, clients, api):
     result = subprocess.run(
         [sys.executable, "examples/deploy_client.py"],
         cwd=ROOT,
-        env={
-            **os.environ,
-            "TOKEN_URL": f"{server.url}/oauth/token",
-            "CLIENT_ID": client_id,
-            "CLIENT_SECRET": secret,
-            "API_URL": api.url,
-        },
+        env=child_env(
+            TOKEN_URL=f"{server.url}/oauth/token",
+            CLIENT_ID=client_id,
+            CLIENT_SECRET=secret,
+            API_URL=api.url,
+        ),
         capture_output=True,
         text=True,
         timeout=60,
@@ -539,30 +557,25 @@ def test_the_example_client_script_deploys_and_lists(server, clients, api):
 def test_cached_keys_keep_working_while_the_jwks_endpoint_is_down(tmp_path):
     # Our server publishes its JWKS with max-age=1 and the API may refetch every second,
     # so within seconds the cached keys are stale and every verification wants a refetch.
-    database = ServerDatabase(tmp_path)
-    server = ServerProcess(database, extra_env={"OAUTH_JWKS_MAX_AGE": "1"}).start(tmp_path)
-    api = None
-    try:
+    with running_server(tmp_path, extra_env={"OAUTH_JWKS_MAX_AGE": "1"}) as server:
         clients = register_clients(server)
         api = ExampleAPI(server.url, tmp_path, extra_env={"MIN_REFETCH_INTERVAL": "1"}).start()
-        token = token_for(server, clients["deployer"])
-        assert call(api, "GET", token).status_code == 200
-        claims = segment_json(token.split(".")[1])
+        try:
+            token = server.access_token(*clients["deployer"])
+            assert call(api, "GET", token).status_code == 200
+            claims = segment_json(token.split(".")[1])
 
-        server.stop()
-        time.sleep(2.5)  # past max-age and the refetch interval: the keys are stale now
-        for method in ROUTES * 3:
-            response = call(api, method, token)
-            assert response.status_code in (200, 201), response.text
-        assert "JWKS refresh failed, serving cached keys" in api.log_text()
+            server.stop()
+            time.sleep(2.5)  # past max-age and the refetch interval: the keys are stale now
+            for method in ROUTES * 3:
+                response = call(api, method, token)
+                assert response.status_code in (200, 201), response.text
+            assert "JWKS refresh failed, serving cached keys" in api.log_text()
 
-        # A kid the cache cannot serve needs the issuer: 503 and Retry-After, not 401.
-        for method in ROUTES:
-            response = call(api, method, forged_kid_token(claims))
-            assert response.status_code == 503, response.text
-            assert response.headers["Retry-After"] == "1"
-    finally:
-        if api is not None:
+            # A kid the cache cannot serve needs the issuer: 503 and Retry-After, not 401.
+            for method in ROUTES:
+                response = call(api, method, forged_kid_token(claims))
+                assert response.status_code == 503, response.text
+                assert response.headers["Retry-After"] == "1"
+        finally:
             api.stop()
-        server.stop()
-        database.drop()

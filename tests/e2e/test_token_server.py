@@ -8,23 +8,16 @@ input is sent to both and the answers are compared header by header.
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.client
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlencode
 
 import jwt
 import pytest
 
-from tests.e2e.server import ROOT, free_port, server_database, spawn, terminate
+from tests.e2e.server import ServerProcess, server_database
 
 pytestmark = pytest.mark.e2e
 
@@ -35,8 +28,6 @@ VOLATILE = {"date", "server"}
 MAKE_CLIENT = """
 import json
 from clients.services import Actor, client_create, organization_create
-from oauth import keys
-keys.ensure_signing_key()
 actor = Actor.system("e2e")
 org = organization_create(actor=actor, display_name="E2E")
 client, secret = client_create(
@@ -44,76 +35,41 @@ client, secret = client_create(
 )
 print(json.dumps({"client_id": client.id, "client_secret": secret}))
 """
+# Both servers issue tokens for one issuer, so that their answers compare.
+ISSUER = "http://127.0.0.1"
 
 
-@dataclass
-class Server:
-    port: int
-    log: Path
-
-    def access_line(self, request_id: str) -> dict:
-        """The access-log line of the request with this X-Request-ID (JSON logs)."""
-        deadline = time.monotonic() + 5
-        while True:
-            for line in self.log.read_text().splitlines():
-                if line.startswith("{") and '"portal.access"' in line:
-                    record = json.loads(line)
-                    if record.get("request_id") == request_id:
-                        return record
-            assert time.monotonic() < deadline, f"no access line for {request_id}"
-            time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def gunicorn(env: dict[str, str], log: Path) -> Iterator[Server]:
-    port = free_port()
-    server_env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"}
-    process = spawn(
-        [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py"],
-        env=server_env,
-        log_path=log,
-        ready=lambda: bool(socket.create_connection(("127.0.0.1", port), timeout=1).close() or 1),
-    )
-    try:
-        yield Server(port, log)
-    finally:
-        terminate(process, timeout=20)
+def access_line(server: ServerProcess, request_id: str) -> dict:
+    """The access-log line of the request with this X-Request-ID (JSON logs)."""
+    deadline = time.monotonic() + 5
+    while True:
+        for line in server.log_text().splitlines():
+            if line.startswith("{") and '"portal.access"' in line:
+                record = json.loads(line)
+                if record.get("request_id") == request_id:
+                    return record
+        assert time.monotonic() < deadline, f"no access line for {request_id}"
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory) -> Iterator[dict]:
     logs = tmp_path_factory.mktemp("token-server-logs")
     with server_database(logs) as database:
-        database_url = database.url
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "DEBUG": "false",
-            "SECURE_SSL_REDIRECT": "false",  # plain HTTP on a local port
-            "SECRET_KEY": "e2e-token-server-secret-key-0123456789-abcdefghij",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "OAUTH_ISSUER": "http://127.0.0.1",
-            "OAUTH_ARGON2_TIME_COST": "1",
-            "OAUTH_ARGON2_MEMORY_COST": "1024",
-            "LOG_FORMAT": "json",
-        }
-        env.pop("DJANGO_SETTINGS_MODULE", None)
-        run = {"cwd": ROOT, "env": env, "check": True, "capture_output": True, "text": True}
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], **run)
-        made = subprocess.run([sys.executable, "manage.py", "shell", "-c", MAKE_CLIENT], **run)
+        env = {"OAUTH_ISSUER": ISSUER, "LOG_FORMAT": "json"}
+        fast = ServerProcess(database, extra_env=env)
+        view = ServerProcess(database, extra_env={**env, "OAUTH_TOKEN_FAST_PATH": "false"})
+        made = fast.prepare().manage("shell", "-c", MAKE_CLIENT)
         client = json.loads(made.stdout.strip().splitlines()[-1])
-        with (
-            gunicorn(env, logs / "fast.log") as fast,
-            gunicorn({**env, "OAUTH_TOKEN_FAST_PATH": "false"}, logs / "view.log") as view,
-        ):
+        try:
             # Each worker says which path serves tokens (gunicorn.conf.py): make sure the
             # comparison below is between the two.
-            for server, expected in ((fast, "fast path"), (view, "Django view")):
-                deadline = time.monotonic() + 10
-                while f"token endpoint: {expected}" not in server.log.read_text():
-                    assert time.monotonic() < deadline, server.log.read_text()[-2000:]
-                    time.sleep(0.05)
+            fast.serve(logs, workers=1).wait_for_log("token endpoint: fast path")
+            view.serve(logs, workers=1).wait_for_log("token endpoint: Django view")
             yield {"fast": fast, "view": view, "client": client}
+        finally:
+            fast.stop()
+            view.stop()
 
 
 def send(port: int, method: str, body: bytes = b"", headers: dict | None = None) -> tuple:
@@ -155,7 +111,7 @@ def test_it_issues_a_token_that_verifies_through_the_jwks(servers):
         key,
         algorithms=["RS256"],
         audience="api-a",
-        issuer="http://127.0.0.1",
+        issuer=ISSUER,
     )
     assert claims["client_id"] == servers["client"]["client_id"]
 
@@ -260,7 +216,7 @@ def test_the_fast_path_answers_and_logs_like_the_django_view(servers, case):
     assert fast_status == view_status, (fast_body, view_body)
     assert fast_headers["x-request-id"] == request_id
     if case != "disallowed host":  # Django refuses it before the access log middleware answers
-        fast_line, view_line = (servers[side].access_line(request_id) for side in ("fast", "view"))
+        fast_line, view_line = (access_line(servers[side], request_id) for side in ("fast", "view"))
         for line in (fast_line, view_line):
             del line["time"], line["duration_ms"]
             line["message"] = line["message"].rsplit(" ", 1)[0]  # "POST /oauth/token 200 1.2ms"

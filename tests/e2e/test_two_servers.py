@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
@@ -26,7 +23,7 @@ import requests
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.server import ROOT, free_port, gunicorn_command, server_database, spawn
+from tests.e2e.server import ServerDatabase, ServerProcess, server_database
 
 pytestmark = pytest.mark.e2e
 
@@ -36,77 +33,21 @@ METRICS_TOKEN = "e2e-metrics-token-0123456789"
 REDIS_URL = os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        pytest.skip(
-            "two servers need a shared PostgreSQL database: set DATABASE_URL=postgres://… "
-            "(SQLite cannot be shared safely by servers on several machines)"
+class Server(ServerProcess):
+    """One of the two servers, with its own metrics directory, and a client for the tests."""
+
+    def __init__(self, database: ServerDatabase, metrics_dir: Path) -> None:
+        super().__init__(
+            database,
+            extra_env={
+                "REDIS_URL": REDIS_URL,
+                "OAUTH_ISSUER": ISSUER,  # one issuer, as behind one load balancer
+                "METRICS_BEARER_TOKEN": METRICS_TOKEN,
+                "LOG_LEVEL": "WARNING",
+                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            },
         )
-    return url
-
-
-@pytest.fixture(scope="module")
-def database_url(tmp_path_factory) -> Iterator[str]:
-    """A fresh database, dropped afterwards: the servers cannot see a test's transaction."""
-    _postgres_url()
-    with server_database(tmp_path_factory.mktemp("two-servers-db")) as database:
-        yield database.url
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        pytest.skip(f"no Redis at {REDIS_URL} (set E2E_REDIS_URL)")
-    return REDIS_URL
-
-
-@pytest.fixture(scope="module")
-def server_env(database_url, redis_url) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "PYTEST", "PROMETHEUS_"))
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "DEBUG": "false",
-            "SECURE_SSL_REDIRECT": "false",  # plain HTTP on a local port
-            "SECRET_KEY": "e2e-secret-key-" + "k" * 40,
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "OAUTH_ISSUER": ISSUER,
-            "OAUTH_ARGON2_TIME_COST": "1",
-            "OAUTH_ARGON2_MEMORY_COST": "1024",
-            "METRICS_BEARER_TOKEN": METRICS_TOKEN,
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    return env
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    metrics_dir: Path
+        self.metrics_dir = metrics_dir
 
     def get(self, path: str, **kwargs) -> requests.Response:
         return requests.get(self.url + path, timeout=10, **kwargs)
@@ -134,38 +75,34 @@ class Server:
         return samples
 
 
-def start_server(env: dict[str, str], tmp: Path) -> Server:
-    port = free_port()
-    metrics_dir = tmp / f"metrics-{port}"
-    url = f"http://127.0.0.1:{port}"
-    process = spawn(
-        gunicorn_command(f"127.0.0.1:{port}", 2),
-        env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
-        log_path=tmp / f"server-{port}.log",
-        ready=lambda: requests.get(f"{url}/readyz", timeout=10).status_code == 200,
-    )
-    return Server(url, process, metrics_dir)
-
-
 @pytest.fixture(scope="module")
-def servers(server_env, tmp_path_factory) -> Iterator[tuple[Server, Server]]:
-    manage(server_env, "migrate", "--noinput")
-    manage(server_env, "bootstrap")
-    tmp = tmp_path_factory.mktemp("two-servers")
-    started: list[Server] = []
+def servers(tmp_path_factory) -> Iterator[tuple[Server, Server]]:
+    """Two servers on a fresh database (they cannot see a test's transaction) and one Redis."""
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        pytest.skip(
+            "two servers need a shared PostgreSQL database: set DATABASE_URL=postgres://… "
+            "(SQLite cannot be shared safely by servers on several machines)"
+        )
     try:
-        started.append(start_server(server_env, tmp))
-        started.append(start_server(server_env, tmp))
-        yield started[0], started[1]
-    finally:
-        for server in started:
-            server.process.terminate()
-        for server in started:
-            server.process.wait(timeout=30)
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {REDIS_URL} (set E2E_REDIS_URL)")
+    tmp = tmp_path_factory.mktemp("two-servers")
+    with server_database(tmp) as database:
+        a = Server(database, tmp / "metrics-a")
+        b = Server(database, tmp / "metrics-b")
+        try:
+            a.prepare()
+            yield a.serve(tmp), b.serve(tmp)
+        finally:
+            a.stop()
+            b.stop()
 
 
-def new_client(env: dict[str, str]) -> tuple[str, str]:
-    created = json.loads(manage(env, "create_management_client", "--name", uuid.uuid4().hex))
+def new_client(server: Server) -> tuple[str, str]:
+    created = json.loads(
+        server.manage("create_management_client", "--name", uuid.uuid4().hex).stdout
+    )
     return created["client_id"], created["client_secret"]
 
 
@@ -187,9 +124,9 @@ def test_both_servers_are_ready_with_redis(servers):
         }
 
 
-def test_a_token_from_one_verifies_with_the_jwks_of_the_other(servers, server_env):
+def test_a_token_from_one_verifies_with_the_jwks_of_the_other(servers):
     a, b = servers
-    client_id, secret = new_client(server_env)
+    client_id, secret = new_client(a)
     from_a = a.token(client_id, secret)
     from_b = b.token(client_id, secret)
     assert from_a.status_code == from_b.status_code == 200, (from_a.text, from_b.text)
@@ -197,15 +134,14 @@ def test_a_token_from_one_verifies_with_the_jwks_of_the_other(servers, server_en
     assert verify(from_b.json()["access_token"], a.jwks())["client_id"] == client_id
 
 
-def test_a_secret_revoked_through_one_is_refused_by_the_other_at_once(servers, server_env):
+def test_a_secret_revoked_through_one_is_refused_by_the_other_at_once(servers):
     a, b = servers
-    client_id, secret = new_client(server_env)
+    client_id, secret = new_client(a)
     # Both servers (every worker we reach) have verified, and so remembered, the secret.
     for _ in range(4):
         assert a.token(client_id, secret).status_code == 200
         assert b.token(client_id, secret).status_code == 200
-    manage(
-        server_env,
+    a.manage(
         "shell",
         "-c",
         "from clients.models import ApiClient\n"
@@ -219,12 +155,12 @@ def test_a_secret_revoked_through_one_is_refused_by_the_other_at_once(servers, s
         assert refused.json()["error"] == "invalid_client"
 
 
-def test_a_key_rotated_through_one_is_published_and_used_by_both(servers, server_env):
+def test_a_key_rotated_through_one_is_published_and_used_by_both(servers):
     a, b = servers
-    client_id, secret = new_client(server_env)
+    client_id, secret = new_client(a)
     old_kid = jwt.get_unverified_header(a.token(client_id, secret).json()["access_token"])["kid"]
     before_rotation = b.token(client_id, secret).json()["access_token"]
-    output = manage(server_env, "rotate_signing_key")
+    output = a.manage("rotate_signing_key").stdout
     new_kid = output.split("new current signing key ")[1].split()[0]
     assert new_kid != old_kid
     for server in (a, b):
@@ -249,9 +185,9 @@ def issued_per_worker(metrics_dir: Path) -> dict[str, float]:
     return counts
 
 
-def test_metrics_add_up_across_the_workers_of_one_server(servers, server_env):
+def test_metrics_add_up_across_the_workers_of_one_server(servers):
     a, _ = servers
-    client_id, secret = new_client(server_env)
+    client_id, secret = new_client(a)
     name, labels = "oauth_tokens_issued_total", (("auth_method", "client_secret_basic"),)
     failures = ("oauth_token_failures_total", (("reason", "invalid_client"),))
     before = a.metrics()
@@ -277,11 +213,11 @@ def test_metrics_add_up_across_the_workers_of_one_server(servers, server_env):
     assert after[("signing_key_age_seconds", ())] >= 0
 
 
-def test_failed_attempts_on_both_servers_add_up_to_one_rate_limit(servers, server_env):
+def test_failed_attempts_on_both_servers_add_up_to_one_rate_limit(servers):
     """RATE_LIMIT_TOKEN_FAILURES (10/m per client_id) is counted in the shared Redis."""
     a, b = servers
-    client_id, secret = new_client(server_env)
-    other_id, other_secret = new_client(server_env)
+    client_id, secret = new_client(a)
+    other_id, other_secret = new_client(a)
     answers = [(a if i % 2 else b).token(client_id, "wrong").status_code for i in range(10)]
     assert answers == [401] * 10  # five on each server: neither alone reached the limit
     for server in (a, b):

@@ -1,29 +1,10 @@
-"""Fixtures of the oauth tests: the resource-server kit's real tiny authorization server, and
-keys registered for private_key_jwt."""
-
-from collections.abc import Iterator
+"""Fixtures of the oauth tests: keys registered for private_key_jwt."""
 
 import pytest
 
 from clients.services import client_key_add
-from m2m_auth_kit.verify import TokenVerifier
 from tests.assertion_helpers import Signer, ec_key, public_jwk, rsa_key
 from tests.conftest import SYSTEM
-from tests.kitserver import AUDIENCE, KitServer
-
-
-@pytest.fixture
-def kit() -> Iterator[KitServer]:
-    """A fresh authorization server on 127.0.0.1, stopped after the test."""
-    server = KitServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def verifier(kit: KitServer) -> TokenVerifier:
-    """A verifier trusting ``kit``, with keys discovered and a short refetch window."""
-    return TokenVerifier(kit.issuer, audience=AUDIENCE, min_refetch_interval=0.2)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from tests.assertion_helpers import (
     rsa_key,
 )
 from tests.conftest import SYSTEM, post_form, request_token
-from tests.oauth.test_token import assert_oauth_error
+from tests.oauth.token.test_endpoint import assert_oauth_error
 
 pytestmark = pytest.mark.django_db
 
@@ -173,6 +173,18 @@ def test_a_token_signed_by_a_foreign_key_with_our_kid_is_inactive(client, guide_
     assert answer(introspect(client, guide_client, hmac)) == {"active": False}
     none = jwt.encode(claims, None, algorithm="none", headers={"kid": header["kid"]})
     assert answer(introspect(client, guide_client, none)) == {"active": False}
+
+
+def test_introspecting_a_token_whose_kid_has_a_nul_says_inactive(client, guide_client):
+    # No kid of ours holds a NUL, which PostgreSQL text cannot hold: no key is looked up for it.
+    key = keys.current_loaded_key()
+    token = jwt.encode(
+        {"iss": "x", "sub": "x", "client_id": "x", "jti": "x", "exp": 9999999999, "iat": 1},
+        key.private_key,
+        algorithm=key.algorithm,
+        headers={"kid": "k\x00"},
+    )
+    assert answer(introspect(client, guide_client, token)) == {"active": False}
 
 
 def test_a_token_with_another_issuer_is_inactive(client, guide_client):

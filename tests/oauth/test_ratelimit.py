@@ -22,8 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from oauth import ratelimit
 from oauth.models import RateLimitCounter
 from oauth.ratelimit import Rate, parse_rate
-from tests.conftest import FORM, Credentials, request_token
-from tests.portal.conftest import PASSWORD, make_user
+from tests.conftest import FORM, PASSWORD, Credentials, make_user, request_token
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -223,7 +222,7 @@ def test_requests_without_credentials_count_against_the_address(store, settings,
 @pytest.mark.django_db(transaction=True)
 def test_the_fast_path_locks_too(store, settings, guide_client, other_client, address):
     from portal.serving.fastpath import TokenFastPath
-    from tests.oauth.test_token_fast_path import Behind, call, token_environ
+    from tests.serving.test_fastpath import Behind, call, token_environ
 
     settings.RATE_LIMIT_TOKEN_FAILURES = "2/m"
     app = TokenFastPath(Behind())

@@ -18,7 +18,7 @@ from oauth.models import RevokedToken, UsedAssertion
 from tests.assertion_helpers import ASSERTION_TYPE, Signer, ec_key, public_jwk
 from tests.conftest import SYSTEM, post_form
 from tests.oauth.test_introspection import introspect, token_of
-from tests.oauth.test_token import assert_oauth_error, decode
+from tests.oauth.token.test_endpoint import assert_oauth_error, decode
 
 pytestmark = pytest.mark.django_db
 

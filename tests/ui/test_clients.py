@@ -10,7 +10,7 @@ from django.test import Client
 from clients.models import ApiClient, AuditEvent, ClientSecret
 from clients.services import client_create, organization_restrict_apis, secret_add
 from tests.conftest import GUIDE_CLIENT, SYSTEM, Credentials, post_form, request_token
-from tests.portal.conftest import guide_form
+from tests.ui.conftest import guide_form
 
 pytestmark = pytest.mark.django_db
 

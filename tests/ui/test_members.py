@@ -11,8 +11,7 @@ from django.test import Client
 
 from clients.models import INVITATION_SALT, AuditEvent, Invitation, Membership, invitation_token
 from clients.services import invitation_create
-from tests.conftest import SYSTEM, post_form
-from tests.portal.conftest import PASSWORD, logged_in
+from tests.conftest import PASSWORD, SYSTEM, logged_in, post_form
 
 pytestmark = pytest.mark.django_db
 

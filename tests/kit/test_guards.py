@@ -1,7 +1,7 @@
 """Django and DRF guards: status codes and exact RFC 6750 headers.
 
-RESOURCE_SERVER points at the real tiny server (tests/kitserver.py) through
-pytest-django's ``settings`` fixture; views live in tests/oauth/urls_guards.py.
+RESOURCE_SERVER points at the real tiny server (tests/kit/server.py) through
+pytest-django's ``settings`` fixture; views live in tests/kit/urls_guards.py.
 """
 
 import time
@@ -11,9 +11,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from m2m_auth_kit.guards import InsufficientScopeError, get_verifier
-from tests.kitserver import AUDIENCE
+from tests.kit.server import AUDIENCE
 
-pytestmark = pytest.mark.urls("tests.oauth.urls_guards")
+pytestmark = pytest.mark.urls("tests.kit.urls_guards")
 
 BARE = 'Bearer realm="api"'
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from oauth import keys
-from tests.ops.helpers import captured_json, closed_port, database_down
+from tests.serving.helpers import captured_json, closed_port, database_down
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 

@@ -12,7 +12,7 @@ from django.contrib.admin.utils import quote
 from django.test import RequestFactory
 from django.urls import reverse
 
-from tests.admin.conftest import assert_clean
+from tests.console.conftest import assert_clean
 
 pytestmark = pytest.mark.django_db
 

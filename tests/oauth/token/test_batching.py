@@ -2,8 +2,7 @@
 
 The requests go through the production ASGI application (portal.serving.bridge.AsgiServer) in
 process, on one event loop, with the real token fast path and a real PostgreSQL connection;
-tests/e2e
-drive the whole server over HTTP.
+tests/e2e drives the whole server over HTTP.
 """
 
 from __future__ import annotations
@@ -30,54 +29,14 @@ from oauth.token.authenticate import authenticate_with_secret, forget_verified_s
 from oauth.token.batching import TokenQueryBatcher, token_query_batcher
 from oauth.token.endpoint import warm_up
 from oauth.token.lookup import Prefetched, batch_sql
-from oauth.token.request import credentials_of
 from portal.serving.bridge import AsgiServer
 from portal.serving.fastpath import TokenFastPath
 from tests.conftest import SYSTEM
-from tests.ops.helpers import closed_port, scope
+from tests.serving.helpers import closed_port, scope
 
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the batcher serves PostgreSQL only"
 )
-
-
-def _basic(client_id: str, secret: str = "s") -> str:
-    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-
-
-@pytest.mark.parametrize(
-    ("authorization", "body", "expected"),
-    [
-        (None, b"grant_type=client_credentials&client_id=m2morg_1&client_secret=x", "m2morg_1"),
-        (None, b"client_id=a%2Bb+c&client_secret=x", "a+b c"),
-        (_basic("m2morg_2"), b"grant_type=client_credentials", "m2morg_2"),
-        (_basic("a%3Ab"), b"", "a:b"),  # RFC 6749 2.3.1: form-encoded before base64
-        ("Basic !!!", b"", None),
-        ("Basic " + base64.b64encode(b"no-colon").decode(), b"", None),
-        ("Bearer abc", b"client_id=m2morg_1", None),
-        (None, b"client_id=m2morg_1&client_assertion=x.y.z", None),  # private_key_jwt
-        (None, b"grant_type=client_credentials", None),
-        (None, b"client_id=", None),
-        (None, b"client_id=" + b"x" * 65, None),
-        (None, b"client_id=\xff", None),
-    ],
-)
-def test_the_client_id_hint_reads_basic_then_the_form(authorization, body, expected):
-    credentials = credentials_of(authorization, body)
-    assert (credentials[0] if credentials else None) == expected
-
-
-@pytest.mark.parametrize(
-    ("authorization", "body", "expected"),
-    [
-        (None, b"client_id=m2morg_1&client_secret=a%2Bb+c", ("m2morg_1", "a+b c")),
-        (None, b"client_id=m2morg_1", ("m2morg_1", None)),
-        (_basic("m2morg_2", "s%3Ae"), b"client_secret=ignored", ("m2morg_2", "s:e")),
-        (_basic("m2morg_2", ""), b"", ("m2morg_2", "")),
-    ],
-)
-def test_the_credentials_hint_carries_the_presented_secret(authorization, body, expected):
-    assert credentials_of(authorization, body) == expected
 
 
 @pytest.mark.django_db

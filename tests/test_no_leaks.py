@@ -22,7 +22,7 @@ from tests.e2e.server import ServerDatabase, ServerProcess
 @pytest.mark.django_db
 def test_a_production_500_is_our_page_without_a_trace(settings):
     settings.DEBUG = False
-    settings.ROOT_URLCONF = "tests.ops.urls_boom"
+    settings.ROOT_URLCONF = "tests.urls_boom"
     response = Client(raise_request_exception=False).get("/boom")
     assert response.status_code == 500
     html = response.content.decode()

@@ -18,8 +18,8 @@ from clients.models import (
     Organization,
 )
 from oauth import keys
-from tests.admin.conftest import assert_clean
 from tests.conftest import Credentials, post_form, request_token
+from tests.console.conftest import assert_clean
 
 pytestmark = pytest.mark.django_db
 

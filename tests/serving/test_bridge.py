@@ -21,7 +21,7 @@ from oauth.token.authenticate import forget_verified_secrets
 from oauth.token.endpoint import warm_up
 from portal.serving.bridge import DRAIN_BYTES, AsgiServer, wsgi_environ
 from portal.serving.fastpath import TokenFastPath
-from tests.ops.helpers import scope
+from tests.serving.helpers import scope
 
 
 class Recorder:

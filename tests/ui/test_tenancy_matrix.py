@@ -18,8 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from clients.models import AuditEvent, Membership
 from clients.services import client_create, client_key_add, secret_add
 from oauth.keys import public_jwk
-from tests.conftest import SYSTEM, request_token
-from tests.portal.conftest import logged_in, make_user
+from tests.conftest import SYSTEM, logged_in, make_user, request_token
 
 pytestmark = pytest.mark.django_db
 

@@ -172,6 +172,32 @@ def test_bad_credentials_are_invalid_client(client, guide_client, form):
     )
 
 
+# No client_id of ours holds a NUL, and PostgreSQL text cannot hold one: a query comparing with it
+# would fail (a 503, and on PostgreSQL a whole failed batch), so it is refused before any query.
+NUL_ID = "m2morg_1\x00"
+
+
+def test_a_client_id_with_a_nul_in_the_form_is_invalid_client(client, guide_client):
+    response = request_token(client, guide_client, client_id=NUL_ID)
+    assert_oauth_error(response, 401, "invalid_client")
+
+
+def test_a_client_id_with_a_nul_in_basic_credentials_is_invalid_client(client, guide_client):
+    basic = base64.b64encode(f"{NUL_ID}:{guide_client.secret}".encode()).decode()
+    response = post_form(
+        client,
+        "/oauth/token",
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=f"Basic {basic}",
+    )
+    assert_oauth_error(response, 401, "invalid_client")
+
+
+def test_the_same_client_still_gets_its_token_afterwards(client, guide_client):
+    request_token(client, guide_client, client_id=NUL_ID)
+    assert request_token(client, guide_client).status_code == 200
+
+
 def test_unknown_client_and_wrong_secret_answer_the_same(client, guide_client):
     wrong = request_token(client, guide_client, client_secret="test_nope").json()
     unknown = request_token(client, guide_client, client_id="m2morg_12345678901234567").json()

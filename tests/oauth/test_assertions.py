@@ -30,7 +30,7 @@ from tests.assertion_helpers import (
     rsa_key,
 )
 from tests.conftest import SYSTEM, post_form
-from tests.oauth.test_token import assert_oauth_error, decode
+from tests.oauth.token.test_endpoint import assert_oauth_error, decode
 
 pytestmark = pytest.mark.django_db
 
@@ -218,6 +218,21 @@ def test_iss_must_be_the_client(client, guide_client, other_client, es256):
     assert_refused(client, es256.assertion(guide_client.client_id, iss=other, sub=other))
     assert_refused(client, es256.assertion(guide_client.client_id, iss=other))
     assert_refused(client, es256.assertion(guide_client.client_id, iss=None))
+
+
+# No client_id or jti of ours holds a NUL, and PostgreSQL text cannot hold one: such an iss or jti
+# is refused before it reaches a query.
+def test_an_assertion_whose_iss_has_a_nul_is_invalid_client(client, guide_client, es256):
+    nul_id = "m2morg_1\x00"
+    assertion = es256.assertion(guide_client.client_id, iss=nul_id, sub=nul_id)
+    assert_oauth_error(token_with(client, assertion), 401, "invalid_client")
+
+
+def test_an_assertion_whose_jti_has_a_nul_is_invalid_client(client, guide_client, es256):
+    assertion = es256.assertion(guide_client.client_id, jti="j\x00")
+    body = assert_oauth_error(token_with(client, assertion), 401, "invalid_client")
+    assert "jti" in body["error_description"]
+    assert not UsedAssertion.objects.exists()
 
 
 def test_an_algorithm_other_than_the_keys_is_refused(client, guide_client, rs256):

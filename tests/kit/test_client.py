@@ -14,7 +14,7 @@ import requests
 from requests.auth import AuthBase
 
 from m2m_auth_kit.client import ClientCredentials, ClientCredentialsAuth, TokenRequestError
-from tests.kitserver import CLIENT_ID, CLIENT_SECRET
+from tests.kit.server import CLIENT_ID, CLIENT_SECRET
 
 
 @pytest.fixture

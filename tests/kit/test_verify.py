@@ -1,4 +1,4 @@
-"""TokenVerifier against a real tiny authorization server (tests/kitserver.py)."""
+"""TokenVerifier against a real tiny authorization server (tests/kit/server.py)."""
 
 import base64
 import hashlib
@@ -21,7 +21,7 @@ from m2m_auth_kit.verify import (
     TokenError,
     TokenVerifier,
 )
-from tests.kitserver import (
+from tests.kit.server import (
     AUDIENCE,
     RS_CLIENT_ID,
     RS_CLIENT_SECRET,

@@ -14,7 +14,7 @@ from oauth import keys
 from oauth.models import SigningKey
 from oauth.settings import oauth_settings
 from tests.conftest import request_token
-from tests.oauth.test_token import decode
+from tests.oauth.token.test_endpoint import decode
 
 pytestmark = pytest.mark.django_db
 

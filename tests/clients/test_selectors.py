@@ -1,4 +1,8 @@
-"""The management API's client list costs the same number of queries for 5 clients or 50."""
+"""clients.selectors.client_list: a page of clients costs the same queries for 5 clients or 50.
+
+The secrets and keys come in one prefetch each and the active-secret count in a subquery, so the
+management API's client list (paged and rendered here as its view does) never queries per client.
+"""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from django.core import mail
 
 from clients.models import AuditEvent, Membership, Organization
 from clients.services import client_create
-from tests.conftest import SYSTEM, post_form
-from tests.portal.conftest import PASSWORD, guide_form
+from tests.conftest import PASSWORD, SYSTEM, post_form
+from tests.ui.conftest import guide_form
 
 pytestmark = pytest.mark.django_db
 

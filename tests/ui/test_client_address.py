@@ -17,8 +17,8 @@ from django.test import Client
 from clients.models import AuditEvent, invitation_token
 from clients.services import invitation_create
 from oauth import ratelimit
-from tests.conftest import SYSTEM, post_form
-from tests.portal.conftest import PASSWORD, guide_form, logged_in, make_user
+from tests.conftest import PASSWORD, SYSTEM, logged_in, make_user, post_form
+from tests.ui.conftest import guide_form
 
 pytestmark = pytest.mark.django_db
 

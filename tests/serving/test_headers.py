@@ -13,8 +13,7 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from clients.services import secret_add
-from tests.conftest import SYSTEM
-from tests.portal.conftest import PASSWORD, logged_in
+from tests.conftest import PASSWORD, SYSTEM, logged_in
 
 ROOT = Path(__file__).resolve().parents[2]
 CSP = (
