@@ -3,7 +3,7 @@ and each operation's name, summary, request, responses and errors.
 
 The shapes are the serializers the views render with (``portal.api.serializers``, and
 ``portal.api.errors.Error``); ``annotate()`` attaches them to the views when ``portal.api.urls``
-is imported. tests/clients/test_api_openapi.py validates real answers against the document, and
+is imported. tests/api/test_schema.py validates real answers against the document, and
 tests/e2e/test_openapi_fuzz.py runs schemathesis against it over HTTP.
 """
 

@@ -1,3 +1,3 @@
 """The management-API client fixture, shared by the API test modules."""
 
-from tests.clients.test_api import api  # noqa: F401
+from tests.api.test_views import api  # noqa: F401

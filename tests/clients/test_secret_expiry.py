@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from clients.models import ClientSecret
-from tests.clients.test_api import assert_error, secrets_path, snapshot
+from tests.api.test_views import assert_error, secrets_path, snapshot
 from tests.conftest import Credentials, request_token
 from tests.oauth.token.test_endpoint import assert_oauth_error
 

@@ -17,9 +17,9 @@ import pytest
 from drf_spectacular.validation import validate_schema
 from jsonschema import Draft202012Validator, FormatChecker
 
+from tests.api.test_serializers import World
+from tests.api.test_views import RFC3339
 from tests.assertion_helpers import ec_key, public_jwk
-from tests.clients.test_api import RFC3339
-from tests.clients.test_api_json import World
 from tests.conftest import GUIDE_CLIENT
 
 pytestmark = pytest.mark.django_db

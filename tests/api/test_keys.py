@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from clients.models import AuditEvent, ClientKey
+from tests.api.test_views import RFC3339, assert_error, violations
 from tests.assertion_helpers import ec_key, private_jwk, public_jwk, rsa_key
-from tests.clients.test_api import RFC3339, assert_error, violations
 
 pytestmark = pytest.mark.django_db
 

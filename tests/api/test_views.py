@@ -506,7 +506,7 @@ def test_no_plain_secret_in_the_database_or_logs(api, org, client, caplog):
 
 
 def test_the_access_line_names_the_management_client_and_organization(api, org, management):
-    from tests.ops.helpers import captured_json
+    from tests.serving.helpers import captured_json
 
     with captured_json() as logs:
         api.call("get", f"/organizations/{org.id}/clients")

@@ -13,8 +13,8 @@ import pytest
 
 from clients.models import ApiClient, ClientKey, ClientSecret, Organization
 from clients.services import client_key_add, secret_add, secret_set_status
+from tests.api.test_views import secrets_path
 from tests.assertion_helpers import ec_key, public_jwk
-from tests.clients.test_api import secrets_path
 from tests.conftest import GUIDE_CLIENT, SYSTEM
 
 pytestmark = pytest.mark.django_db
