@@ -130,7 +130,7 @@ def terminate(process: subprocess.Popen | None, timeout: float = 10) -> None:
 def get_over_unix_socket(path: Path, target: str) -> bytes:
     """The raw HTTP/1.1 answer to ``GET target`` from a server listening on a Unix socket."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
+        sock.settimeout(10)
         sock.connect(str(path))
         sock.sendall(
             f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
@@ -251,14 +251,17 @@ class ServerProcess:
             command = [sys.executable, "manage.py", "runserver", "--noreload", self.bind]
         else:
             command = gunicorn_command(self.bind, workers, "--access-logfile", "-")
-        self.process = spawn(command, env=self.env, log_path=self.log_path, ready=self._ready)
+        # Patient: on a busy machine two workers importing Django can take a while to answer.
+        self.process = spawn(
+            command, env=self.env, log_path=self.log_path, ready=self._ready, timeout=90
+        )
         return self
 
     def _ready(self) -> bool:
         if self.bind.startswith("unix:"):
             answer = get_over_unix_socket(Path(self.bind.removeprefix("unix:")), "/readyz")
             return answer.startswith(b"HTTP/1.1 200")
-        return requests.get(f"{self.url}/readyz", timeout=5).status_code == 200
+        return requests.get(f"{self.url}/readyz", timeout=10).status_code == 200
 
     def start(self, log_dir: Path, workers: int = 2) -> Self:
         """``prepare()``, then ``serve()`` under gunicorn."""
