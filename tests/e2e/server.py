@@ -95,6 +95,8 @@ def spawn(
         except (requests.RequestException, OSError):
             pass
         time.sleep(0.1)
+    if process.poll() is not None:  # it stopped while the last probe waited
+        raise RuntimeError(f"{args[:4]} exited early:\n{log_path.read_text()[-4000:]}")
     terminate(process)
     raise RuntimeError(f"{args[:4]} did not start:\n{log_path.read_text()[-4000:]}")
 
