@@ -47,8 +47,6 @@ class Worker:
         """
         ran = 0
         while not self._stopping.is_set():
-            # A long-lived process: drop a connection the database closed or that is too old.
-            close_old_connections()
             tasks = outbox.claim(self.batch)
             if not tasks:
                 break
@@ -67,6 +65,10 @@ class Worker:
     def run(self, *, once: bool = False) -> None:
         logger.info("outbox worker started (kinds: %s)", ", ".join(outbox.registered_kinds()))
         while not self._stopping.is_set():
+            if not once:
+                # A long-lived process: drop a connection the database closed or that is too
+                # old (CONN_MAX_AGE), as Django does between requests.
+                close_old_connections()
             try:
                 self.run_due()
             except Exception:  # the database went away: log, wait, look again
