@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve test lint format bench bench-latency bench-profile soak clean
+.PHONY: install run worker serve test lint format bench bench-latency bench-profile soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -17,11 +17,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Development server: SQLite, demo data created once, http://127.0.0.1:8000
+# Development server: SQLite, demo data created once, http://127.0.0.1:8000, and the outbox
+# worker beside it (mails on the console); Ctrl-C stops both.
 run: install
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py bootstrap --demo
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py run_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# The outbox worker in production (e-mails; as many as you like, on any machine): run it beside
+# `make serve`, under the same environment, e.g. as a second systemd unit.
+worker: install
+	$(BIN)/python manage.py run_worker
 
 # Production server (set SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, OAUTH_ISSUER first).
 serve: install

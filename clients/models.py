@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from clients.conf import client_settings
 
@@ -422,6 +425,37 @@ def invitation_from_token(token: str) -> Invitation | None:
     )
 
 
+SIGNUP_SALT = "clients.signup"
+
+
+def _signup_state(user: Any) -> str:
+    # Changes when the account opens or a new sign-up sets another password: an older link dies.
+    state = f"{user.pk}:{user.password}:{user.is_active}:{user.last_login}"
+    return salted_hmac(SIGNUP_SALT, state).hexdigest()[:32]
+
+
+def signup_token(user: Any, organization_name: str) -> str:
+    """The signed token of a sign-up confirmation link: the account, the organization's name
+    and a keyed digest of the account's state, so that the link works once (nothing secret)."""
+    payload = {"u": user.pk, "o": organization_name, "s": _signup_state(user)}
+    return signing.dumps(payload, salt=SIGNUP_SALT, compress=True)
+
+
+def signup_from_token(token: str) -> tuple[Any, str] | None:
+    """The account waiting for confirmation and its organization's name, or None when the
+    token is forged, expired, already used or superseded by a newer sign-up."""
+    try:
+        payload = signing.loads(
+            token, salt=SIGNUP_SALT, max_age=settings.PORTAL_SIGNUP_CONFIRM_MAX_AGE
+        )
+        user = get_user_model().objects.filter(pk=payload["u"], is_active=False).first()
+    except (signing.BadSignature, KeyError, TypeError):  # includes SignatureExpired
+        return None
+    if user is None or not constant_time_compare(payload.get("s", ""), _signup_state(user)):
+        return None
+    return user, str(payload["o"])
+
+
 class ApiResource(models.Model):
     """An API of the provider that customers may grant access to (the catalog, kept by staff)."""
 
@@ -459,3 +493,38 @@ class ApiScope(models.Model):
 
 
 # --- Token statistics for the staff dashboard ---------------------------------------------------
+
+
+# --- Outbox: background work written in the transaction of the change ---------------------------
+
+
+class OutboxTask(models.Model):
+    """One piece of background work (an e-mail, later a webhook), run by ``manage.py run_worker``.
+
+    Written in the same transaction as the change that asks for it (``services.enqueue``), so a
+    rolled-back change leaves no task and a committed one never loses its task. The payload names
+    what to do (ids, addresses), never a secret; it is emptied once the task is done.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        DEAD = "dead"
+
+    kind = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+    update_time = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["next_attempt_at", "id"]
+        # The worker's claim: due tasks of a status, oldest first.
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbox_due")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"

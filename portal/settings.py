@@ -31,7 +31,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.console.apps.ConsoleAdminConfig",  # the admin, on the staff console's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -116,6 +116,9 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# Log-in failures are limited per account and per address at every door (portal, staff
+# console): oauth/logins.py.
+AUTHENTICATION_BACKENDS = ["oauth.logins.LimitedModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -229,6 +232,8 @@ RATE_LIMIT_TOKEN_FAILURES = env_rate("RATE_LIMIT_TOKEN_FAILURES", "10/m")
 RATE_LIMIT_TOKEN_FAILURES_PER_IP = env_rate("RATE_LIMIT_TOKEN_FAILURES_PER_IP", "100/m")
 # Portal login failures per account (ten times this per address).
 RATE_LIMIT_LOGIN_FAILURES = env_rate("RATE_LIMIT_LOGIN_FAILURES", "5/m")
+# Password-reset requests per target address and per requesting address (oauth/logins.py).
+RATE_LIMIT_PASSWORD_RESET = env_rate("RATE_LIMIT_PASSWORD_RESET", "5/h")
 # Management API requests per management client.
 RATE_LIMIT_API = env_rate("RATE_LIMIT_API", "600/m")
 
@@ -236,11 +241,16 @@ RATE_LIMIT_API = env_rate("RATE_LIMIT_API", "600/m")
 # The provider may turn self sign-up off; invitations still work then.
 PORTAL_SIGNUP_ENABLED = env_bool("PORTAL_SIGNUP_ENABLED", True)
 PORTAL_INVITATION_MAX_AGE = env_int("PORTAL_INVITATION_MAX_AGE", 7 * 24 * 3600, minimum=60)
+# How long a sign-up's confirmation link works (the account opens only through it).
+PORTAL_SIGNUP_CONFIRM_MAX_AGE = env_int("PORTAL_SIGNUP_CONFIRM_MAX_AGE", 2 * 24 * 3600, minimum=60)
+# The portal's address in the links of e-mails (never the Host header of a request).
+PORTAL_URL = (env("PORTAL_URL") or OAUTH_ISSUER).rstrip("/")
 LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "portal:login"
 
-# Email (invitations, password reset): the console in development, SMTP otherwise.
+# Email (invitations, sign-up, password reset), sent by the worker (portal/lib/mail.py): the
+# console in development, SMTP otherwise.
 EMAIL_BACKEND = env("EMAIL_BACKEND") or (
     "django.core.mail.backends.console.EmailBackend"
     if DEBUG
@@ -252,6 +262,8 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Seconds before a mail server that stops answering fails the task (the outbox retries it).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "webmaster@localhost")
 
 # --- Logging -------------------------------------------------------------------------------------

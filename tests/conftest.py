@@ -4,11 +4,13 @@ client, and people (an owner, an admin and a viewer of Acme, and an outsider fro
 from __future__ import annotations
 
 import base64
+import io
 from dataclasses import dataclass
 from urllib.parse import quote_plus, urlencode
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.test import Client
 
 from clients.models import ApiClient, Membership, Organization
@@ -164,3 +166,10 @@ def request_token(client: Client, creds: Credentials, **form) -> object:
         **form,
     }
     return post_form(client, "/oauth/token", data)
+
+
+def run_worker() -> str:
+    """``manage.py run_worker --once``: run the outbox tasks due now; its summary line."""
+    out = io.StringIO()
+    call_command("run_worker", "--once", stdout=out)
+    return out.getvalue()

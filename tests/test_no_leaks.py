@@ -46,8 +46,15 @@ def test_debug_logs_hold_no_secret_token_or_password(tmp_path):
     database = ServerDatabase(tmp_path)
     server = ServerProcess(
         database,
-        extra_env={"LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json", "GUNICORN_LOGLEVEL": "debug"},
+        extra_env={
+            "LOG_LEVEL": "DEBUG",
+            "LOG_FORMAT": "json",
+            "GUNICORN_LOGLEVEL": "debug",
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(tmp_path / "mail"),
+        },
     )
+    worker_output = ""
     seen: list[str] = []
     try:
         # Pages need the static manifest with DEBUG off (ManifestStaticFilesStorage).
@@ -133,7 +140,20 @@ def test_debug_logs_hold_no_secret_token_or_password(tmp_path):
             headers={"Referer": f"{url}/signup"},
             timeout=10,
         )
-        assert signed_up.status_code == 200 and "API clients" in signed_up.text
+        assert signed_up.status_code == 200 and "Check your email" in signed_up.text
+        worker = server.manage("run_worker", "--once")  # the outbox worker sends the link
+        worker_output = worker.stdout + worker.stderr
+        [mail] = [p.read_text() for p in (tmp_path / "mail").glob("*.log")]
+        link = re.search(r"http://\S+/signup/confirm/\S+", mail).group(0)
+        page = browser.get(link, timeout=10).text
+        confirmed = browser.post(
+            link,
+            data={"csrfmiddlewaretoken": csrf_of(page)},
+            headers={"Referer": link},
+            timeout=10,
+        )
+        assert confirmed.status_code == 200 and "API clients" in confirmed.text
+        assert password not in mail
         anonymous = requests.Session()
         page = anonymous.get(f"{url}/login", timeout=10).text
         for attempt in ("bad passphrase LEAKCANARY4", password):
@@ -151,7 +171,7 @@ def test_debug_logs_hold_no_secret_token_or_password(tmp_path):
     finally:
         server.stop()
         database.drop()
-    logs = server.log_text()
+    logs = server.log_text() + worker_output
     assert '"level":"DEBUG"' in logs or "[DEBUG]" in logs, "the server did not log at DEBUG"
     assert "/oauth/token" in logs and "/api/v1/organizations" in logs
     for value in seen:

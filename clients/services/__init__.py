@@ -29,18 +29,21 @@ from clients.services.clients import (
 from clients.services.keys import client_key_add, client_key_delete
 from clients.services.members import (
     account_signup,
+    account_signup_confirm,
     invitation_accept,
     invitation_accept_with_signup,
     invitation_create,
     member_add,
     member_remove,
     member_role_change,
+    password_reset_request,
 )
 from clients.services.organizations import (
     organization_create,
     organization_delete,
     organization_update,
 )
+from clients.services.outbox import email_enqueue, enqueue
 from clients.services.secrets import (
     expire_time_from_seconds,
     secret_add,
@@ -53,6 +56,7 @@ __all__ = [
     "CLIENT_UPDATABLE_FIELDS",
     "Actor",
     "account_signup",
+    "account_signup_confirm",
     "api_resource_create",
     "api_resource_delete",
     "api_resource_update",
@@ -67,6 +71,8 @@ __all__ = [
     "client_key_add",
     "client_key_delete",
     "client_update",
+    "email_enqueue",
+    "enqueue",
     "expire_time_from_seconds",
     "invitation_accept",
     "invitation_accept_with_signup",
@@ -79,6 +85,7 @@ __all__ = [
     "organization_delete",
     "organization_restrict_apis",
     "organization_update",
+    "password_reset_request",
     "provider_grants",
     "secret_add",
     "secret_delete",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -13,6 +14,7 @@ from clients.models import Invitation, Membership, Organization
 from clients.services._common import check_model, delete_once
 from clients.services.audit import Actor, audit_invitation, audit_member
 from clients.services.organizations import organization_create
+from clients.services.outbox import enqueue
 
 
 def _check_role(role: str) -> None:
@@ -24,7 +26,14 @@ def _create_user(*, email: str, password: str) -> Any:
     """A portal user: the email is the username. The form validated the password already."""
     User = get_user_model()
     email = User.objects.normalize_email(email).strip()
-    if User.objects.filter(username__iexact=email).exists():
+    existing = User.objects.select_for_update().filter(username__iexact=email).first()
+    if existing is not None and _pending(existing):
+        # A sign-up never confirmed: the invitation link proves the mailbox just as well.
+        existing.set_password(password)
+        existing.is_active = True
+        existing.save(update_fields=["password", "is_active"])
+        return existing
+    if existing is not None:
         raise ValidationError({"email": ["an account with this email exists; log in instead"]})
     try:
         with transaction.atomic():
@@ -43,25 +52,69 @@ def _membership_add(
     return membership
 
 
+def _pending(user: Any) -> bool:
+    """An account that signed up and has not confirmed its address yet."""
+    return not user.is_active and user.last_login is None
+
+
 @transaction.atomic
 def account_signup(
     *, email: str, password: str, organization_name: str, ip: str | None = None
+) -> None:
+    """Self sign-up, step one: an account waiting for its address to be confirmed.
+
+    The answer is the same whether or not the address has an account: the worker sends either
+    the confirmation link or a "you already have an account" mail (kind ``account.signup``).
+    The password is hashed either way (the hash is the slow part). A second sign-up of a
+    pending address replaces its password, so whoever can read the mailbox decides.
+    """
+    User = get_user_model()
+    email = User.objects.normalize_email(email).strip()
+    hashed = make_password(password)
+    user = User.objects.filter(username__iexact=email).first()
+    if user is None:
+        try:
+            with transaction.atomic():
+                User.objects.create(username=email, email=email, password=hashed, is_active=False)
+        except IntegrityError:
+            pass  # signed up twice at once: the other request's account waits for the link
+    elif _pending(user):
+        user.password = hashed
+        user.save(update_fields=["password"])
+    enqueue("account.signup", {"email": email, "organization_name": organization_name})
+
+
+@transaction.atomic
+def account_signup_confirm(
+    *, user: Any, organization_name: str, ip: str | None = None
 ) -> tuple[Any, Organization, Membership]:
-    """Self sign-up: a user, a new organization, and the user as its owner."""
-    user = _create_user(email=email, password=password)
-    actor = Actor.for_user(user, ip=ip)
+    """Self sign-up, step two (the link was followed): the account opens, with a new
+    organization it owns."""
+    locked = get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    if locked is None or not _pending(locked):
+        raise ValidationError("this link was already used", code="used")
+    locked.is_active = True
+    locked.save(update_fields=["is_active"])
+    actor = Actor.for_user(locked, ip=ip)
     organization = organization_create(actor=actor, display_name=organization_name)
     membership = _membership_add(
-        actor=actor, user=user, organization=organization, role=Membership.Role.OWNER
+        actor=actor, user=locked, organization=organization, role=Membership.Role.OWNER
     )
-    return user, organization, membership
+    return locked, organization, membership
+
+
+@transaction.atomic
+def password_reset_request(*, email: str) -> None:
+    """Ask for a reset link. The same work whether or not an account uses ``email``: the
+    worker (kind ``account.password_reset``) decides whether there is anyone to write to."""
+    enqueue("account.password_reset", {"email": email.strip()})
 
 
 @transaction.atomic
 def invitation_create(
     *, actor: Actor, organization: Organization, email: str, role: str, invited_by: Any
 ) -> Invitation:
-    """Invite someone by email. The caller sends the link (``invitation_token``)."""
+    """Invite someone by email; the worker sends the link (kind ``invitation.email``)."""
     _check_role(role)
     email = get_user_model().objects.normalize_email(email).strip()
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
@@ -72,6 +125,7 @@ def invitation_create(
     check_model(invitation)
     invitation.save()
     audit_invitation(actor, "invitation.create", invitation, details={"email": email, "role": role})
+    enqueue("invitation.email", {"invitation_id": invitation.pk})
     return invitation
 
 

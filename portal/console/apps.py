@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class ConsoleConfig(AppConfig):
@@ -8,3 +9,10 @@ class ConsoleConfig(AppConfig):
     name = "portal.console"
     label = "console"
     verbose_name = "Staff console"
+
+
+class ConsoleAdminConfig(admin_apps.AdminConfig):
+    """Django's admin app, serving the console's site (the portal's log-in limits)."""
+
+    default = False  # named in INSTALLED_APPS; ConsoleConfig stays this module's default
+    default_site = "portal.console.site.ConsoleSite"

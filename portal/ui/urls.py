@@ -15,16 +15,9 @@ urlpatterns = [
     path("login", views.LoginView.as_view(), name="login"),
     path("logout", auth_views.LogoutView.as_view(), name="logout"),
     path("signup", views.signup, name="signup"),
-    path(
-        "password-reset/",
-        auth_views.PasswordResetView.as_view(
-            template_name="portal/password_reset.html",
-            email_template_name="portal/email/password_reset.txt",
-            subject_template_name="portal/email/password_reset_subject.txt",
-            success_url=reverse_lazy("portal:password-reset-done"),
-        ),
-        name="password-reset",
-    ),
+    path("signup/sent", views.signup_sent, name="signup-sent"),
+    path("signup/confirm/<str:token>", views.signup_confirm, name="signup-confirm"),
+    path("password-reset/", views.PasswordResetView.as_view(), name="password-reset"),
     path(
         "password-reset/sent",
         auth_views.PasswordResetDoneView.as_view(template_name="portal/password_reset_done.html"),

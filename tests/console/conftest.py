@@ -13,6 +13,7 @@ from django.utils import timezone
 from clients.models import ClientSecret, Membership
 from clients.services import (
     account_signup,
+    account_signup_confirm,
     api_resource_create,
     organization_restrict_apis,
     secret_add,
@@ -53,9 +54,9 @@ class Console:
 
 @pytest.fixture
 def console(db, org, guide_client, management, other_client) -> Console:
-    user, own_org, _ = account_signup(
-        email="owner@acme.example", password="x" * 12, organization_name="Owner Inc"
-    )
+    account_signup(email="owner@acme.example", password="x" * 12, organization_name="Owner Inc")
+    pending = get_user_model().objects.get(username="owner@acme.example")
+    user, own_org, _ = account_signup_confirm(user=pending, organization_name="Owner Inc")
     Membership.objects.create(user=user, organization=org, role=Membership.Role.ADMIN)
     api = api_resource_create(
         actor=SYSTEM,

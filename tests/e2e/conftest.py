@@ -25,6 +25,9 @@ class LiveServer(ServerProcess):
         self.mail_dir = mail_dir
 
     def mails(self) -> list[str]:
+        """The mails sent so far, after the outbox worker ran once (``run_worker --once``,
+        a real process on this server's database)."""
+        self.manage("run_worker", "--once")
         return [p.read_text() for p in sorted(self.mail_dir.glob("*.log"))]
 
 

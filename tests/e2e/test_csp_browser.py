@@ -46,7 +46,7 @@ def test_the_portal_and_the_console_run_under_the_policy(context, server):
     page = context.new_page()
     problems = watch(page)
     seen: list[str] = []
-    org_id = sign_up(page, unique_email("csp"), "CSP Corp")
+    org_id = sign_up(page, server, unique_email("csp"), "CSP Corp")
     register_guide_client(page)  # htmx: "Add a claim" swaps a row in
     seen += violations(page)
     for path in [f"/orgs/{org_id}/clients", f"/orgs/{org_id}/audit", f"/orgs/{org_id}/members"]:

@@ -72,14 +72,19 @@ def unique_email(who: str) -> str:
     return f"{who}-{uuid.uuid4().hex[:8]}@example.test"
 
 
-def sign_up(page: Page, email: str, organization: str) -> str:
-    """Sign up; returns the new organization's id (from the URL it lands on)."""
+def sign_up(page: Page, server: LiveServer, email: str, organization: str) -> str:
+    """Sign up, confirm with the mailed link; returns the new organization's id (from the URL
+    it lands on)."""
     page.goto("/signup")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Organization name").fill(organization)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Password again").fill(PASSWORD)
     page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    mail = next(m for m in reversed(server.mails()) if f"To: {email}" in m)
+    page.goto(re.search(r"http://\S+/signup/confirm/\S+", mail).group(0))
+    page.get_by_role("button", name="Confirm and open my account").click()
     expect(page.get_by_role("heading", name="API clients")).to_be_visible()
     return re.search(r"/orgs/([^/]+)/clients", page.url).group(1)
 
@@ -123,7 +128,7 @@ def copy_secret(page: Page) -> str:
 
 def test_sign_up_register_rotate_and_delete(context, server):
     page = context.new_page()
-    sign_up(page, unique_email("owner"), "Acme Corp")
+    sign_up(page, server, unique_email("owner"), "Acme Corp")
     register_guide_client(page, screenshot=True)
 
     # The secret, once: copied with the button, it gets a token at the real server.
@@ -187,7 +192,7 @@ def test_sign_up_register_rotate_and_delete(context, server):
 
 def test_an_invited_viewer_sees_no_change_buttons_and_is_refused(browser, context, server):
     owner_page = context.new_page()
-    org_id = sign_up(owner_page, unique_email("owner"), "Viewer Test Org")
+    org_id = sign_up(owner_page, server, unique_email("owner"), "Viewer Test Org")
     register_guide_client(owner_page)
     client_id = owner_page.locator("#client-id").inner_text()
 
@@ -236,14 +241,14 @@ def test_an_invited_viewer_sees_no_change_buttons_and_is_refused(browser, contex
 
 def test_another_organization_gets_404(browser, context, server):
     owner_page = context.new_page()
-    org_id = sign_up(owner_page, unique_email("owner"), "First Org")
+    org_id = sign_up(owner_page, server, unique_email("owner"), "First Org")
     register_guide_client(owner_page)
     client_id = owner_page.locator("#client-id").inner_text()
 
     other_context = new_context(browser, server)
     try:
         page = other_context.new_page()
-        sign_up(page, unique_email("other"), "Second Org")
+        sign_up(page, server, unique_email("other"), "Second Org")
         for path in (
             f"/orgs/{org_id}/clients",
             f"/orgs/{org_id}/clients/new",

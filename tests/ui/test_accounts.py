@@ -6,12 +6,14 @@ import logging
 import re
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.test import Client
 
-from clients.models import AuditEvent, Membership, Organization
-from clients.services import client_create
-from tests.conftest import PASSWORD, SYSTEM, post_form
+from clients.models import AuditEvent, Membership, Organization, OutboxTask, invitation_token
+from clients.services import client_create, invitation_create
+from tests.conftest import PASSWORD, SYSTEM, post_form, run_worker
 from tests.ui.conftest import guide_form
 
 pytestmark = pytest.mark.django_db
@@ -24,17 +26,116 @@ SIGNUP = {
 }
 
 
-def test_sign_up_creates_a_user_an_organization_and_its_owner(client):
-    response = post_form(client, "/signup", SIGNUP)
+def mailed_path(message, prefix: str) -> str:
+    """The path of the portal link in ``message`` that starts with ``prefix``; it must be on
+    ``settings.PORTAL_URL``, whatever Host the request had."""
+    found = re.search(r"(https?://[^/\s]+)(" + re.escape(prefix) + r"\S*)", message.body)
+    assert found, message.body
+    assert found.group(1) == django_settings.PORTAL_URL
+    return found.group(2)
+
+
+def sign_up(client, **overrides):
+    response = post_form(client, "/signup", {**SIGNUP, **overrides}, HTTP_HOST="localhost")
+    assert response.status_code == 302 and response["Location"] == "/signup/sent"
+    return response
+
+
+def test_sign_up_opens_the_account_only_through_the_mailed_link(client, settings):
+    settings.PORTAL_URL = "https://portal.example"
+    sign_up(client)
+    assert "Check your email" in client.get("/signup/sent").content.decode()
+    user = get_user_model().objects.get(username="dev@newco.test")
+    assert not user.is_active and not Organization.objects.exists()
+    assert not mail.outbox  # sent by the worker, never inside the request
+    assert (
+        post_form(client, "/login", {"username": SIGNUP["email"], "password": PASSWORD}).status_code
+        == 200
+    )
+    run_worker()
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["dev@newco.test"]
+    assert PASSWORD not in mail.outbox[0].body
+    link = mailed_path(mail.outbox[0], "/signup/confirm/")
+    page = client.get(link)
+    assert page.status_code == 200 and "NewCo" in page.content.decode()
+    assert not Organization.objects.exists()  # opening the link (a mail scanner) opens nothing
+    response = client.post(link)
     organization = Organization.objects.get(display_name="NewCo")
     assert response.status_code == 302
     assert response["Location"] == f"/orgs/{organization.id}/clients"
-    user = get_user_model().objects.get(username="dev@newco.test")
-    assert user.password.startswith("md5$")  # the suite's fast hasher; production: argon2
+    user.refresh_from_db()
+    assert user.is_active and user.password.startswith("md5$")  # the suite's fast hasher
     membership = Membership.objects.get(user=user)
     assert membership.organization == organization and membership.role == "owner"
     assert AuditEvent.objects.filter(organization_id=organization.id, action="member.add")
     assert "Welcome! NewCo is ready." in client.get(response["Location"]).content.decode()
+    # The link works once.
+    assert Client().post(link).status_code == 404
+    assert Client().get(link).status_code == 404
+    assert Organization.objects.count() == 1
+
+
+def test_sign_up_with_a_taken_email_answers_the_same_and_mails_the_owner(client, owner):
+    password_before = owner.password
+    first = sign_up(client, email="OWNER@acme.test")
+    assert first.content == sign_up(Client(), email="new@acme.test").content
+    owner.refresh_from_db()
+    assert owner.password == password_before and owner.is_active
+    assert Organization.objects.count() == 1
+    run_worker()
+    mails = {m.to[0].lower(): m for m in mail.outbox}
+    existing = mails["owner@acme.test"]
+    assert "already has an account" in existing.body
+    assert "/signup/confirm/" not in existing.body and "/password-reset/" in existing.body
+    assert "/signup/confirm/" in mails["new@acme.test"].body
+
+
+def test_a_second_sign_up_of_a_pending_address_replaces_the_first(client):
+    sign_up(client)
+    run_worker()
+    first_link = mailed_path(mail.outbox[0], "/signup/confirm/")
+    sign_up(
+        client, organization_name="Other name", password1="x" + PASSWORD, password2="x" + PASSWORD
+    )
+    run_worker()
+    second_link = mailed_path(mail.outbox[1], "/signup/confirm/")
+    assert Client().post(first_link).status_code == 404  # superseded
+    assert Client().post(second_link).status_code == 302
+    assert Organization.objects.get().display_name == "Other name"
+    user = get_user_model().objects.get(username="dev@newco.test")
+    assert user.check_password("x" + PASSWORD)
+
+
+@pytest.mark.parametrize("tamper", ["expired", "forged", "account gone"])
+def test_a_bad_confirmation_link_opens_nothing(client, settings, tamper):
+    sign_up(client)
+    run_worker()
+    link = mailed_path(mail.outbox[0], "/signup/confirm/")
+    if tamper == "expired":
+        settings.PORTAL_SIGNUP_CONFIRM_MAX_AGE = -1
+    elif tamper == "forged":
+        link = link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB")
+    else:
+        get_user_model().objects.all().delete()
+    assert client.get(link).status_code == 404
+    assert client.post(link).status_code == 404
+    assert not Organization.objects.exists()
+
+
+def test_inviting_a_pending_address_opens_its_account_with_the_invitation(client, org, owner):
+    sign_up(client, email="invitee@acme.test")
+    invitation = invitation_create(
+        actor=SYSTEM, organization=org, email="invitee@acme.test", role="viewer", invited_by=owner
+    )
+    new = "invited passphrase 1234"
+    response = post_form(
+        Client(),
+        f"/invitations/{invitation_token(invitation)}/register",
+        {"password1": new, "password2": new},
+    )
+    assert response.status_code == 302
+    user = get_user_model().objects.get(username="invitee@acme.test")
+    assert user.is_active and user.check_password(new)
 
 
 def test_production_hashes_passwords_with_argon2():
@@ -58,17 +159,12 @@ def test_bad_sign_up_is_refused(client, overrides, message):
     assert not Organization.objects.exists()
 
 
-def test_sign_up_with_a_taken_email_is_refused(client, owner):
-    response = post_form(client, "/signup", {**SIGNUP, "email": "OWNER@acme.test"})
-    assert response.status_code == 400 and "log in instead" in response.content.decode()
-    assert Organization.objects.count() == 1
-
-
 def test_sign_up_can_be_turned_off(client, settings):
     settings.PORTAL_SIGNUP_ENABLED = False
     assert client.get("/signup").status_code == 404
     assert post_form(client, "/signup", SIGNUP).status_code == 404
-    assert not Organization.objects.exists()
+    assert client.get("/signup/sent").status_code == 404
+    assert not Organization.objects.exists() and not OutboxTask.objects.exists()
 
 
 def test_the_password_never_reaches_a_log(client, caplog):
@@ -110,12 +206,17 @@ def test_home_without_an_organization(client, db):
     assert "not in an organization yet" in client.get("/").content.decode()
 
 
-def test_password_reset_by_email(client, owner):
+def test_password_reset_by_email(client, owner, settings):
+    settings.PORTAL_URL = "https://portal.example"
     assert client.get("/password-reset/").status_code == 200
-    response = post_form(client, "/password-reset/", {"email": "owner@acme.test"})
+    response = post_form(
+        client, "/password-reset/", {"email": "owner@acme.test"}, HTTP_HOST="localhost"
+    )
     assert response.status_code == 302 and response["Location"] == "/password-reset/sent"
-    assert len(mail.outbox) == 1
-    link = re.search(r"http://testserver(/password-reset/\S+)", mail.outbox[0].body).group(1)
+    assert not mail.outbox  # the worker sends it, never the request
+    run_worker()
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["owner@acme.test"]
+    link = mailed_path(mail.outbox[0], "/password-reset/")
     form = client.get(link, follow=True)
     assert form.status_code == 200 and "Choose a new password" in form.content.decode()
     new = "another long passphrase 77"
@@ -127,9 +228,39 @@ def test_password_reset_by_email(client, owner):
     assert owner.check_password(new)
 
 
-def test_password_reset_for_an_unknown_email_sends_nothing(client, db):
-    response = post_form(client, "/password-reset/", {"email": "nobody@x.test"})
-    assert response.status_code == 302 and not mail.outbox
+def test_password_reset_answers_and_works_the_same_for_an_unknown_email(client, owner):
+    known = post_form(client, "/password-reset/", {"email": "owner@acme.test"})
+    unknown = post_form(Client(), "/password-reset/", {"email": "nobody@x.test"})
+    assert (known.status_code, known["Location"]) == (unknown.status_code, unknown["Location"])
+    tasks = OutboxTask.objects.order_by("id")
+    assert [t.kind for t in tasks] == ["account.password_reset"] * 2  # a task either way
+    run_worker()
+    assert [m.to for m in mail.outbox] == [["owner@acme.test"]]
+    assert set(OutboxTask.objects.values_list("status", flat=True)) == {"done"}
+
+
+def reset(email: str, ip: str):
+    return post_form(Client(), "/password-reset/", {"email": email}, REMOTE_ADDR=ip)
+
+
+def test_password_reset_is_limited_per_target_address(owner, settings):
+    settings.RATE_LIMIT_PASSWORD_RESET = "3/h"
+    for n in range(3):
+        assert reset("owner@acme.test", f"198.51.100.{n}").status_code == 302
+    refused = reset("OWNER@acme.test", "198.51.100.99")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert "Too many reset requests" in refused.content.decode()
+    assert OutboxTask.objects.count() == 3
+    assert reset("someone-else@acme.test", "198.51.100.99").status_code == 302
+
+
+def test_password_reset_is_limited_per_requesting_address(owner, settings):
+    settings.RATE_LIMIT_PASSWORD_RESET = "3/h"
+    for n in range(3):
+        assert reset(f"nobody{n}@x.test", "198.51.100.7").status_code == 302
+    assert reset("owner@acme.test", "198.51.100.7").status_code == 429
+    assert OutboxTask.objects.count() == 3
+    assert reset("owner@acme.test", "198.51.100.8").status_code == 302
 
 
 # --- Activity ------------------------------------------------------------------------------------

@@ -8,16 +8,18 @@ make the trusted proxy; the address it forwards is random per test, in 2001:db8:
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 from collections.abc import Callable
 
 import pytest
+from django.core import mail
 from django.test import Client
 
 from clients.models import AuditEvent, invitation_token
 from clients.services import invitation_create
 from oauth import ratelimit
-from tests.conftest import PASSWORD, SYSTEM, logged_in, make_user, post_form
+from tests.conftest import PASSWORD, SYSTEM, logged_in, make_user, post_form, run_worker
 from tests.ui.conftest import guide_form
 
 pytestmark = pytest.mark.django_db
@@ -105,7 +107,7 @@ def test_a_forged_forwarded_address_from_an_untrusted_peer_is_not_recorded(owner
     assert source_ip_of("client.create") == peer
 
 
-def test_signing_up_records_the_forwarded_address(settings):
+def test_confirming_a_sign_up_records_the_forwarded_address(settings):
     settings.PORTAL_SIGNUP_ENABLED = True
     address = fresh_address()
     data = {
@@ -115,6 +117,10 @@ def test_signing_up_records_the_forwarded_address(settings):
         "password2": PASSWORD,
     }
     assert post_form(Client(), "/signup", data, **forwarded_for(address)).status_code == 302
+    run_worker()
+    link = re.search(r"https?://[^/\s]+(/signup/confirm/\S+)", mail.outbox[0].body).group(1)
+    address = fresh_address()  # the address that confirms opens the account
+    assert Client().post(link, **forwarded_for(address)).status_code == 302
     assert source_ip_of("organization.create") == address
     assert source_ip_of("member.add") == address
 

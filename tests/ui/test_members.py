@@ -11,7 +11,7 @@ from django.test import Client
 
 from clients.models import INVITATION_SALT, AuditEvent, Invitation, Membership, invitation_token
 from clients.services import invitation_create
-from tests.conftest import PASSWORD, SYSTEM, logged_in, post_form
+from tests.conftest import PASSWORD, SYSTEM, logged_in, post_form, run_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -32,14 +32,20 @@ def test_the_members_page(request, org, owner, viewer, actor, status):
         assert "Send invitation" not in body and "Change role" not in body and "Remove" not in body
 
 
-def test_the_owner_invites_by_email(as_owner, org):
+def test_the_owner_invites_by_email(as_owner, org, settings):
+    settings.PORTAL_URL = "https://portal.example"
     data = {"email": "new@acme.test", "role": "admin"}
-    response = post_form(as_owner, f"/orgs/{org.id}/members/invite", data)
+    response = post_form(as_owner, f"/orgs/{org.id}/members/invite", data, HTTP_HOST="localhost")
     assert response.status_code == 302
     invitation = Invitation.objects.get(organization=org)
     assert invitation.email == "new@acme.test" and invitation.role == "admin"
+    assert not mail.outbox  # the worker sends it
+    run_worker()
     assert mail.outbox[0].to == ["new@acme.test"]
-    assert "http://testserver/invitations/" in mail.outbox[0].body
+    assert mail.outbox[0].subject == "You are invited to Acme Corp"
+    link = f"https://portal.example/invitations/{invitation_token(invitation)}"
+    assert link in mail.outbox[0].body  # the configured address, never the request's Host
+    assert "owner@acme.test invited you" in mail.outbox[0].body
     assert AuditEvent.objects.filter(action="invitation.create", organization_id=org.id)
 
 
@@ -47,6 +53,7 @@ def test_inviting_a_member_again_is_refused(as_owner, org, viewer):
     data = {"email": "viewer@acme.test", "role": "admin"}
     response = post_form(as_owner, f"/orgs/{org.id}/members/invite", data)
     assert response.status_code == 400 and "already a member" in response.content.decode()
+    run_worker()
     assert not mail.outbox
 
 
@@ -55,6 +62,7 @@ def test_others_cannot_invite(request, org, actor, status):
     client = request.getfixturevalue(f"as_{actor}")
     data = {"email": "x@acme.test", "role": "owner"}
     assert post_form(client, f"/orgs/{org.id}/members/invite", data).status_code == status
+    run_worker()
     assert not Invitation.objects.exists() and not mail.outbox
 
 

@@ -10,11 +10,14 @@ One module per subject; ``portal/ui/urls.py`` names every view through this pack
 
 from portal.ui.views.accounts import (
     LoginView,
+    PasswordResetView,
     home,
     invitation,
     invitation_accept,
     invitation_register,
     signup,
+    signup_confirm,
+    signup_sent,
 )
 from portal.ui.views.audit import audit_log
 from portal.ui.views.clients import (
@@ -33,6 +36,7 @@ from portal.ui.views.members import member_invite, member_remove, member_role, m
 
 __all__ = [
     "LoginView",
+    "PasswordResetView",
     "audit_log",
     "claim_row",
     "client_delete",
@@ -53,4 +57,6 @@ __all__ = [
     "secret_revoke",
     "secret_revoke_confirm",
     "signup",
+    "signup_confirm",
+    "signup_sent",
 ]

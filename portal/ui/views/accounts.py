@@ -1,4 +1,5 @@
-"""Accounts: sign-up, log-in with lockout, and joining an organization by invitation.
+"""Accounts: sign-up with a confirmation link, log-in with lockout, password reset, and
+joining an organization by invitation.
 
 These pages come before any membership, so they take no ``org_id``. Every address handed to a
 service or a rate limit comes from ``portal.lib.net.client_ip``, which knows the trusted proxies:
@@ -14,15 +15,17 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clients import selectors, services
-from clients.models import Invitation, invitation_from_token
-from oauth import ratelimit
+from clients.models import Invitation, invitation_from_token, signup_from_token
+from oauth import logins
 from portal.lib.net import client_ip
 from portal.ui import forms
 from portal.ui.tenancy import CURRENT_ORGANIZATION
@@ -43,35 +46,67 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def _welcome(request: HttpRequest, user: Any, organization_id: str, message: str) -> HttpResponse:
     """Log a new account in and open its organization (sign-up and joining by invitation)."""
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
     messages.success(request, message)
     return redirect("portal:client-list", org_id=organization_id)
+
+
+def _signup_enabled(request: HttpRequest) -> None:
+    if not settings.PORTAL_SIGNUP_ENABLED:
+        raise Http404("sign-up is turned off")
 
 
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
-    """Create an account and a new organization owned by it (unless the provider turned it off)."""
-    if not settings.PORTAL_SIGNUP_ENABLED:
-        raise Http404("sign-up is turned off")
+    """Sign up: an account that opens once its address is confirmed by the link we mail.
+
+    The answer is "check your e-mail" whether or not the address has an account already (that
+    person gets a mail saying so instead), so this page tells nobody who has an account.
+    """
+    _signup_enabled(request)
     if request.user.is_authenticated:
         return redirect("portal:home")
     form = forms.SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            user, organization, _ = services.account_signup(
-                email=form.cleaned_data["email"],
-                password=form.cleaned_data["password1"],
-                organization_name=form.cleaned_data["organization_name"],
-                ip=client_ip(request),
-            )
-        except ValidationError as exc:
-            forms.add_service_errors(form, exc)
-        else:
-            welcome = f"Welcome! {organization.display_name} is ready."
-            return _welcome(request, user, organization.id, welcome)
+        services.account_signup(
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"],
+            organization_name=form.cleaned_data["organization_name"],
+            ip=client_ip(request),
+        )
+        return redirect("portal:signup-sent")
     status = 400 if form.errors else 200
     return render(request, "portal/signup.html", {"form": form}, status=status)
+
+
+@require_GET
+def signup_sent(request: HttpRequest) -> HttpResponse:
+    _signup_enabled(request)
+    return render(request, "portal/signup_sent.html")
+
+
+@require_http_methods(["GET", "POST"])
+def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The link of the confirmation mail: a page with one button (mail scanners that open
+    links must not open accounts), whose POST opens the account and its organization."""
+    _signup_enabled(request)
+    pending = signup_from_token(token)
+    if pending is None:
+        raise Http404("this link is invalid, expired or already used")
+    user, organization_name = pending
+    if request.method == "GET":
+        context = {"email": user.email, "organization_name": organization_name, "token": token}
+        return render(request, "portal/signup_confirm.html", context)
+    try:
+        user, organization, _ = services.account_signup_confirm(
+            user=user, organization_name=organization_name, ip=client_ip(request)
+        )
+    except ValidationError as exc:
+        raise Http404(" ".join(exc.messages)) from exc
+    return _welcome(
+        request, user, organization.id, f"Welcome! {organization.display_name} is ready."
+    )
 
 
 # --- Invitations ---------------------------------------------------------------------------------
@@ -129,36 +164,33 @@ def invitation_register(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "portal/invitation.html", context, status=400)
 
 
-# --- Login with lockout --------------------------------------------------------------------------
+# --- Log-in and password reset, limited (oauth.logins) --------------------------------------------
 
 
-class LoginView(auth_views.LoginView):
-    """Django's login, with failures counted per account and per address (oauth.ratelimit).
-
-    Past ``RATE_LIMIT_LOGIN_FAILURES`` the form is refused without checking the password, even
-    a right one, until the window closes: 429, ``Retry-After`` and a message that says so.
-    """
+class LoginView(logins.LimitedLoginView):
+    """The portal's log-in: failures counted per account and per address, shared with the staff
+    console's; past ``RATE_LIMIT_LOGIN_FAILURES`` even a right password gets 429 until the
+    window closes."""
 
     template_name = "portal/login.html"
     redirect_authenticated_user = True
 
-    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        username = request.POST.get("username", "")
-        try:
-            ratelimit.check(ratelimit.login_failure_counters(username, client_ip(request)))
-        except ratelimit.RateLimited as limited:
-            form = self.get_form_class()(request, initial={"username": username[:150]})
-            lockout = (
-                f"Too many failed log-in attempts. Try again in {limited.retry_after} seconds."
-            )
-            response = self.render_to_response(
-                self.get_context_data(form=form, lockout=lockout), status=429
-            )
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Ask for a reset link: the same answer and the same work whether or not an account uses
+    the address (a task is always queued; the worker decides whether to write). Limited per
+    target address and per requesting address (``RATE_LIMIT_PASSWORD_RESET``)."""
+
+    template_name = "portal/password_reset.html"
+    success_url = reverse_lazy("portal:password-reset-done")
+
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+        limited = logins.password_reset_allowed(form.cleaned_data["email"], self.request)
+        if limited is not None:
+            wait = f"Too many reset requests. Try again in {limited.retry_after} seconds."
+            form.add_error(None, wait)
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
             response["Retry-After"] = str(limited.retry_after)
             return response
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form: object) -> HttpResponse:
-        username = self.request.POST.get("username", "")
-        ratelimit.hit(ratelimit.login_failure_counters(username, client_ip(self.request)))
-        return super().form_invalid(form)
+        services.password_reset_request(email=form.cleaned_data["email"])
+        return redirect(self.success_url)

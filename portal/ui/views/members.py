@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from clients import selectors, services
-from clients.models import Membership, invitation_token
+from clients.models import Membership
 from portal.ui import forms
 from portal.ui.tenancy import member_view
 from portal.ui.views._common import actor_for, org_context
@@ -53,20 +50,6 @@ def member_invite(request: HttpRequest, member: Membership) -> HttpResponse:
         except ValidationError as exc:
             forms.add_service_errors(form, exc)
         else:
-            link = request.build_absolute_uri(
-                reverse("portal:invitation", args=[invitation_token(invitation)])
-            )
-            send_mail(
-                subject=f"You are invited to {member.organization.display_name}",
-                message=(
-                    f"{request.user.get_username()} invited you to join "
-                    f"{member.organization.display_name} as {invitation.get_role_display()}.\n\n"
-                    f"Accept the invitation (the link works once, for "
-                    f"{settings.PORTAL_INVITATION_MAX_AGE // 86400 or 1} days):\n{link}\n"
-                ),
-                from_email=None,
-                recipient_list=[invitation.email],
-            )
             messages.success(request, f"Invitation sent to {invitation.email}.")
             return redirect("portal:members", org_id=member.organization_id)
     context = _members_context(request, member, invite_form=form)

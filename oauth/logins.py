@@ -1,0 +1,131 @@
+"""Limits on people's log-ins and password resets: one set of counters for every door.
+
+The portal's ``/login`` and the staff console's ``/admin/login/`` both authenticate through
+``LimitedModelBackend``, so an account locked at one door is locked at the other, and a view
+that forgets to check still cannot try passwords past the limit. The views add the polite part
+(``locked_response``: 429, ``Retry-After`` and a message) before any password is checked.
+
+Every call into ``oauth.ratelimit`` for people sits in this module, so a change of the limiter's
+interface (atomic check-and-count, sliding windows) is made here once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.backends import ModelBackend
+from django.core.exceptions import PermissionDenied
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from oauth import ratelimit
+from portal.lib.net import client_ip
+
+
+def _address(request: HttpRequest | None) -> str | None:
+    return client_ip(request) if request is not None else None
+
+
+# --- Log-in failures -----------------------------------------------------------------------------
+
+
+def login_lockout(username: str, request: HttpRequest | None) -> ratelimit.RateLimited | None:
+    """Why ``username`` may not try a password from this request's address now, or None."""
+    try:
+        ratelimit.check(ratelimit.login_failure_counters(username, _address(request)))
+    except ratelimit.RateLimited as limited:
+        return limited
+    return None
+
+
+def login_failed(username: str, request: HttpRequest | None) -> None:
+    """Count one failed log-in against the account and the address."""
+    ratelimit.hit(ratelimit.login_failure_counters(username, _address(request)))
+
+
+class LimitedModelBackend(ModelBackend):
+    """Django's model backend behind the log-in limits (``AUTHENTICATION_BACKENDS``).
+
+    A locked account or address is refused before its password is checked, even a right one
+    (``PermissionDenied`` stops ``authenticate``); a wrong password counts one failure.
+    """
+
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if username is None:
+            username = kwargs.get(get_user_model().USERNAME_FIELD)
+        if username is None or password is None:
+            return None
+        if login_lockout(username, request) is not None:
+            raise PermissionDenied("too many failed log-in attempts")
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is None:
+            login_failed(username, request)
+        return user
+
+
+def locked_response(
+    request: HttpRequest,
+    *,
+    form_class: type[Form],
+    template_name: str,
+    context: dict[str, Any],
+) -> HttpResponse | None:
+    """The log-in page with a lockout message (429, ``Retry-After``) when the username posted
+    is locked at this address; None when it may try."""
+    username = request.POST.get("username", "")
+    limited = login_lockout(username, request)
+    if limited is None:
+        return None
+    message = f"Too many failed log-in attempts. Try again in {limited.retry_after} seconds."
+    form = form_class(request, initial={"username": username[:150]})
+    form.cleaned_data = {}  # an unbound form, to carry the message as its error
+    form.add_error(None, message)
+    page = {**context, "form": form, "lockout": message}
+    response = TemplateResponse(request, template_name, page, status=429)
+    response["Retry-After"] = str(limited.retry_after)
+    return response
+
+
+class LimitedLoginView(auth_views.LoginView):
+    """Django's log-in view that answers a locked account or address with 429 at once."""
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        refused = locked_response(
+            request,
+            form_class=self.get_form_class(),
+            template_name=self.template_name,
+            context=self.get_context_data(),
+        )
+        return refused or super().post(request, *args, **kwargs)
+
+
+# --- Password-reset requests ---------------------------------------------------------------------
+
+
+def password_reset_counters(email: str, request: HttpRequest | None) -> list[ratelimit.Counter]:
+    """``RATE_LIMIT_PASSWORD_RESET`` per target address and per requesting address."""
+    rate = ratelimit.rate_setting("RATE_LIMIT_PASSWORD_RESET")
+    counters = [ratelimit.Counter("reset-email", email.strip().lower()[:256], rate)]
+    address = _address(request)
+    if address:
+        counters.append(ratelimit.Counter("reset-ip", address, rate))
+    return counters
+
+
+def password_reset_allowed(email: str, request: HttpRequest) -> ratelimit.RateLimited | None:
+    """Count one reset request; why it is refused, or None. Counted whether or not an account
+    uses ``email``, so the limit says nothing about who has one."""
+    try:
+        ratelimit.hit_and_check(password_reset_counters(email, request))
+    except ratelimit.RateLimited as limited:
+        return limited
+    return None
