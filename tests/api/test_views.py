@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from clients.models import ApiClient, AuditEvent, ClientSecret, Organization
-from clients.services import client_create
+from clients.services import client_create, client_update
 from oauth import keys
 from tests.conftest import GUIDE_CLIENT, SYSTEM, Credentials, request_token
 
@@ -435,15 +435,9 @@ def test_a_customer_token_is_refused(api, client, guide_client):
     assert api.call("get", "/organizations", token=token).status_code == 401  # wrong audience
 
 
-def test_a_token_without_the_management_scope_is_403(api, client, org, settings):
-    created, secret = client_create(
-        actor=SYSTEM,
-        organization=org,
-        name="sneaky",
-        audience=[settings.OAUTH["MANAGEMENT_AUDIENCE"]],
-        scopes=["other"],
-    )
-    token = request_token(client, Credentials(created, secret)).json()["access_token"]
+def test_a_token_without_the_management_scope_is_403(api, client, management):
+    client_update(actor=SYSTEM, client=management.client, scopes=["other"])
+    token = request_token(client, management).json()["access_token"]
     response = api.call("get", "/organizations", token=token)
     assert_error(response, 403, 7, "PERMISSION_DENIED")
     assert 'error="insufficient_scope"' in response.get("WWW-Authenticate", "")
