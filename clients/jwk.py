@@ -27,6 +27,10 @@ EC_CURVES: dict[str, tuple[ec.EllipticCurve, int, str]] = {
 }
 RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256")
 RSA_MIN_BITS = 2048
+# The one public exponent we accept: what every current library generates (F4). Small exponents
+# such as 3 are what the textbook attacks on RSA signatures exploit (Bleichenbacher's 2006
+# forgery against lax PKCS#1 v1.5 verifiers); no honest key needs one.
+RSA_EXPONENT = 65537
 RSA_MAX_BITS = 8192
 # Every algorithm a client assertion may be signed with: never "none", never HS*.
 ASSERTION_ALGORITHMS = (*RSA_ALGORITHMS, "ES256", "ES384")
@@ -80,6 +84,8 @@ def _rsa(jwk: dict[str, Any]) -> tuple[dict[str, str], Any, str]:
     n, e = int.from_bytes(n_bytes, "big"), int.from_bytes(e_bytes, "big")
     if not RSA_MIN_BITS <= n.bit_length() <= RSA_MAX_BITS:
         raise JWKError("n", f"an RSA key must have {RSA_MIN_BITS} to {RSA_MAX_BITS} bits")
+    if e != RSA_EXPONENT:
+        raise JWKError("e", f"an RSA key's public exponent e must be {RSA_EXPONENT} (AQAB)")
     try:
         public_key = rsa.RSAPublicNumbers(e, n).public_key()
     except ValueError as exc:
@@ -113,9 +119,9 @@ def _ec(jwk: dict[str, Any]) -> tuple[dict[str, str], Any, str]:
 def parse_public_jwk(jwk: Any) -> PublicJWK:
     """Validate a client's JWK and keep its public members only.
 
-    Accepted: RSA of 2048 to 8192 bits (alg RS256, RS384, RS512 or PS256; default RS256) and
-    EC P-256 (ES256) or P-384 (ES384). ``use``, when given, must be ``sig``; ``kid`` defaults to
-    the RFC 7638 thumbprint. Raises ``JWKError`` for anything else.
+    Accepted: RSA of 2048 to 8192 bits with e = 65537 (alg RS256, RS384, RS512 or PS256; default
+    RS256) and EC P-256 (ES256) or P-384 (ES384). ``use``, when given, must be ``sig``; ``kid``
+    defaults to the RFC 7638 thumbprint. Raises ``JWKError`` for anything else.
     """
     if not isinstance(jwk, dict):
         raise JWKError("jwk", "jwk must be a JSON object")

@@ -25,9 +25,54 @@ from clients.conf import client_settings
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
-# Claim names a custom claim may never override.
+# Claim names a custom claim may never use, compared case-insensitively. A custom claim must not
+# override a claim we set, and must not say something a resource server would trust as coming
+# from the authorization server: who the token is for or from (``azp``, ``act``, ``may_act``),
+# what it grants (``roles``, ``groups``, ``entitlements``, ``authorization_details``), what it is
+# bound to (``cnf``), or how it was obtained (``acr``, ``amr``, ``auth_time``). Hence every name of
+# the IANA "JSON Web Token Claims" registry (RFC 7519 §10.1, as of 2025), the JOSE header names a
+# careless verifier might read from the payload, our own claims, and the authorization claims
+# that common servers issue without registering them. ``_sd`` and ``...`` are registered too,
+# but no custom claim key can take their form.
 RESERVED_CLAIMS = frozenset(
-    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "oid", "scope", "scopes"}
+    name.lower()
+    for name in (
+        # RFC 7519 §4.1, and our own claims (RFC 9068 §2.2, oid for the organization).
+        *("iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "oid", "scope", "scopes"),
+        # OpenID Connect Core 1.0 (standard and ID-token claims).
+        *("name", "given_name", "family_name", "middle_name", "nickname", "preferred_username"),
+        *("profile", "picture", "website", "email", "email_verified", "gender", "birthdate"),
+        *("zoneinfo", "locale", "phone_number", "phone_number_verified", "address", "updated_at"),
+        *("azp", "nonce", "auth_time", "at_hash", "c_hash", "acr", "amr", "sub_jwk", "sid"),
+        *("_claim_names", "_claim_sources"),
+        # RFC 7800 (proof of possession), RFC 8693 (token exchange), RFC 9449 (DPoP).
+        *("cnf", "act", "may_act", "htm", "htu", "ath", "jkt"),
+        # RFC 7643 / RFC 9068 §2.2.3.1: SCIM authorization attributes; RFC 9396; RFC 7662.
+        *("roles", "groups", "entitlements", "authorization_details", "token_introspection"),
+        # SIP, STIR/PASSporT and SET (RFC 8055, 8225, 8417, 8443, 8588, 8946, 9027, 9795 ...).
+        *("sip_from_tag", "sip_date", "sip_callid", "sip_cseq_num", "sip_via_branch"),
+        *("orig", "dest", "mky", "events", "toe", "txn", "rph", "vot", "vtm", "attest"),
+        *("origid", "jcard", "at_use_nbr", "div", "opt", "sph", "rcd", "rcdi", "crn", "msgi"),
+        *("sub_id",),
+        # W3C verifiable credentials, ACE (RFC 9200/9203), RFC 9246 (CDNI), RFC 9334 (EAT).
+        *("vc", "vp", "ace_profile", "cnonce", "exi", "cdniv", "cdnicrit", "cdniip", "cdniuc"),
+        *("cdniets", "cdnistt", "cdnistd", "sig_val_claims", "eat_nonce", "ueid", "sueids"),
+        *("oemid", "hwmodel", "hwversion", "oemboot", "dbgstat", "location", "eat_profile"),
+        *("submods", "uptime", "bootcount", "bootseed", "dloas", "swname", "swversion"),
+        *("manifests", "measurements", "measres", "intuse"),
+        # OpenID Connect for Identity Assurance, RDAP, geolocation, SD-JWT, 3GPP, ATC.
+        *("verified_claims", "place_of_birth", "nationalities", "birth_family_name"),
+        *("birth_given_name", "birth_middle_name", "salutation", "title", "msisdn"),
+        *("also_known_as", "atc", "rdap_allowed_purposes", "rdap_dnt_allowed", "geohash"),
+        *("_sd", "_sd_alg", "sd_hash", "consumerPlmnId", "consumerSnpnId", "producerPlmnId"),
+        *("producerSnpnId", "producerSnssaiList", "producerNsiList", "producerNfSetId"),
+        *("producerNfServiceSetId", "sourceNfInstanceId", "analyticsIdList", "resOwnerId"),
+        # JOSE header names (RFC 7515 §4.1, RFC 7516 §4.1): a verifier that merges header and
+        # payload, or reads typ from the payload, must not be fooled.
+        *("typ", "cty", "alg", "kid", "jku", "jwk", "x5u", "x5c", "x5t", "crit", "enc", "zip"),
+        # Unregistered authorization claims that common servers and libraries trust.
+        *("scp", "permissions", "tid", "rat", "s_hash", "active", "token_type", "username"),
+    )
 )
 
 MAX_NAME_LENGTH = 128
@@ -123,15 +168,39 @@ class ApiClient(models.Model):
         if not isinstance(self.expiry, int) or not low <= self.expiry <= high:
             errors.setdefault("expiry", []).append(f"expiry must be between {low} and {high}")
         for field, problems in validate_client_lists(
-            self.scopes, self.audience, self.custom_claims
+            self.scopes, self.audience, self.custom_claims, management=self.is_management
         ).items():
             errors.setdefault(field, []).extend(problems)
         if errors:
             raise ValidationError(errors)
 
 
-def validate_client_lists(scopes: object, audience: object, custom_claims: object) -> dict:
-    """Field violations of the list fields, keyed like ``scopes[1]``."""
+def is_management_scope(scope: str) -> bool:
+    """Whether ``scope`` is the management API's scope, which only management clients hold."""
+    return scope == client_settings.MANAGEMENT_SCOPE
+
+
+def is_management_audience(audience: str) -> bool:
+    """Whether ``audience`` names the management API (a trailing slash makes no difference)."""
+    return audience.rstrip("/") == client_settings.MANAGEMENT_AUDIENCE.rstrip("/")
+
+
+MANAGEMENT_SCOPE_RESERVED = (
+    "{value!r} is the management API's scope; only a management client has it"
+)
+MANAGEMENT_AUDIENCE_RESERVED = (
+    "{value!r} is the management API's audience; only a management client has it"
+)
+
+
+def validate_client_lists(
+    scopes: object, audience: object, custom_claims: object, *, management: bool = False
+) -> dict:
+    """Field violations of the list fields, keyed like ``scopes[1]``.
+
+    An organization's client (``management`` false) may never hold the management API's scope
+    or audience: its token would then read and change every organization.
+    """
     errors: dict[str, list[str]] = {}
 
     def add(field: str, message: str) -> None:
@@ -150,6 +219,8 @@ def validate_client_lists(scopes: object, audience: object, custom_claims: objec
                 add(f"scopes[{i}]", f"a scope is at most {MAX_SCOPE_LENGTH} characters")
             elif scope in seen:
                 add(f"scopes[{i}]", f"duplicate scope {scope!r}")
+            elif not management and is_management_scope(scope):
+                add(f"scopes[{i}]", MANAGEMENT_SCOPE_RESERVED.format(value=scope))
             else:
                 seen.add(scope)
     if not isinstance(audience, list):
@@ -168,6 +239,8 @@ def validate_client_lists(scopes: object, audience: object, custom_claims: objec
                 )
             elif aud in seen:
                 add(f"audience[{i}]", f"duplicate audience {aud!r}")
+            elif not management and is_management_audience(aud):
+                add(f"audience[{i}]", MANAGEMENT_AUDIENCE_RESERVED.format(value=aud))
             else:
                 seen.add(aud)
     if not isinstance(custom_claims, list):
@@ -191,7 +264,7 @@ def validate_client_lists(scopes: object, audience: object, custom_claims: objec
                     f"custom_claims[{i}].key",
                     f"a claim key is at most {MAX_CLAIM_KEY_LENGTH} characters",
                 )
-            elif key in RESERVED_CLAIMS:
+            elif key.lower() in RESERVED_CLAIMS:
                 add(f"custom_claims[{i}].key", f"{key!r} is a registered claim name")
             elif key in keys:
                 add(f"custom_claims[{i}].key", f"duplicate claim key {key!r}")
@@ -471,6 +544,13 @@ class ApiResource(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.audience})"
 
+    def clean(self) -> None:
+        # Everything in the catalog may be granted by a customer to its own clients.
+        if self.audience and is_management_audience(self.audience):
+            raise ValidationError(
+                {"audience": [MANAGEMENT_AUDIENCE_RESERVED.format(value=self.audience)]}
+            )
+
 
 class ApiScope(models.Model):
     """A scope an API offers, with the description customers see."""
@@ -490,6 +570,8 @@ class ApiScope(models.Model):
     def clean(self) -> None:
         if not SCOPE_TOKEN_RE.match(self.name or ""):
             raise ValidationError({"name": ["a scope is an RFC 6749 scope token (no spaces)"]})
+        if is_management_scope(self.name):
+            raise ValidationError({"name": [MANAGEMENT_SCOPE_RESERVED.format(value=self.name)]})
 
 
 # --- Token statistics for the staff dashboard ---------------------------------------------------

@@ -238,12 +238,12 @@ def _bearer_token(request: Any) -> str | None:
     return token
 
 
-def _verify(request: Any) -> Claims | None:
+def _verify(request: Any, verifier: Callable[[], TokenVerifier] = get_verifier) -> Claims | None:
     token = _bearer_token(request)
     if token is None:
         return None
     try:
-        return get_verifier().verify(token)
+        return verifier().verify(token)
     except JWKSUnavailable as exc:
         raise _Refusal(
             503, "temporarily_unavailable", exc.description, retry_after=exc.retry_after
@@ -474,10 +474,19 @@ class BearerTokenAuthentication(BaseAuthentication):
     classes, which answer 401 ``Bearer realm="api"``).
     """
 
+    def get_verifier(self) -> TokenVerifier:
+        """The verifier of the bearer tokens: the process-wide one of ``RESOURCE_SERVER``.
+
+        Override it to verify with another ``TokenVerifier``, for example a subclass whose
+        ``verify`` also checks a revocation list; its ``TokenError`` is answered with 401
+        ``invalid_token`` like any other.
+        """
+        return get_verifier()
+
     def authenticate(self, request: Any) -> tuple[TokenUser, Claims] | None:
         """Verify the bearer token, if any; raise on a bad one."""
         try:
-            claims = _verify(request)
+            claims = _verify(request, self.get_verifier)
         except _Refusal as refusal:
             if refusal.status == 503:
                 _set_view_header(request, "Retry-After", str(refusal.retry_after))

@@ -9,6 +9,10 @@ in the future), and last a ``jti`` never seen before: it is written to ``UsedAss
 unique violation means a replay. Every failure is ``invalid_client`` (RFC 7521 §4.2.1), except a
 malformed combination of parameters, which is ``invalid_request``.
 
+Until a signature holds, every failure that depends on the client (unknown client_id, a client
+without keys, no key matching the kid or alg, a signature that does not verify) gives the same
+description, ``NO_KEY_VERIFIES``, so the answer does not tell whether a client_id exists.
+
 This path takes its own queries (client and keys, the replay insert); the secret path's single
 query is untouched.
 """
@@ -33,6 +37,7 @@ MAX_ASSERTION_LENGTH = 16 * 1024
 MAX_JTI_LENGTH = 255
 # Clock skew tolerated on exp, nbf and iat, in seconds.
 LEEWAY = 30
+NO_KEY_VERIFIES = "no key registered for the client verifies the client assertion"
 
 
 class AssertionRejected(Exception):
@@ -137,13 +142,13 @@ def authenticate_with_assertion(assertion: str, client_id: str | None) -> Authen
         raise AssertionRejected("the client assertion's kid must be a string")
 
     client = ApiClient.objects.filter(pk=issuer).prefetch_related("keys").first()
-    if client is None:
-        raise AssertionRejected("unknown client or no registered key")
     candidates = [
-        key for key in client.keys.all() if key.alg == alg and (kid is None or key.kid == kid)
+        key
+        for key in (client.keys.all() if client is not None else ())
+        if key.alg == alg and (kid is None or key.kid == kid)
     ]
-    if not candidates:
-        raise AssertionRejected("no registered key of this client matches the assertion")
+    if client is None or not candidates:
+        raise AssertionRejected(NO_KEY_VERIFIES)
 
     claims: dict[str, Any] | None = None
     for key in candidates:
@@ -155,7 +160,7 @@ def authenticate_with_assertion(assertion: str, client_id: str | None) -> Authen
         except jwt.PyJWTError as exc:
             raise AssertionRejected(_describe(exc)) from exc
     if claims is None:
-        raise AssertionRejected("the client assertion's signature does not verify")
+        raise AssertionRejected(NO_KEY_VERIFIES)
 
     now = int(timezone.now().timestamp())
     exp = claims["exp"]

@@ -1,19 +1,22 @@
 """Reading our own access tokens back: for introspection (RFC 7662) and revocation (RFC 7009).
 
 A token is *active* when its signature verifies with one of our published signing keys, its
-``iss`` is ours, it has not expired, its ``jti`` is not in ``RevokedToken``, and its client still
-exists. Tokens do not record which secret (or key) obtained them, so deleting a secret does not
-deactivate the tokens already issued with it: revoke those tokens (or delete the client).
+``iss`` is ours, it has not expired (``TOKEN_LEEWAY_SECONDS`` of clock skew allowed), its ``jti``
+is not in ``RevokedToken``, and its client still exists (``live_client``, which the management
+API uses too, so a revocation or a deletion stops a token in both at once). Tokens do not record
+which secret (or key) obtained them, so deleting a secret does not deactivate the tokens already
+issued with it: revoke those tokens (or delete the client).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import jwt
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from clients.models import ApiClient
@@ -67,6 +70,7 @@ def verify_own_token(token: str) -> dict[str, Any] | None:
             key,
             algorithms=[alg],
             issuer=oauth_settings.ISSUER,
+            leeway=oauth_settings.TOKEN_LEEWAY_SECONDS,
             options={
                 "verify_aud": False,
                 "require": ["iss", "sub", "exp", "iat", "jti", "client_id"],
@@ -79,11 +83,22 @@ def verify_own_token(token: str) -> dict[str, Any] | None:
     return claims
 
 
-def is_active(claims: dict[str, Any]) -> bool:
-    """Not revoked, and the client that obtained it still exists."""
-    if RevokedToken.objects.filter(pk=claims["jti"]).exists():
-        return False
-    return ApiClient.objects.filter(pk=claims["client_id"]).exists()
+def live_client(claims: Mapping[str, Any]) -> ApiClient | None:
+    """The client that obtained a verified token, or None once the token is revoked or the
+    client deleted.
+
+    The one check behind introspection and the management API alike. It reads the database that
+    every server process shares, in one query, so a revocation or a deletion made through any
+    process holds in all of them at once, with no cache to wait for.
+    """
+    jti, client_id = claims.get("jti"), claims.get("client_id")
+    if not isinstance(jti, str) or not isinstance(client_id, str):
+        return None
+    return (
+        ApiClient.objects.filter(pk=client_id)
+        .filter(~Exists(RevokedToken.objects.filter(pk=jti)))
+        .first()
+    )
 
 
 def may_see(caller_client_id: str, caller_organization_id: str | None, claims: dict) -> bool:

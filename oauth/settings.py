@@ -24,6 +24,9 @@ oauth_settings = AppSettings(
         "ASSERTION_MAX_LIFETIME": 3600,
         # Cache-Control max-age of the JWKS; a retired key stays published this much longer.
         "JWKS_MAX_AGE": 300,
+        # Seconds of clock skew allowed past a token's exp (and before its nbf) by every reader of
+        # our own tokens: introspection and the management API.
+        "TOKEN_LEEWAY_SECONDS": 5,
         # Verified secrets are remembered in-process for this long (HMAC-keyed).
         "SECRET_CACHE_SECONDS": 300,
         # last_used_time is written at most this often per secret (never on every token).

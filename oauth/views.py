@@ -27,7 +27,7 @@ from oauth import keys
 from oauth import metrics as token_metrics
 from oauth.introspection import (
     introspection_answer,
-    is_active,
+    live_client,
     may_see,
     token_revoke,
     verify_own_token,
@@ -200,7 +200,7 @@ def introspect(request: HttpRequest) -> HttpResponse:
     if (
         claims is None
         or not may_see(caller.client_id, caller.organization_id, claims)
-        or not is_active(claims)
+        or live_client(claims) is None
     ):
         return json_response({"active": False}, headers=NO_STORE)
     return json_response(introspection_answer(claims), headers=NO_STORE)

@@ -192,6 +192,7 @@ OAUTH = {
         "ASSERTION_MAX_LIFETIME": env_int("OAUTH_ASSERTION_MAX_LIFETIME", None, minimum=60),
         "JWKS_MAX_AGE": env_int("OAUTH_JWKS_MAX_AGE", None, minimum=0),
         "SECRET_CACHE_SECONDS": env_int("OAUTH_SECRET_CACHE_SECONDS", None, minimum=0),
+        "TOKEN_LEEWAY_SECONDS": env_int("OAUTH_TOKEN_LEEWAY_SECONDS", None, minimum=0),
         "TOKEN_FAST_PATH": env_bool("OAUTH_TOKEN_FAST_PATH", None),
         "TOKEN_QUERY_BATCHING": env_bool("OAUTH_TOKEN_QUERY_BATCHING", None),
         "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", None, minimum=1),
@@ -199,17 +200,6 @@ OAUTH = {
         "ARGON2_PARALLELISM": env_int("OAUTH_ARGON2_PARALLELISM", None, minimum=1),
     }.items()
     if value is not None
-}
-
-# How our own management API verifies bearer tokens: through the resource-server kit, exactly as
-# a customer's API would, except that the JWKS is read in-process (a worker must not call itself).
-RESOURCE_SERVER = {
-    "ISSUER": OAUTH_ISSUER,
-    "AUDIENCE": OAUTH["MANAGEMENT_AUDIENCE"],
-    "ALGORITHMS": ("RS256", "ES256"),
-    "JWKS_LOADER": "oauth.keys.jwks_document",
-    "JWKS_CACHE_SECONDS": 60,
-    "MIN_REFETCH_INTERVAL": 1.0,
 }
 
 # --- Operations: proxies, Redis, metrics ---------------------------------------------------------

@@ -15,14 +15,16 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ISSUER = "http://127.0.0.1:8000"
 TOKEN_URL = f"{ISSUER}/oauth/token"
 
-_rsa_cache: dict[int, Any] = {}
+_rsa_cache: dict[tuple[int, int, int], Any] = {}
 
 
-def rsa_key(index: int = 0, bits: int = 2048) -> rsa.RSAPrivateKey:
+def rsa_key(index: int = 0, bits: int = 2048, exponent: int = 65537) -> rsa.RSAPrivateKey:
     """Deterministic per test run (cached): RSA generation is slow."""
-    if (index, bits) not in _rsa_cache:
-        _rsa_cache[(index, bits)] = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    return _rsa_cache[(index, bits)]
+    if (index, bits, exponent) not in _rsa_cache:
+        _rsa_cache[(index, bits, exponent)] = rsa.generate_private_key(
+            public_exponent=exponent, key_size=bits
+        )
+    return _rsa_cache[(index, bits, exponent)]
 
 
 def public_jwk(private_key: Any, **extra: Any) -> dict[str, Any]:

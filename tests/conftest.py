@@ -18,6 +18,7 @@ from clients.services import Actor, client_create, management_client_create, org
 from m2m_auth_kit.guards import reset_verifier
 from oauth import stats
 from oauth.token.authenticate import forget_verified_secrets
+from portal.api.authentication import reset_management_verifier
 
 SYSTEM = Actor.system("tests")
 
@@ -53,11 +54,13 @@ def _fresh_process_caches():
     # Each test has its own database, so its own signing keys and secrets.
     forget_verified_secrets()
     reset_verifier()
+    reset_management_verifier()
     # A fresh minute: no test sees another test's token counts flushed into its database.
     stats.counter.reset()
     yield
     forget_verified_secrets()
     reset_verifier()
+    reset_management_verifier()
 
 
 @pytest.fixture

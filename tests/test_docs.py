@@ -1,9 +1,11 @@
-"""The configuration reference names every environment variable the settings read."""
+"""The README stays true: every environment variable the settings read, every reserved claim."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+from clients.models import RESERVED_CLAIMS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,3 +20,10 @@ def test_every_environment_variable_is_in_the_configuration_reference():
             documented += (ROOT / name).read_text()
     rows = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", documented, flags=re.MULTILINE))
     assert read - rows == set()
+
+
+def test_the_readme_lists_every_reserved_claim_name():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Reserved claim names", 1)[1].split("\n### ", 1)[0]
+    listed = set(re.findall(r"`([A-Za-z0-9_]+)`", section.split("\n\n")[-1]))
+    assert listed == RESERVED_CLAIMS

@@ -20,9 +20,10 @@ from portal.api.errors import Error
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    """The kit's BearerTokenAuthentication: a JWT from our token endpoint, scope management."""
+    """The management API's bearer authentication (the kit's, with the live-client check): a JWT
+    from our token endpoint, of a management client, scope management."""
 
-    target_class = "m2m_auth_kit.guards.BearerTokenAuthentication"
+    target_class = "portal.api.authentication.ManagementTokenAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema: object) -> dict:
@@ -32,7 +33,8 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "JWT",
             "description": (
                 "An access token from POST /oauth/token (client_credentials) for a management "
-                "client: audience /api/v1, scope management."
+                "client: audience /api/v1, scope management. Refused once revoked "
+                "(POST /oauth/revoke) or once its client is deleted."
             ),
         }
 

@@ -12,10 +12,11 @@ from rest_framework.views import APIView
 from clients import selectors, services
 from clients.models import ApiClient, Organization
 from clients.services import Actor
-from m2m_auth_kit.guards import BearerTokenAuthentication, HasScopes
+from m2m_auth_kit.guards import HasScopes
 from oauth import ratelimit
 from oauth.settings import oauth_settings
 from portal.api import serializers as s
+from portal.api.authentication import ManagementTokenAuthentication
 from portal.api.pagination import page
 from portal.lib.logs import log_context
 from portal.lib.net import client_ip  # the one place that knows about trusted proxies
@@ -33,9 +34,10 @@ class TooManyRequests(exceptions.APIException):
 
 
 class ManagementView(APIView):
-    """Bearer tokens from our own token endpoint, verified like any resource server would."""
+    """Bearer tokens of live management clients (``portal.api.authentication``) with the
+    management scope."""
 
-    authentication_classes = [BearerTokenAuthentication]
+    authentication_classes = [ManagementTokenAuthentication]
     permission_classes = [HasScopes]
 
     @property

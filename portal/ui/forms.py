@@ -196,9 +196,14 @@ def add_service_errors(form: forms.Form, error: ValidationError) -> None:
             form.add_error(None, message)
         return
     for key, errors in error.message_dict.items():
+        base = key.partition("[")[0]
         if key in form.fields:
             for message in errors:
                 form.add_error(key, message)
+        elif base in form.fields:
+            # ``scopes[1]``: the form's field is the whole list; the message names the value.
+            for message in errors:
+                form.add_error(base, message)
         elif match := CLAIM_KEY_RE.fullmatch(key):
             # ``custom_claims[1].key`` names no form field: say which row, counting from 1.
             row, part = int(match.group(1)) + 1, match.group(2) or "claim"

@@ -172,3 +172,11 @@ def test_the_checks_catch_a_drift(document):
     assert not validator.is_valid({**org, "display_name": None})
     assert not validator.is_valid({**org, "create_time": "2024-01-02T03:04:05Z"})
     assert not validator.is_valid({key: value for key, value in org.items() if key != "id"})
+
+
+def test_every_operation_needs_the_bearer_scheme(document):
+    schemes = document.document["components"]["securitySchemes"]
+    assert schemes["bearerAuth"]["scheme"] == "bearer"
+    for template, operations in document.document["paths"].items():
+        for method, operation in operations.items():
+            assert operation.get("security") == [{"bearerAuth": []}], (method, template)

@@ -12,10 +12,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from clients.models import ApiClient, AuditEvent, ClientSecret, Organization
-from clients.services import client_create
+from clients.models import RESERVED_CLAIMS, ApiClient, AuditEvent, ClientSecret, Organization
+from clients.services import client_create, client_delete, client_update
 from oauth import keys
-from tests.conftest import GUIDE_CLIENT, SYSTEM, Credentials, request_token
+from tests.conftest import GUIDE_CLIENT, SYSTEM, Credentials, post_form, request_token
 
 pytestmark = pytest.mark.django_db
 
@@ -435,15 +435,9 @@ def test_a_customer_token_is_refused(api, client, guide_client):
     assert api.call("get", "/organizations", token=token).status_code == 401  # wrong audience
 
 
-def test_a_token_without_the_management_scope_is_403(api, client, org, settings):
-    created, secret = client_create(
-        actor=SYSTEM,
-        organization=org,
-        name="sneaky",
-        audience=[settings.OAUTH["MANAGEMENT_AUDIENCE"]],
-        scopes=["other"],
-    )
-    token = request_token(client, Credentials(created, secret)).json()["access_token"]
+def test_a_token_without_the_management_scope_is_403(api, client, management):
+    client_update(actor=SYSTEM, client=management.client, scopes=["other"])
+    token = request_token(client, management).json()["access_token"]
     response = api.call("get", "/organizations", token=token)
     assert_error(response, 403, 7, "PERMISSION_DENIED")
     assert 'error="insufficient_scope"' in response.get("WWW-Authenticate", "")
@@ -514,3 +508,96 @@ def test_the_access_line_names_the_management_client_and_organization(api, org, 
     assert line["client_id"] == management.client_id
     assert line["organization_id"] == org.id
     assert api.token_value not in "\n".join(logs.lines)
+
+
+# --- Who may call: a live management client ----------------------------------------------------
+
+
+def assert_token_refused(response) -> None:
+    body = assert_error(response, 401, 16, "UNAUTHENTICATED")
+    assert 'error="invalid_token"' in response["WWW-Authenticate"]
+    assert body["message"]
+
+
+def test_a_revoked_management_token_is_refused_at_once(api, client, management):
+    assert api.call("get", "/organizations").status_code == 200
+    revoked = post_form(
+        client,
+        "/oauth/revoke",
+        {"token": api.token_value},
+        HTTP_AUTHORIZATION=management.basic(),
+    )
+    assert revoked.status_code == 200
+    assert_token_refused(api.call("get", "/organizations"))
+    fresh = request_token(client, management).json()["access_token"]
+    assert api.call("get", "/organizations", token=fresh).status_code == 200
+
+
+def test_a_token_of_a_deleted_management_client_is_refused_at_once(api, management):
+    assert api.call("get", "/organizations").status_code == 200
+    client_delete(actor=SYSTEM, client=management.client)
+    assert_token_refused(api.call("get", "/organizations"))
+
+
+def test_an_organization_clients_token_is_refused_even_with_the_management_grant(
+    api, client, guide_client, settings
+):
+    # Written before the rule existed (the service refuses it now): the data an upgrade finds.
+    ApiClient.objects.filter(pk=guide_client.client_id).update(
+        scopes=["management"], audience=[settings.OAUTH["MANAGEMENT_AUDIENCE"]]
+    )
+    token = request_token(client, guide_client).json()["access_token"]
+    assert jwt.decode(token, options={"verify_signature": False})["scope"] == "management"
+    assert_token_refused(api.call("get", "/organizations", token=token))
+
+
+def _expired(token: str, seconds_ago: int) -> str:
+    """``token`` re-signed with our key, expired ``seconds_ago``."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    now = int(timezone.now().timestamp())
+    claims.update(iat=now - 600, nbf=now - 600, exp=now - seconds_ago)
+    return keys.current_loaded_key().encode(claims)
+
+
+def test_the_management_api_allows_the_leeway_introspection_allows(api, settings):
+    # 20 s past exp: the kit's own default (30 s) would let it through; ours is 5 s.
+    late = _expired(api.token_value, seconds_ago=20)
+    assert_token_refused(api.call("get", "/organizations", token=late))
+    settings.OAUTH = {**settings.OAUTH, "TOKEN_LEEWAY_SECONDS": 120}
+    assert api.call("get", "/organizations", token=late).status_code == 200
+
+
+# --- The management grant and reserved claim names, through the API ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"scopes": ["read", "management"]}, "scopes[1]"),
+        ({"audience": ["http://127.0.0.1:8000/api/v1"]}, "audience[0]"),
+    ],
+)
+def test_an_organization_client_cannot_get_the_management_grant(
+    api, org, guide_client, fields, field
+):
+    before = snapshot()
+    created = api.call("post", f"/organizations/{org.id}/clients", {"name": "x", **fields})
+    body = assert_error(created, 400, 3, "INVALID_ARGUMENT")
+    assert body["message"] == "request has invalid fields"
+    assert "management API" in violations(body)[field]
+    path = f"/organizations/{org.id}/clients/{guide_client.client_id}"
+    body = assert_error(api.call("patch", path, fields), 400, 3, "INVALID_ARGUMENT")
+    assert list(violations(body)) == [field]
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("name", sorted(RESERVED_CLAIMS))
+def test_each_reserved_claim_name_is_refused(api, org, name):
+    before = snapshot()
+    data = {"name": "x", "custom_claims": [{"key": name.upper(), "value": "x"}]}
+    response = api.call("post", f"/organizations/{org.id}/clients", data)
+    body = assert_error(response, 400, 3, "INVALID_ARGUMENT")
+    assert violations(body) == {
+        "custom_claims[0].key": f"{name.upper()!r} is a registered claim name"
+    }
+    assert snapshot() == before

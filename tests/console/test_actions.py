@@ -592,3 +592,118 @@ def test_withdraw_a_leaked_signing_key(admin_client, superuser, console, client)
     event = last_event("signing_key.withdraw")
     assert_by(event, superuser)
     assert event.target_id == leaked.kid
+
+
+# --- The management grant: never on an organization's client, never in the catalog -------------
+
+MANAGEMENT_AUDIENCE = "http://127.0.0.1:8000/api/v1"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("scopes_text", "read:deployments management"), ("audience_text", MANAGEMENT_AUDIENCE)],
+)
+def test_an_api_client_cannot_be_created_with_the_management_grant(
+    admin_client, console, org, field, value
+):
+    url = reverse("admin:clients_apiclient_add")
+    events = AuditEvent.objects.count()
+    form = {
+        "organization": org.id,
+        "name": "Sneaky",
+        "description": "",
+        "expiry": "600",
+        "scopes_text": "",
+        "audience_text": "",
+        "claims_text": "",
+        "nonce": add_page_nonce(admin_client, url),
+        field: value,
+    }
+    response = admin_client.post(url, form)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field] and "management API" in errors[field][0]
+    assert not ApiClient.objects.filter(name="Sneaky").exists()
+    assert AuditEvent.objects.count() == events
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("scopes_text", "read:deployments management"), ("audience_text", MANAGEMENT_AUDIENCE)],
+)
+def test_an_api_client_cannot_be_edited_into_a_management_client(
+    admin_client, console, field, value
+):
+    guide = console.credentials["guide"].client
+    url = reverse("admin:clients_apiclient_change", args=[quote(guide.id)])
+    events = AuditEvent.objects.count()
+    form = {
+        "name": guide.name,
+        "description": "",
+        "expiry": "3600",
+        "scopes_text": " ".join(guide.scopes),
+        "audience_text": "\n".join(guide.audience),
+        **secrets_inline(guide),
+        field: value,
+    }
+    response = admin_client.post(url, form)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field] and "management API" in errors[field][0]
+    stored = ApiClient.objects.get(pk=guide.id)
+    assert stored.scopes == guide.scopes and stored.audience == guide.audience
+    assert AuditEvent.objects.count() == events
+
+
+def test_the_catalog_refuses_the_management_audience_and_scope(admin_client, console):
+    add = reverse("admin:clients_apiresource_add")
+    apis = list(ApiResource.objects.values_list("audience", flat=True))
+    response = admin_client.post(
+        add,
+        {
+            "name": "Management",
+            "audience": MANAGEMENT_AUDIENCE,
+            "description": "",
+            **inline("scopes", []),
+        },
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["audience"] and "management API" in errors["audience"][0]
+    response = admin_client.post(
+        add,
+        {
+            "name": "Other",
+            "audience": "other.example",
+            "description": "",
+            **inline("scopes", [{"name": "management", "description": ""}]),
+        },
+    )
+    assert response.status_code == 200
+    scope_forms = response.context["inline_admin_formsets"][0].formset.forms
+    assert "management API" in scope_forms[0].errors["name"][0]
+    assert list(ApiResource.objects.values_list("audience", flat=True)) == apis
+    api = ApiResource.objects.get(audience="deployment-api.acmecorp.com")
+    change = reverse("admin:clients_apiresource_change", args=[api.pk])
+    scopes = list(api.scopes.all())
+    response = admin_client.post(
+        change,
+        {
+            "name": api.name,
+            "audience": MANAGEMENT_AUDIENCE,
+            "description": "",
+            **inline(
+                "scopes",
+                [{"id": s.pk, "api": api.pk, "name": s.name, "description": ""} for s in scopes]
+                + [{"name": "management", "description": ""}],
+                initial=len(scopes),
+            ),
+        },
+    )
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["audience"]
+    scope_forms = response.context["inline_admin_formsets"][0].formset.forms
+    assert "management API" in scope_forms[-1].errors["name"][0]
+    api.refresh_from_db()
+    assert api.audience == "deployment-api.acmecorp.com"
+    assert sorted(api.scopes.values_list("name", flat=True)) == sorted(s.name for s in scopes)

@@ -155,6 +155,65 @@ def test_a_secret_revoked_through_one_is_refused_by_the_other_at_once(servers):
         assert refused.json()["error"] == "invalid_client"
 
 
+def management_api_answers(server: Server, token: str, times: int = 4) -> list[requests.Response]:
+    """``times`` calls of the management API on ``server`` (so every worker of it answers one,
+    and would have cached whatever it caches)."""
+    return [
+        server.get("/api/v1/organizations", headers={"Authorization": f"Bearer {token}"})
+        for _ in range(times)
+    ]
+
+
+def assert_refused_token(response: requests.Response) -> None:
+    """401 in the API's error format, with the RFC 6750 challenge."""
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == 16
+    assert response.json()["details"][0]["error_code"] == "UNAUTHENTICATED"
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_a_management_token_revoked_through_one_is_refused_by_the_other_at_once(servers):
+    a, b = servers
+    management = a.management(uuid.uuid4().hex)
+    for server in (a, b):
+        assert [r.status_code for r in management_api_answers(server, management.token)] == [
+            200
+        ] * 4
+    revoked = requests.post(
+        a.url + "/oauth/revoke",
+        data={"token": management.token},
+        auth=(management.client_id, management.client_secret),
+        timeout=10,
+    )
+    assert revoked.status_code == 200, revoked.text
+    for server in (b, a):
+        for response in management_api_answers(server, management.token):
+            assert_refused_token(response)
+    # A new token of the same client works: the revocation was of that token only.
+    fresh = b.access_token(management.client_id, management.client_secret)
+    assert all(r.status_code == 200 for r in management_api_answers(a, fresh, times=2))
+
+
+def test_a_management_token_of_a_client_deleted_through_one_is_refused_by_the_other_at_once(
+    servers,
+):
+    a, b = servers
+    management = a.management(uuid.uuid4().hex)
+    for server in (a, b):
+        assert all(r.status_code == 200 for r in management_api_answers(server, management.token))
+    a.manage(
+        "shell",
+        "-c",
+        "from clients.models import ApiClient\n"
+        "from clients.services import Actor, client_delete\n"
+        f"client = ApiClient.objects.get(pk={management.client_id!r})\n"
+        "client_delete(actor=Actor.system('e2e'), client=client)",
+    )
+    for server in (b, a):
+        for response in management_api_answers(server, management.token):
+            assert_refused_token(response)
+
+
 def test_a_key_rotated_through_one_is_published_and_used_by_both(servers):
     a, b = servers
     client_id, secret = new_client(a)

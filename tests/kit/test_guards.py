@@ -123,6 +123,16 @@ def test_a_bad_token_is_401_invalid_token(client, kit, url):
     assert response["WWW-Authenticate"] == invalid_token("the token is malformed")
 
 
+def test_an_authentication_subclass_may_verify_with_its_own_verifier(client, kit):
+    allowed = client.get("/api/deny-list", headers=bearer(kit.mint(scope="read")))
+    assert allowed.status_code == 200, allowed.content
+    denied = client.get(
+        "/api/deny-list", headers=bearer(kit.mint(scope="read", client_id="denied-client"))
+    )
+    assert denied.status_code == 401
+    assert denied["WWW-Authenticate"] == invalid_token("the token is revoked")
+
+
 @pytest.mark.parametrize("url", ALL)
 def test_an_expired_token_is_401_invalid_token(client, kit, url):
     token = kit.mint(exp=int(time.time()) - 120)

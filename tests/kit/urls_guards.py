@@ -10,8 +10,10 @@ from m2m_auth_kit.guards import (
     BearerTokenAuthentication,
     HasScopes,
     ScopesRequiredMixin,
+    get_verifier,
     require_scopes,
 )
+from m2m_auth_kit.verify import Claims, InvalidToken, TokenVerifier
 
 
 def _describe(request):
@@ -87,7 +89,33 @@ class ApiNoScopes(APIView):
         return Response({})
 
 
+class DenyListVerifier:
+    """Wraps the configured verifier and refuses the clients on a deny list (a revocation list
+    of one's own): what ``BearerTokenAuthentication.get_verifier`` is for."""
+
+    denied = frozenset({"denied-client"})
+
+    def __init__(self, inner: TokenVerifier) -> None:
+        self.inner = inner
+
+    def verify(self, token: str) -> Claims:
+        claims = self.inner.verify(token)
+        if claims.client_id in self.denied:
+            raise InvalidToken("the token is revoked")
+        return claims
+
+
+class DenyListAuthentication(BearerTokenAuthentication):
+    def get_verifier(self) -> TokenVerifier:
+        return DenyListVerifier(get_verifier())  # type: ignore[return-value]
+
+
+class ApiDenyList(ApiItems):
+    authentication_classes = [DenyListAuthentication]
+
+
 urlpatterns = [
+    path("api/deny-list", ApiDenyList.as_view()),
     path("plain/read", read_view),
     path("plain/any", any_token_view),
     path("plain/async", async_read_view),

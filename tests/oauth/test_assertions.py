@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.management import call_command
 from django.utils import timezone
 
-from clients.services import client_delete, client_key_add, client_key_delete
+from clients.services import client_create, client_delete, client_key_add, client_key_delete
+from oauth.assertions import NO_KEY_VERIFIES
 from oauth.models import UsedAssertion
 from tests.assertion_helpers import (
     ASSERTION_TYPE,
@@ -156,7 +157,7 @@ def test_expired_jtis_are_purged_by_the_next_assertion_and_by_the_command(
 def test_an_assertion_signed_by_an_unregistered_key_is_refused(client, guide_client, es256):
     stranger = Signer(ec_key(), "ES256", "ec-1")  # claims the registered kid
     body = assert_refused(client, stranger.assertion(guide_client.client_id))
-    assert "signature" in body["error_description"]
+    assert body["error_description"] == NO_KEY_VERIFIES
     anonymous = Signer(ec_key(), "ES256", None)  # no kid: every key is tried, none verifies
     assert_refused(client, anonymous.assertion(guide_client.client_id))
 
@@ -184,6 +185,39 @@ def test_a_client_without_keys_or_a_deleted_client_is_refused(client, guide_clie
     client_delete(actor=SYSTEM, client=other_client.client)
     assert_refused(client, signer.assertion(other_client.client_id))
     assert_refused(client, signer.assertion("m2morg_00000000000000000"))
+
+
+def test_every_failure_before_a_signature_holds_gives_the_same_answer(
+    client, guide_client, other_client, es256
+):
+    """Unknown client, client without keys, no matching key, bad signature: one answer, so the
+    token endpoint does not tell whether a client_id exists."""
+    stranger = Signer(ec_key(), "ES256", None)
+    deleted, _ = client_create(
+        actor=SYSTEM, organization=guide_client.client.organization, name="x"
+    )
+    client_delete(actor=SYSTEM, client=deleted)
+    attempts = {
+        "unknown client": stranger.assertion("m2morg_00000000000000000"),
+        "deleted client": stranger.assertion(deleted.id),
+        "client without keys": stranger.assertion(other_client.client_id),
+        "unknown kid": es256.assertion(guide_client.client_id, kid="nope"),
+        "another alg than the key's": Signer(rsa_key(), "RS256", "ec-1").assertion(
+            guide_client.client_id
+        ),
+        "bad signature, registered kid": Signer(ec_key(), "ES256", "ec-1").assertion(
+            guide_client.client_id
+        ),
+        "bad signature, no kid": stranger.assertion(guide_client.client_id),
+    }
+    answers = {}
+    for name, assertion in attempts.items():
+        response = token_with(client, assertion)
+        answers[name] = (response.status_code, response.content, response.get("WWW-Authenticate"))
+    assert len(set(answers.values())) == 1, answers
+    status, body, _challenge = answers["unknown client"]
+    assert status == 401
+    assert json.loads(body) == {"error": "invalid_client", "error_description": NO_KEY_VERIFIES}
 
 
 @pytest.mark.parametrize(

@@ -134,10 +134,24 @@ def test_an_expired_token_is_inactive(client, guide_client):
     short = AuthenticatedClient(row.id, row.organization_id, [], [], [], 60, None)
     token = issue_token(short).access_token
     assert answer(introspect(client, guide_client, token))["active"] is True
+    # Past the default leeway of 5 s (OAUTH_TOKEN_LEEWAY_SECONDS).
     expired = keys.current_loaded_key().encode(
-        {**jwt.decode(token, options={"verify_signature": False}), "exp": int(time.time()) - 1}
+        {**jwt.decode(token, options={"verify_signature": False}), "exp": int(time.time()) - 30}
     )
     assert answer(introspect(client, guide_client, expired)) == {"active": False}
+
+
+def test_the_leeway_past_exp_is_the_setting(client, guide_client, settings):
+    settings.OAUTH = {**settings.OAUTH, "TOKEN_LEEWAY_SECONDS": 120}
+    row = guide_client.client
+    token = issue_token(AuthenticatedClient(row.id, row.organization_id, [], [], [], 60, None))
+    expired = keys.current_loaded_key().encode(
+        {
+            **jwt.decode(token.access_token, options={"verify_signature": False}),
+            "exp": int(time.time()) - 30,
+        }
+    )
+    assert answer(introspect(client, guide_client, expired))["active"] is True
 
 
 def _tampered(token: str) -> str:

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from clients.models import ApiClient, AuditEvent, ClientSecret
+from clients.models import ApiClient, ApiResource, ApiScope, AuditEvent, ClientSecret
 from clients.services import client_create, organization_restrict_apis, secret_add
 from tests.conftest import GUIDE_CLIENT, SYSTEM, Credentials, post_form, request_token
 from tests.ui.conftest import guide_form
@@ -448,3 +448,53 @@ def test_pages_hold_no_inline_script_or_style(as_owner, org, acme_client):
     for response in pages:
         assert response.status_code == 200
         assert not INLINE.search(response.content.decode()), response.request["PATH_INFO"]
+
+
+# --- The management grant: never on an organization's client ------------------------------------
+
+
+@pytest.fixture
+def legacy_catalog(catalog, settings):
+    """A catalog written before the rule (the services refuse it now): the management audience
+    as an API, and the management scope offered by the deployment API."""
+    management_api = ApiResource.objects.create(
+        audience=settings.OAUTH["MANAGEMENT_AUDIENCE"], name="Management"
+    )
+    ApiScope.objects.create(api=management_api, name="read:everything")
+    ApiScope.objects.create(api=catalog["deployment"], name="management")
+    return catalog
+
+
+MANAGEMENT_GRANTS = [
+    (
+        {"audience": ["http://127.0.0.1:8000/api/v1"], "scopes": ["read:everything"]},
+        "audience",
+        "management API&#x27;s audience",
+    ),
+    ({"scopes": ["read:deployments", "management"]}, "scopes", "management API&#x27;s scope"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "field", "words"), MANAGEMENT_GRANTS)
+def test_the_register_form_refuses_the_management_grant_on_its_field(
+    as_owner, org, legacy_catalog, overrides, field, words
+):
+    response = post_form(as_owner, url(org, "clients", "new"), guide_form(**overrides))
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert list(errors) == [field] and "management API" in errors[field][0]
+    assert words in response.content.decode()
+    assert not ApiClient.objects.filter(organization=org).exists()
+
+
+@pytest.mark.parametrize(("overrides", "field", "words"), MANAGEMENT_GRANTS)
+def test_the_edit_form_refuses_the_management_grant_on_its_field(
+    as_owner, org, legacy_catalog, acme_client, overrides, field, words
+):
+    path = url(org, "clients", acme_client.client_id, "edit")
+    response = post_form(as_owner, path, guide_form(**overrides))
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert list(errors) == [field] and "management API" in errors[field][0]
+    stored = ApiClient.objects.get(pk=acme_client.client_id)
+    assert stored.scopes == GUIDE_CLIENT["scopes"] and stored.audience == GUIDE_CLIENT["audience"]
