@@ -34,11 +34,13 @@ def on_starting(server: Any) -> None:
         stale.unlink(missing_ok=True)
 
 
-def app_is_asgi(app_uri: str) -> bool:
-    """Whether an application path names an ASGI application, by Django's convention:
-    ``project.asgi`` (``portal.asgi:application``) is ASGI, ``project.wsgi`` and anything
-    else is WSGI. Decided from the name: the master must not import Django before it forks."""
-    return app_uri.split(":", 1)[0].rsplit(".", 1)[-1] == "asgi"
+def app_kind(app_uri: str) -> str | None:
+    """``"asgi"`` or ``"wsgi"`` when an application path says which it is by Django's
+    convention (``portal.asgi:application``, ``portal.wsgi``), else None. Decided from the name:
+    the master must not import Django before it forks; the worker checks the application
+    itself (``app_fits_worker``)."""
+    module = app_uri.split(":", 1)[0].rsplit(".", 1)[-1]
+    return module if module in ("asgi", "wsgi") else None
 
 
 def serve_with_the_worker_of_the_app(server: Any, *, adaptable: str | None) -> None:
@@ -54,8 +56,11 @@ def serve_with_the_worker_of_the_app(server: Any, *, adaptable: str | None) -> N
     app_uri = getattr(server.app, "app_uri", None)
     if not app_uri:
         return
+    kind = app_kind(app_uri)
+    if kind is None:
+        return  # the worker finds out (app_fits_worker)
     cfg = server.cfg
-    wants_asgi = app_is_asgi(app_uri)
+    wants_asgi = kind == "asgi"
     current = cfg.worker_class_str
     if wants_asgi == (current in ASGI_WORKERS):
         return
