@@ -5,17 +5,40 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve test lint format bench bench-latency bench-profile soak clean
+# Locked dependencies (exact versions and their hashes): requirements/dev.lock for development
+# and CI, requirements/prod.lock for a server. `make lock` after editing pyproject.toml.
+LOCK ?= requirements/dev.lock
+PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
+
+.PHONY: install install-prod lock lock-upgrade run serve test lint format bench bench-latency bench-profile soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Exactly the locked versions, each checked against its hash; then this project itself.
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed
+
+# A server's dependencies only (no test tools): what a deployment installs.
+install-prod: | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements/prod.lock
+	$(BIN)/pip install --quiet --no-deps .
+
+# Refresh the lock files from pyproject.toml, keeping every version that still fits.
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet "pip-tools>=7.4"
+	$(PIP_COMPILE) $(LOCK_ARGS) --extra dev -o requirements/dev.lock pyproject.toml
+	$(PIP_COMPILE) $(LOCK_ARGS) -o requirements/prod.lock pyproject.toml
+
+# The same, with every dependency at its newest allowed version.
+lock-upgrade:
+	$(MAKE) lock LOCK_ARGS=--upgrade
 
 # Development server: SQLite, demo data created once, http://127.0.0.1:8000
 run: install
