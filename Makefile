@@ -76,6 +76,7 @@ format: install
 # BENCH_SCALE=1 also seeds 100,000 clients. Prints every figure; see bench/README.md.
 bench: install
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	@test "$${BENCH_BRIDGE:-ours}" != a2wsgi || $(BIN)/python -c "import a2wsgi" 2>/dev/null || $(BIN)/pip install --quiet a2wsgi
 	@command -v openssl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq openssl >/dev/null)
 	$(BIN)/python bench/run.py
 
