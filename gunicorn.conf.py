@@ -85,20 +85,23 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 preload_app = False
 
 
-def on_starting(server) -> None:
-    """Fit the worker class to the application on the command line (``gunicorn portal.wsgi``
-    gets ``gthread``), unless the operator chose it; then the metrics and listener hooks."""
+def _fit_worker_to_app(server) -> None:
+    """The worker class for the application on the command line (``gunicorn portal.wsgi`` gets
+    ``gthread``), unless the operator chose one (``-k``, ``GUNICORN_WORKER_CLASS``)."""
+    chosen = "GUNICORN_WORKER_CLASS" in os.environ
     gunicorn_hooks.serve_with_the_worker_of_the_app(
-        server, adaptable=None if "GUNICORN_WORKER_CLASS" in os.environ else worker_class
+        server, adaptable=None if chosen else worker_class
     )
+
+
+def on_starting(server) -> None:
+    _fit_worker_to_app(server)
     gunicorn_hooks.on_starting(server)
 
 
 def on_reload(server) -> None:
     """A reload reads this file again: fit the worker again, before new workers start."""
-    gunicorn_hooks.serve_with_the_worker_of_the_app(
-        server, adaptable=None if "GUNICORN_WORKER_CLASS" in os.environ else worker_class
-    )
+    _fit_worker_to_app(server)
     gunicorn_hooks.on_reload(server)
 
 
