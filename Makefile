@@ -5,17 +5,40 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run worker serve test lint format bench bench-latency bench-profile soak clean
+# Locked dependencies (exact versions and their hashes): requirements/dev.lock for development
+# and CI, requirements/prod.lock for a server. `make lock` after editing pyproject.toml.
+LOCK ?= requirements/dev.lock
+PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
+
+.PHONY: install install-prod lock lock-upgrade run worker serve test lint format bench bench-latency bench-profile soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Exactly the locked versions, each checked against its hash; then this project itself.
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed
+
+# A server's dependencies only (no test tools): what a deployment installs.
+install-prod: | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements/prod.lock
+	$(BIN)/pip install --quiet --no-deps .
+
+# Refresh the lock files from pyproject.toml, keeping every version that still fits.
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet "pip-tools>=7.4"
+	$(PIP_COMPILE) $(LOCK_ARGS) --extra dev -o requirements/dev.lock pyproject.toml
+	$(PIP_COMPILE) $(LOCK_ARGS) -o requirements/prod.lock pyproject.toml
+
+# The same, with every dependency at its newest allowed version.
+lock-upgrade:
+	$(MAKE) lock LOCK_ARGS=--upgrade
 
 # Development server: SQLite, demo data created once, http://127.0.0.1:8000, and the outbox
 # worker beside it (mails on the console); Ctrl-C stops both.
@@ -61,6 +84,7 @@ format: install
 # BENCH_SCALE=1 also seeds 100,000 clients. Prints every figure; see bench/README.md.
 bench: install
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	@test "$${BENCH_BRIDGE:-ours}" != a2wsgi || $(BIN)/python -c "import a2wsgi" 2>/dev/null || $(BIN)/pip install --quiet a2wsgi
 	@command -v openssl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq openssl >/dev/null)
 	$(BIN)/python bench/run.py
 

@@ -14,6 +14,10 @@ Why these defaults (the figures behind each are in bench/README.md, "Server conf
   more workers than cores only add context switches. ``gthread`` keeps one per core plus one.
 - ``GUNICORN_WORKER_CLASS=gthread`` (with ``GUNICORN_APP=portal.wsgi``) still works: the same
   WSGI application, token fast path included, under a threaded WSGI worker.
+- An application on the command line gets the worker it needs: ``gunicorn portal.wsgi`` (Django's
+  deployment guide; gunicorn reads this file from the working directory) runs ``gthread``
+  workers, ``gunicorn portal.asgi:application`` the ``asgi`` worker. A worker class chosen with
+  ``-k`` or ``GUNICORN_WORKER_CLASS`` that cannot call the application stops the server at start.
 - Under ``asgi``, a listening socket per worker (``SO_REUSEPORT``): the kernel spreads connections
   across workers instead of the first worker awake taking a whole burst (see ``reuse_port``).
 Put a proxy (nginx) in front for slow clients and TLS.
@@ -31,10 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Metrics in multiprocess mode (PROMETHEUS_MULTIPROC_DIR): these hooks clear stale files at start
 # and retire a worker's gauges when it exits.
+from portal.serving import gunicorn_hooks
 from portal.serving.gunicorn_hooks import (  # noqa: F401 (hooks)
     child_exit,
-    on_reload,
-    on_starting,
     worker_exit,
 )
 
@@ -50,6 +53,9 @@ workers = int(
 wsgi_app = os.environ.get(
     "GUNICORN_APP", "portal.asgi:application" if worker_class == "asgi" else "portal.wsgi"
 )
+# "auto" uses gunicorn's C parser (gunicorn-h1c, the "fast" extra) when it is installed; "python"
+# and "fast" force one (bench/README.md compares them).
+http_parser = os.environ.get("GUNICORN_HTTP_PARSER", "auto")
 # Threads of a gthread worker; the asgi worker has its own pool for Django (SERVER_THREADS).
 threads = 1 if worker_class == "asgi" else int(os.environ.get("GUNICORN_THREADS", "4"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
@@ -79,6 +85,26 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 preload_app = False
 
 
+def _fit_worker_to_app(server) -> None:
+    """The worker class for the application on the command line (``gunicorn portal.wsgi`` gets
+    ``gthread``), unless the operator chose one (``-k``, ``GUNICORN_WORKER_CLASS``)."""
+    chosen = "GUNICORN_WORKER_CLASS" in os.environ
+    gunicorn_hooks.serve_with_the_worker_of_the_app(
+        server, adaptable=None if chosen else worker_class
+    )
+
+
+def on_starting(server) -> None:
+    _fit_worker_to_app(server)
+    gunicorn_hooks.on_starting(server)
+
+
+def on_reload(server) -> None:
+    """A reload reads this file again: fit the worker again, before new workers start."""
+    _fit_worker_to_app(server)
+    gunicorn_hooks.on_reload(server)
+
+
 def post_worker_init(worker) -> None:
     """Do once per worker, before its first request, what the first token request would do.
 
@@ -86,6 +112,10 @@ def post_worker_init(worker) -> None:
     when one does not, the worker exits with gunicorn's boot-error code (3) and the master stops
     with the reason in the log, instead of serving 500s on every token request.
     """
+    mismatch = gunicorn_hooks.app_fits_worker(worker)
+    if mismatch:  # an application whose path did not say what it is
+        worker.log.critical("refusing to start: %s", mismatch)
+        sys.exit(3)  # gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR: the master halts
     # Imported here: this file is read by the master before Django is set up.
     from django.apps import apps
 

@@ -135,7 +135,9 @@ def bench_database(label: str, args: argparse.Namespace, ceiling: float) -> dict
         with gunicorn(db) as server:
             print(
                 f"gunicorn: {len(server.worker_pids())} workers "
-                f"({os.environ.get('GUNICORN_WORKER_CLASS', 'gunicorn.conf.py default')}),"
+                f"({os.environ.get('GUNICORN_WORKER_CLASS', 'gunicorn.conf.py default')},"
+                f" {os.environ.get('GUNICORN_APP', 'default app')},"
+                f" HTTP parser {os.environ['GUNICORN_HTTP_PARSER']}),"
                 f" port {server.port}"
             )
             colds = [cold_latency_ms(server.port, client) for client in cold_clients]
@@ -220,6 +222,10 @@ def bench_scale(args: argparse.Namespace, ceiling: float) -> None:
     )
 
 
+# The application gunicorn's asgi worker serves, by the bridge in front of Django.
+BRIDGES = {"ours": "portal.asgi:application", "a2wsgi": "bench.a2wsgi_app:application"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="token endpoint benchmark")
     parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", 10)))
@@ -235,7 +241,24 @@ def main() -> int:
         help="also measure PostgreSQL with 100,000 clients (seeds once)",
     )
     parser.add_argument("--scale-only", action="store_true")
+    parser.add_argument(
+        "--bridge",
+        choices=sorted(BRIDGES),
+        default=os.environ.get("BENCH_BRIDGE", "ours"),
+        help="the WSGI-to-ASGI bridge under gunicorn's asgi worker (a2wsgi must be installed)",
+    )
+    parser.add_argument(
+        "--http-parser",
+        choices=("auto", "python", "fast"),
+        default=os.environ.get("GUNICORN_HTTP_PARSER", "auto"),
+        help="gunicorn's HTTP parser: its own (python) or gunicorn-h1c (fast)",
+    )
     args = parser.parse_args()
+    # The servers read both from the environment (gunicorn.conf.py); GUNICORN_APP stays the
+    # operator's (GUNICORN_WORKER_CLASS=gthread serves portal.wsgi) unless a2wsgi is asked for.
+    if args.bridge != "ours":
+        os.environ["GUNICORN_APP"] = BRIDGES[args.bridge]
+    os.environ["GUNICORN_HTTP_PARSER"] = args.http_parser
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     if shutil.which("wrk") is None:
         print("wrk is missing: apt-get install -y wrk (make bench does it)", file=sys.stderr)

@@ -5,10 +5,13 @@ Used by bench/run.py and bench/latency.py. Everything listens on 127.0.0.1 on a 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,6 +52,23 @@ def ensure_pg_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+@functools.cache
+def collected_static_root() -> str:
+    """collectstatic into a temporary STATIC_ROOT, once: with DEBUG off the server refuses to
+    start without the static files manifest."""
+    root = tempfile.mkdtemp(prefix="m2m-bench-static-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": BENCH_SECRET_KEY, "STATIC_ROOT": root}
+    subprocess.run(
+        [PYTHON, "manage.py", "collectstatic", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return root
+
+
 def base_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
@@ -59,6 +79,7 @@ def base_env(database_url: str, **extra: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "OAUTH_ISSUER": "http://127.0.0.1",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "STATIC_ROOT": collected_static_root(),
     }
     env.update(extra)
     return env

@@ -17,10 +17,21 @@ WSGI application in a pool of ``SERVER_THREADS`` threads, as a threaded WSGI ser
 from __future__ import annotations
 
 import os
+import sys
+
+from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
-import portal.wsgi  # sets Django up, before anything imports a model
+try:
+    import portal.wsgi  # sets Django up, before anything imports a model
+except ImproperlyConfigured as exc:
+    # A configuration that cannot work (no static files manifest, no SECRET_KEY…) fails the
+    # same way on every attempt. uvicorn --workers restarts a worker whose import raised, for
+    # ever; exit code 3 is what both uvicorn (STARTUP_FAILURE) and gunicorn (WORKER_BOOT_ERROR)
+    # take for "failed to start: stop the server".
+    print(exc, file=sys.stderr, flush=True)
+    sys.exit(3)
 from oauth.token.batching import token_query_batcher
 from oauth.token.endpoint import warm_up
 from portal.serving.bridge import AsgiServer

@@ -13,6 +13,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 django_application = get_wsgi_application()
 
 # Imported after get_wsgi_application(), which sets Django up: they import models.
+from portal.serving.static_files import require_static_manifest  # noqa: E402
+
+# Every server imports this module (portal.asgi too): without collectstatic, stop here with the
+# command to run rather than answer 500 to every page.
+require_static_manifest()
+
 from portal.serving.fastpath import token_fast_path  # noqa: E402
 from portal.serving.middleware import MalformedRequestGuard  # noqa: E402
 

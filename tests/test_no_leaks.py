@@ -57,8 +57,6 @@ def test_debug_logs_hold_no_secret_token_or_password(tmp_path):
     worker_output = ""
     seen: list[str] = []
     try:
-        # Pages need the static manifest with DEBUG off (ManifestStaticFilesStorage).
-        server.manage("collectstatic", "--noinput")
         server.start(tmp_path, workers=2)
         url = server.url
         made = json.loads(server.manage("create_management_client", "--name", "leaks").stdout)

@@ -114,8 +114,14 @@ def call_wsgi(app: WSGIApp, environ: dict[str, Any]) -> Answer:
 
 
 def encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """Header pairs as ASGI wants them (lower-case names, bytes)."""
-    return [(_header_name(name), value.encode("latin-1")) for name, value in headers]
+    """Header pairs as ASGI wants them (lower-case names, bytes), values without the spaces
+    around them.
+
+    Django writes each ``Set-Cookie`` value with a leading space (``cookie.output(header="")``).
+    A WSGI server strips it; h11 (uvicorn's HTTP library) refuses such a value and drops the
+    connection instead of answering, so every page that sets a cookie failed under uvicorn.
+    """
+    return [(_header_name(name), value.strip().encode("latin-1")) for name, value in headers]
 
 
 _HEADER_NAMES: dict[str, bytes] = {}

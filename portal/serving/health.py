@@ -17,6 +17,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from oauth import keys
+from portal.serving.static_files import check_static_files
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ def run_checks() -> dict[str, str]:
         "database": check_database,
         "signing_key": check_signing_key,
         "redis": check_redis if getattr(settings, "REDIS_URL", None) else None,
+        # The portal's and admin's pages (the token endpoint does not need it).
+        "static_files": check_static_files,
     }
     results: dict[str, str] = {}
     for name, check in checks.items():
@@ -99,7 +102,8 @@ def run_checks() -> dict[str, str]:
 
 
 def readyz(request: HttpRequest) -> HttpResponse:
-    """Ready to serve: database reachable, a current signing key loads, Redis when configured."""
+    """Ready to serve: database reachable, a current signing key loads, Redis when configured,
+    the static files collected (with DEBUG off)."""
     if request.method not in ("GET", "HEAD"):
         return _not_allowed()
     results = run_checks()

@@ -16,13 +16,17 @@ production.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -68,6 +72,22 @@ def manage(
     if check and result.returncode != 0:
         raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
     return result
+
+
+@functools.cache
+def collected_static_root() -> Path:
+    """A STATIC_ROOT filled by ``manage.py collectstatic``, once per test process: with DEBUG off
+    the server refuses to start without its manifest, as an operator's would."""
+    root = Path(tempfile.mkdtemp(prefix="m2m-e2e-static-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    env = child_env(
+        DJANGO_SETTINGS_MODULE="portal.settings",
+        SECRET_KEY=SECRET_KEY,
+        DEBUG="false",
+        STATIC_ROOT=str(root),
+    )
+    manage(env, "collectstatic", "--noinput")
+    return root
 
 
 def spawn(
@@ -211,6 +231,7 @@ class ServerProcess:
                 "OAUTH_ISSUER": self.url,
                 "OAUTH_ARGON2_TIME_COST": "1",
                 "OAUTH_ARGON2_MEMORY_COST": "1024",
+                "STATIC_ROOT": self.extra_env.get("STATIC_ROOT") or str(collected_static_root()),
                 **self.extra_env,
             }
         )
@@ -241,9 +262,10 @@ class ServerProcess:
         workers: int = 2,
         bind: str | None = None,
         runserver: bool = False,
+        command: list[str] | None = None,
     ) -> Self:
         """Start the production server (gunicorn.conf.py, with gunicorn's access log), or
-        ``manage.py runserver``; return once ``GET /readyz`` answers 200.
+        ``manage.py runserver``, or ``command``; return once ``GET /readyz`` answers 200.
 
         ``bind`` replaces the TCP address, e.g. with ``unix:/path/to.sock``.
         """
@@ -251,8 +273,7 @@ class ServerProcess:
         self.log_path = log_dir / f"server-{self.port}.log"
         if runserver:
             command = [sys.executable, "manage.py", "runserver", "--noreload", self.bind]
-        else:
-            command = gunicorn_command(self.bind, workers, "--access-logfile", "-")
+        command = command or gunicorn_command(self.bind, workers, "--access-logfile", "-")
         # Patient: on a busy machine two workers importing Django can take a while to answer.
         self.process = spawn(
             command, env=self.env, log_path=self.log_path, ready=self._ready, timeout=90

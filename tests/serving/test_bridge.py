@@ -184,6 +184,22 @@ def token_request(credentials: Any) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     return form, [(b"host", b"localhost"), (b"content-type", b"application/x-www-form-urlencoded")]
 
 
+def test_header_values_are_sent_without_surrounding_spaces():
+    """Django's Set-Cookie values start with a space; h11 (uvicorn) drops such an answer."""
+
+    def app(environ: dict, start_response: Any) -> list[bytes]:
+        start_response(
+            "200 OK", [("Set-Cookie", " csrftoken=abc; Path=/"), ("X-Padded", "\tvalue  ")]
+        )
+        return [b""]
+
+    sent = run(AsgiServer(app, threads=1), scope(), [body(b"")])
+    assert sent[0]["headers"] == [
+        (b"set-cookie", b"csrftoken=abc; Path=/"),
+        (b"x-padded", b"value"),
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_token_requests_are_answered_on_the_event_loop_and_the_rest_in_threads(guide_client):
     behind = Recorder()
