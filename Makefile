@@ -13,6 +13,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e './m2m-auth-kit[django,drf,requests,httpx]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -43,6 +44,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy --config-file m2m-auth-kit/pyproject.toml m2m-auth-kit/src/m2m_auth_kit
 
 format: install
 	$(BIN)/ruff check --fix .
