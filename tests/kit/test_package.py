@@ -22,7 +22,8 @@ import pytest
 
 from tests.e2e.server import ROOT, child_env, running_server
 
-pytestmark = pytest.mark.e2e
+# One worker builds the wheel and the virtualenv once for all of these (pyproject: loadgroup).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("kit-package")]
 
 KIT = ROOT / "m2m-auth-kit"
 SOURCE = KIT / "src" / "m2m_auth_kit"

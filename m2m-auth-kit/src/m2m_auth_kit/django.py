@@ -24,12 +24,7 @@ Plain Django::
     class OrderView(ScopesRequiredMixin, View):
         required_scopes = ("orders:read",)
 
-DRF::
-
-    class OrderList(APIView):
-        authentication_classes = [BearerTokenAuthentication]
-        permission_classes = [HasScopes]
-        required_scopes = {"GET": ["orders:read"], "POST": ["orders:write"]}
+DRF: ``m2m_auth_kit.drf`` (``BearerTokenAuthentication``, ``HasScopes``), same setting.
 
 Answers follow RFC 6750 §3:
 
@@ -40,7 +35,7 @@ Answers follow RFC 6750 §3:
   scopes the operation requires);
 * issuer keys unreachable: 503 with ``Retry-After``.
 
-Contract for a project DRF exception handler: the DRF exceptions raised here
+Contract for a project DRF exception handler: the DRF exceptions raised by ``m2m_auth_kit.drf``
 carry their headers as attributes, exactly as DRF's own do. The handler must
 copy ``exc.auth_header`` into ``WWW-Authenticate`` and ``exc.wait`` into
 ``Retry-After`` for any ``APIException`` (DRF's default handler does; so does
