@@ -12,6 +12,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,20 @@ class HTTPResponse:
     status: int
     headers: dict[str, str]
     body: bytes
+
+
+def _response(
+    status: int, headers: Iterable[tuple[str, str]], chunks: Iterable[bytes]
+) -> HTTPResponse:
+    """The answer, its body read no further than ``MAX_RESPONSE_BYTES``."""
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk
+        if len(body) >= MAX_RESPONSE_BYTES:
+            break
+    return HTTPResponse(
+        status, {name.lower(): value for name, value in headers}, bytes(body[:MAX_RESPONSE_BYTES])
+    )
 
 
 def _session_kind(session: object) -> str:
@@ -97,18 +112,12 @@ def _send_urllib(
     request = urllib.request.Request(url, data=body, headers=headers, method=method)  # noqa: S310
     try:
         with _OPENER.open(request, timeout=timeout) as response:
-            return HTTPResponse(
-                response.status,
-                {name.lower(): value for name, value in response.headers.items()},
-                response.read(MAX_RESPONSE_BYTES),
+            return _response(
+                response.status, response.headers.items(), [response.read(MAX_RESPONSE_BYTES)]
             )
     except urllib.error.HTTPError as exc:
         with exc:
-            return HTTPResponse(
-                exc.code,
-                {name.lower(): value for name, value in exc.headers.items()},
-                exc.read(MAX_RESPONSE_BYTES),
-            )
+            return _response(exc.code, exc.headers.items(), [exc.read(MAX_RESPONSE_BYTES)])
     except (OSError, ValueError) as exc:  # URLError, timeouts, resets
         raise HTTPFailure(str(exc)) from None
 
@@ -134,16 +143,8 @@ def _send_requests(
             allow_redirects=False,
             stream=True,
         ) as response:
-            content = bytearray()
-            for chunk in response.iter_content(64 * 1024):
-                content += chunk
-                if len(content) >= MAX_RESPONSE_BYTES:
-                    break
-            return HTTPResponse(
-                response.status_code,
-                {name.lower(): value for name, value in response.headers.items()},
-                bytes(content[:MAX_RESPONSE_BYTES]),
-            )
+            chunks = response.iter_content(64 * 1024)
+            return _response(response.status_code, response.headers.items(), chunks)
     except requests.RequestException as exc:
         raise HTTPFailure(str(exc)) from None
 
@@ -169,15 +170,6 @@ def _send_httpx(
             auth=None,
             follow_redirects=False,
         ) as response:
-            content = bytearray()
-            for chunk in response.iter_bytes():
-                content += chunk
-                if len(content) >= MAX_RESPONSE_BYTES:
-                    break
-            return HTTPResponse(
-                response.status_code,
-                {name.lower(): value for name, value in response.headers.items()},
-                bytes(content[:MAX_RESPONSE_BYTES]),
-            )
+            return _response(response.status_code, response.headers.items(), response.iter_bytes())
     except httpx.HTTPError as exc:
         raise HTTPFailure(str(exc)) from None
