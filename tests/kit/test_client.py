@@ -335,3 +335,20 @@ def test_the_credentials_are_requests_and_httpx_auth_themselves(kit, credentials
         assert client.get(kit.url("/resource")).json()["token"] == "at-2"
     assert isinstance(credentials, AuthBase) and isinstance(credentials, httpx.Auth)
     assert credentials.httpx_auth() is credentials
+
+
+@pytest.mark.parametrize(
+    ("private_key", "message"),
+    [
+        ({"kty": "RSA", "n": "AQAB"}, "not a usable JWK"),
+        ('{"kty": "EC", ', "not JSON"),
+        (
+            "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n",
+            "not an unencrypted PEM",
+        ),
+        ({"kty": "oct", "k": "c2VjcmV0"}, "private key, not a public one|no signing algorithm"),
+    ],
+)
+def test_an_unusable_private_key_is_refused_at_construction(private_key, message):
+    with pytest.raises(ValueError, match=message):
+        ClientCredentials("https://a.test/token", "id", private_key=private_key)

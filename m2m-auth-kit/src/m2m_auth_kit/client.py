@@ -113,9 +113,15 @@ class _SigningKey:
         self, key: str | bytes | Mapping[str, Any], key_id: str | None, algorithm: str | None
     ) -> None:
         if isinstance(key, str) and key.lstrip().startswith("{"):
-            key = json.loads(key)
+            try:
+                key = json.loads(key)
+            except ValueError:
+                raise ValueError("private_key looks like a JWK but is not JSON") from None
         if isinstance(key, Mapping):
-            jwk = jwt.PyJWK(dict(key), algorithm)
+            try:
+                jwk = jwt.PyJWK(dict(key), algorithm)
+            except jwt.PyJWTError as exc:
+                raise ValueError(f"private_key is not a usable JWK: {exc}") from None
             self.key: Any = jwk.key
             self.algorithm = algorithm or jwk.algorithm_name
             self.kid = key_id or key.get("kid")
