@@ -18,9 +18,10 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # Exactly the locked versions, each checked against its hash; then this project itself.
-$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+$(VENV)/.installed: pyproject.toml m2m-auth-kit/pyproject.toml $(LOCK) | $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --no-deps -e ./m2m-auth-kit
 	touch $@
 
 install: $(VENV)/.installed
@@ -28,7 +29,7 @@ install: $(VENV)/.installed
 # A server's dependencies only (no test tools): what a deployment installs.
 install-prod: | $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes -r requirements/prod.lock
-	$(BIN)/pip install --quiet --no-deps .
+	$(BIN)/pip install --quiet --no-deps . ./m2m-auth-kit
 
 # Refresh the lock files from pyproject.toml, keeping every version that still fits.
 lock: | $(BIN)/python
@@ -74,6 +75,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy --config-file m2m-auth-kit/pyproject.toml m2m-auth-kit/src/m2m_auth_kit
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -39,7 +39,7 @@ def main() -> int:
     # it expires, so both calls below (and any others) share a single token request.
     credentials = ClientCredentials(token_url, client_id, client_secret)
     session = requests.Session()
-    session.auth = credentials.requests_auth()
+    session.auth = credentials
     api_url = api_url.rstrip("/")
 
     try:

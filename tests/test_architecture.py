@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("portal", "clients", "oauth", "m2m_auth_kit")
+# Where each root package's source lives; the kit is a distribution of its own (m2m-auth-kit/).
+PACKAGES = {
+    "portal": ROOT / "portal",
+    "clients": ROOT / "clients",
+    "oauth": ROOT / "oauth",
+    "m2m_auth_kit": ROOT / "m2m-auth-kit" / "src" / "m2m_auth_kit",
+}
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -29,8 +35,8 @@ def lint_imports(cwd: Path) -> subprocess.CompletedProcess:
 def tree_copy(tmp_path_factory) -> Path:
     """A copy of the code and its contracts, to break on purpose."""
     copy = tmp_path_factory.mktemp("tree")
-    for package in PACKAGES:
-        shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("*.pyc"))
+    for package, source in PACKAGES.items():
+        shutil.copytree(source, copy / package, ignore=shutil.ignore_patterns("*.pyc"))
     shutil.copy(ROOT / "pyproject.toml", copy)
     return copy
 

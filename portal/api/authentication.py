@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 
-from m2m_auth_kit.guards import BearerTokenAuthentication
+from m2m_auth_kit.drf import BearerTokenAuthentication
 from m2m_auth_kit.verify import Claims, InvalidToken, TokenVerifier
 from oauth.introspection import live_client
 from oauth.keys import SUPPORTED_ALGORITHMS, jwks_document

@@ -95,6 +95,9 @@ class KitServer:
         # protected resource: which API tokens it refuses
         self.revoked_api_tokens: set[str] = set()
         self.metadata_issuer: str | None = None
+        self.metadata_changes: dict[str, Any] = {}  # merged into the metadata; None removes
+        # what GET /api/v1/... answers (the management SDK's tests): status, body, headers
+        self.api_answer: tuple[int, Any, dict[str, str]] = (200, {}, {})
         self._httpd: ThreadingHTTPServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -180,12 +183,14 @@ class KitServer:
     # -- request handling ------------------------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
-        return {
+        metadata = {
             "issuer": self.metadata_issuer or self.issuer,
             "jwks_uri": self.url("/jwks"),
             "introspection_endpoint": self.url("/introspect"),
             "token_endpoint": self.url("/token"),
+            **self.metadata_changes,
         }
+        return {name: value for name, value in metadata.items() if value is not None}
 
 
 def _client_from(handler: BaseHTTPRequestHandler, form: dict[str, str]) -> tuple[str, str] | None:
@@ -244,6 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"keys": [key.jwk() for key in kit.keys] + kit.extra_jwks}, headers)
         elif path == "/resource":
             self._resource()
+        elif path.startswith("/api/v1/"):
+            self._send(*kit.api_answer)
         else:
             self._send(404, {"error": "not_found"})
 

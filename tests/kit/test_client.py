@@ -284,3 +284,71 @@ def test_the_kit_imports_without_django_requests_or_httpx():
     )
 
     assert result.returncode == 0, result.stderr
+
+
+# --- Discovery (from_issuer) ---------------------------------------------------------------------
+
+
+def test_from_issuer_uses_basic_unless_the_server_lists_only_post(kit):
+    assert ClientCredentials.from_issuer(kit.issuer, "id", "s").auth_method == (
+        "client_secret_basic"
+    )
+    kit.metadata_changes["token_endpoint_auth_methods_supported"] = ["client_secret_post"]
+
+    credentials = ClientCredentials.from_issuer(kit.issuer, CLIENT_ID, CLIENT_SECRET)
+
+    assert credentials.auth_method == "client_secret_post"
+    assert credentials.token() == "at-1"
+    assert kit.token_requests[0]["basic"] is False
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"token_endpoint": None}, "no token_endpoint"),
+        ({"issuer": "https://elsewhere.test"}, "names another issuer"),
+    ],
+)
+def test_from_issuer_refuses_unusable_metadata(kit, changes, message):
+    kit.metadata_changes.update(changes)
+
+    with pytest.raises(TokenRequestError, match=message) as caught:
+        ClientCredentials.from_issuer(kit.issuer, CLIENT_ID, CLIENT_SECRET)
+
+    assert caught.value.error == "discovery_failed"
+
+
+def test_from_issuer_of_an_unreachable_server_is_discovery_failed():
+    with pytest.raises(TokenRequestError) as caught:
+        ClientCredentials.from_issuer("http://127.0.0.1:9", CLIENT_ID, CLIENT_SECRET, timeout=2)
+
+    assert caught.value.error == "discovery_failed"
+
+
+def test_the_credentials_are_requests_and_httpx_auth_themselves(kit, credentials):
+    session = requests.Session()
+    session.auth = credentials
+    kit.revoked_api_tokens.add("at-1")
+
+    assert session.get(kit.url("/resource"), timeout=5).json()["token"] == "at-2"  # retried
+    with httpx.Client(auth=credentials) as client:
+        assert client.get(kit.url("/resource")).json()["token"] == "at-2"
+    assert isinstance(credentials, AuthBase) and isinstance(credentials, httpx.Auth)
+    assert credentials.httpx_auth() is credentials
+
+
+@pytest.mark.parametrize(
+    ("private_key", "message"),
+    [
+        ({"kty": "RSA", "n": "AQAB"}, "not a usable JWK"),
+        ('{"kty": "EC", ', "not JSON"),
+        (
+            "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n",
+            "not an unencrypted PEM",
+        ),
+        ({"kty": "oct", "k": "c2VjcmV0"}, "private key, not a public one|no signing algorithm"),
+    ],
+)
+def test_an_unusable_private_key_is_refused_at_construction(private_key, message):
+    with pytest.raises(ValueError, match=message):
+        ClientCredentials("https://a.test/token", "id", private_key=private_key)

@@ -639,8 +639,9 @@ class TokenVerifier:
     def _fetch_keys(self) -> _KeySet:
         if self.jwks_loader is not None:
             url = "jwks_loader"
+            headers: Mapping[str, str] = {}
             try:
-                document, headers = self.jwks_loader(), {}
+                document = self.jwks_loader()
             except Exception as exc:  # a loader failure is an outage, like a network error
                 raise _FetchError(f"jwks_loader failed: {exc.__class__.__name__}") from None
         else:

@@ -1,5 +1,8 @@
-# Over 500 lines on purpose: the Django and the DRF guards share one refusal logic, kept together.
-"""Django and DRF guards for bearer-token APIs, built on ``m2m_auth_kit.verify``.
+"""Django guards for bearer-token APIs, built on ``m2m_auth_kit.verify`` (extra ``django``).
+
+The refusal logic (RFC 6750 answers) lives here and ``m2m_auth_kit.drf`` reuses it, so the
+two adapters answer alike; this module never imports DRF, so ``pip install
+m2m-auth-kit[django]`` is enough for it.
 
 Configuration is one setting::
 
@@ -21,12 +24,7 @@ Plain Django::
     class OrderView(ScopesRequiredMixin, View):
         required_scopes = ("orders:read",)
 
-DRF::
-
-    class OrderList(APIView):
-        authentication_classes = [BearerTokenAuthentication]
-        permission_classes = [HasScopes]
-        required_scopes = {"GET": ["orders:read"], "POST": ["orders:write"]}
+DRF: ``m2m_auth_kit.drf`` (``BearerTokenAuthentication``, ``HasScopes``), same setting.
 
 Answers follow RFC 6750 §3:
 
@@ -37,7 +35,7 @@ Answers follow RFC 6750 §3:
   scopes the operation requires);
 * issuer keys unreachable: 503 with ``Retry-After``.
 
-Contract for a project DRF exception handler: the DRF exceptions raised here
+Contract for a project DRF exception handler: the DRF exceptions raised by ``m2m_auth_kit.drf``
 carry their headers as attributes, exactly as DRF's own do. The handler must
 copy ``exc.auth_header`` into ``WWW-Authenticate`` and ``exc.wait`` into
 ``Retry-After`` for any ``APIException`` (DRF's default handler does; so does
@@ -63,22 +61,14 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework import exceptions as drf_exceptions
-from rest_framework.authentication import BaseAuthentication
-from rest_framework.permissions import BasePermission
 
 from m2m_auth_kit.verify import Claims, JWKSUnavailable, TokenError, TokenVerifier
 
 __all__ = [
-    "BearerTokenAuthentication",
-    "HasScopes",
-    "InsufficientScopeError",
-    "InvalidRequestError",
     "ScopesRequiredMixin",
-    "TokenServiceUnavailable",
-    "TokenUser",
     "get_verifier",
     "require_scopes",
+    "reset_verifier",
 ]
 
 REALM = "api"
@@ -232,7 +222,7 @@ def _bearer_token(request: Any) -> str | None:
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer":
         return None  # another scheme: not ours to judge
-    token = credentials.strip(" ")
+    token: str = credentials.strip(" ")
     if not _B64TOKEN.fullmatch(token):
         raise _Refusal(400, "invalid_request", "the Authorization header is malformed")
     return token
@@ -344,7 +334,8 @@ def require_scopes(*scopes: str) -> Callable[[F], F]:
                     return refused
                 return view(request, *args, **kwargs)
 
-        return csrf_exempt(wrapper)  # type: ignore[return-value]
+        exempt: F = csrf_exempt(wrapper)
+        return exempt
 
     return decorator
 
@@ -363,7 +354,8 @@ class ScopesRequiredMixin:
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Callable[..., HttpResponse]:
         """The view function, CSRF-exempt."""
-        return csrf_exempt(super().as_view(**initkwargs))  # type: ignore[misc]
+        view: Callable[..., HttpResponse] = csrf_exempt(super().as_view(**initkwargs))  # type: ignore[misc]
+        return view
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Refuse the request unless its token carries the required scopes."""
@@ -371,168 +363,5 @@ class ScopesRequiredMixin:
         refused = _authorize(request, scopes)
         if refused is not None:
             return refused
-        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
-
-
-# --- Django REST framework -----------------------------------------------------------------------
-
-
-class TokenUser:
-    """The ``request.user`` of a request authenticated by a client-credentials token.
-
-    A machine client, not a database user: ``client_id``, ``organization_id``
-    and ``scopes`` come from the token, and it holds no Django permissions.
-    """
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = False
-    is_superuser = False
-    pk = None
-    id = None
-
-    def __init__(self, claims: Claims) -> None:
-        """Wrap verified ``claims``."""
-        self.claims = claims
-        self.client_id = claims.client_id
-        self.organization_id = claims.organization_id
-        self.scopes = claims.scopes
-        self.username = claims.client_id or ""
-
-    def get_username(self) -> str:
-        """The client id, for code that expects a Django user."""
-        return self.username
-
-    def has_perm(self, perm: str, obj: object = None) -> bool:
-        """Always ``False``: machine clients get access through scopes, not permissions."""
-        return False
-
-    def __str__(self) -> str:
-        return f"client {self.client_id}"
-
-
-class InsufficientScopeError(drf_exceptions.PermissionDenied):
-    """403: the token lacks scopes (RFC 6750 ``insufficient_scope``).
-
-    ``scopes`` are the scopes the operation requires, ``missing`` those the
-    token lacks; ``auth_header`` is the ``WWW-Authenticate`` value to send.
-    """
-
-    default_detail = "The token lacks a required scope."
-    default_code = "insufficient_scope"
-
-    def __init__(self, scopes: Sequence[str], missing: Sequence[str] = ()) -> None:
-        """Refuse for want of ``scopes``."""
-        self.scopes = tuple(scopes)
-        self.missing = tuple(missing)
-        self.auth_header = insufficient_scope_challenge(self.scopes)
-        super().__init__()
-
-
-class InvalidRequestError(drf_exceptions.APIException):
-    """400: the bearer token was sent in a way we refuse (RFC 6750 ``invalid_request``)."""
-
-    status_code = 400
-    default_detail = "Malformed bearer token request."
-    default_code = "invalid_request"
-
-    def __init__(self, description: str) -> None:
-        """Refuse with ``description`` (also sent in the challenge)."""
-        self.auth_header = bearer_challenge("invalid_request", description)
-        super().__init__(description)
-
-
-class TokenServiceUnavailable(drf_exceptions.APIException):
-    """503: the token issuer's keys cannot be fetched; ``wait`` feeds ``Retry-After``."""
-
-    status_code = 503
-    default_detail = "Token verification is temporarily unavailable."
-    default_code = "temporarily_unavailable"
-
-    def __init__(self, description: str, wait: int) -> None:
-        """Refuse for now, for about ``wait`` seconds."""
-        self.wait = wait
-        super().__init__(description)
-
-
-def _set_view_header(request: Any, name: str, value: str) -> None:
-    # DRF applies view.headers to the final response after the exception
-    # handler ran, so the header survives a handler that drops it.
-    view = (getattr(request, "parser_context", None) or {}).get("view")
-    headers = getattr(view, "headers", None)
-    if isinstance(headers, dict):
-        headers[name] = value
-
-
-class BearerTokenAuthentication(BaseAuthentication):
-    """DRF authentication by ``Authorization: Bearer <JWT>``.
-
-    ``authenticate`` returns ``(TokenUser, Claims)``, so views read
-    ``request.auth.scopes`` or ``request.user.client_id``. A request without a
-    bearer token is left to the next authenticator (or to the permission
-    classes, which answer 401 ``Bearer realm="api"``).
-    """
-
-    def get_verifier(self) -> TokenVerifier:
-        """The verifier of the bearer tokens: the process-wide one of ``RESOURCE_SERVER``.
-
-        Override it to verify with another ``TokenVerifier``, for example a subclass whose
-        ``verify`` also checks a revocation list; its ``TokenError`` is answered with 401
-        ``invalid_token`` like any other.
-        """
-        return get_verifier()
-
-    def authenticate(self, request: Any) -> tuple[TokenUser, Claims] | None:
-        """Verify the bearer token, if any; raise on a bad one."""
-        try:
-            claims = _verify(request, self.get_verifier)
-        except _Refusal as refusal:
-            if refusal.status == 503:
-                _set_view_header(request, "Retry-After", str(refusal.retry_after))
-                raise TokenServiceUnavailable(
-                    refusal.description, refusal.retry_after or 1
-                ) from None
-            if refusal.status == 400:
-                exc = InvalidRequestError(refusal.description)
-                _set_view_header(request, "WWW-Authenticate", exc.auth_header)
-                raise exc from None
-            challenge = bearer_challenge(refusal.error, refusal.description)
-            # DRF asks authenticate_header() for the 401 challenge; remember ours.
-            request._bearer_challenge = challenge
-            _set_view_header(request, "WWW-Authenticate", challenge)
-            raise drf_exceptions.AuthenticationFailed(refusal.description) from None
-        if claims is None:
-            return None
-        request._request.token_claims = claims
-        return TokenUser(claims), claims
-
-    def authenticate_header(self, request: Any) -> str:
-        """The 401 challenge: with the error when a token was refused, bare otherwise."""
-        challenge = getattr(request, "_bearer_challenge", None) or bearer_challenge()
-        _set_view_header(request, "WWW-Authenticate", challenge)
-        return challenge
-
-
-class HasScopes(BasePermission):
-    """DRF permission: the bearer token must carry the view's ``required_scopes``.
-
-    ``required_scopes`` is a sequence, or a dict from HTTP method to scopes
-    (``"*"`` for the rest; methods not named are refused). Without a verified
-    token the answer is 401; with too few scopes, ``InsufficientScopeError``.
-    """
-
-    def has_permission(self, request: Any, view: Any) -> bool:
-        """Check the token's scopes against the view's requirement."""
-        claims = request.auth
-        if not isinstance(claims, Claims):
-            return False  # DRF turns this into 401 NotAuthenticated
-        scopes = _scopes_for(getattr(view, "required_scopes", None), request.method, view)
-        if scopes is None:
-            raise drf_exceptions.PermissionDenied("This method is not allowed for this token.")
-        missing = _missing(claims, scopes)
-        if missing:
-            exc = InsufficientScopeError(scopes, missing)
-            _set_view_header(request, "WWW-Authenticate", exc.auth_header)
-            raise exc
-        return True
+        response: HttpResponse = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        return response

@@ -1,0 +1,533 @@
+"""Get and reuse OAuth 2.0 client-credentials access tokens (RFC 6749 §4.4).
+
+The caller half of the kit. It needs only PyJWT and the standard library; a
+``ClientCredentials`` is itself ``requests`` auth and ``httpx`` auth (sync and
+async) when those libraries are installed::
+
+    from m2m_auth_kit.client import ClientCredentials
+
+    credentials = ClientCredentials.from_issuer(
+        "https://auth.example.com", client_id, client_secret, scope="orders:read"
+    )
+    session = requests.Session()
+    session.auth = credentials
+    session.get("https://api.example.com/orders")   # Authorization: Bearer ... added
+
+    with httpx.Client(auth=credentials) as client:
+        client.get("https://api.example.com/orders")
+
+The client authenticates with a secret (HTTP Basic or form fields) or with a
+private key (``private_key_jwt``, RFC 7523: a fresh signed assertion per token
+request). Token requests go through the ``requests.Session`` or
+``httpx.Client`` passed as ``session=`` (its proxies, CA bundle and client
+certificate apply), through urllib otherwise.
+
+One ``ClientCredentials`` per (client, scope, audience) and process is the
+intended use: it is thread-safe, keeps one token until shortly before it
+expires, and lets a single thread fetch a new one while the others (threads
+or asyncio tasks) wait.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import AsyncGenerator, Generator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Self
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from m2m_auth_kit import _http
+from m2m_auth_kit.verify import _discovery_urls
+
+if TYPE_CHECKING:
+    import httpx
+    import requests
+    from requests.auth import AuthBase
+
+    _RequestsBase = AuthBase
+
+    class _PluginBases(AuthBase, httpx.Auth):
+        """What a ClientCredentials is, for type checkers: requests and httpx auth."""
+
+else:
+    # requests' and httpx's auth base classes, for those that are installed: httpx takes only
+    # an httpx.Auth instance as an auth with a retry flow; requests takes any callable, and
+    # its base class only tells readers (and isinstance) what the object is for.
+    try:
+        from requests.auth import AuthBase as _RequestsBase
+    except ImportError:  # pragma: no cover - exercised only without requests
+        _RequestsBase = None
+    try:
+        from httpx import Auth as _HttpxBase
+    except ImportError:  # pragma: no cover - exercised only without httpx
+        _HttpxBase = None
+    _PluginBases = type(
+        "_PluginBases", tuple(b for b in (_RequestsBase, _HttpxBase) if b) or (object,), {}
+    )
+    _RequestsBase = _RequestsBase or object
+
+__all__ = ["ClientCredentials", "ClientCredentialsAuth", "TokenRequestError"]
+
+_USER_AGENT = "m2m-auth-kit/0.1"
+# RFC 6749 makes expires_in optional; without it we keep a token this long.
+_DEFAULT_LIFETIME = 60.0
+_SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+_AUTH_METHODS = (*_SECRET_METHODS, "private_key_jwt")
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+
+
+class TokenRequestError(Exception):
+    """The token endpoint refused to issue a token, or could not be reached.
+
+    Attributes:
+        error: the OAuth ``error`` code (RFC 6749 §5.2), or ``"request_failed"``
+            (network), ``"invalid_response"`` (not a token response) or
+            ``"discovery_failed"`` (``from_issuer`` found no usable metadata).
+        error_description: the server's ``error_description``, if any.
+        status_code: the HTTP status, or ``None`` when no response arrived.
+    """
+
+    def __init__(
+        self, error: str, error_description: str | None = None, status_code: int | None = None
+    ) -> None:
+        self.error = error
+        self.error_description = error_description
+        self.status_code = status_code
+        message = f"{error}: {error_description}" if error_description else error
+        super().__init__(message)
+
+
+class _SigningKey:
+    """A private key that signs ``private_key_jwt`` assertions, with its algorithm and kid."""
+
+    def __init__(
+        self, key: str | bytes | Mapping[str, Any], key_id: str | None, algorithm: str | None
+    ) -> None:
+        if isinstance(key, str) and key.lstrip().startswith("{"):
+            try:
+                key = json.loads(key)
+            except ValueError:
+                raise ValueError("private_key looks like a JWK but is not JSON") from None
+        if isinstance(key, Mapping):
+            try:
+                jwk = jwt.PyJWK(dict(key), algorithm)
+            except jwt.PyJWTError as exc:
+                raise ValueError(f"private_key is not a usable JWK: {exc}") from None
+            self.key: Any = jwk.key
+            self.algorithm = algorithm or jwk.algorithm_name
+            self.kid = key_id or key.get("kid")
+        else:
+            data = key.encode() if isinstance(key, str) else key
+            try:
+                self.key = serialization.load_pem_private_key(data, password=None)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(
+                    f"private_key is not an unencrypted PEM private key: {exc}"
+                ) from None
+            self.algorithm = algorithm or _algorithm_for(self.key)
+            self.kid = key_id
+        if not hasattr(self.key, "sign"):
+            raise ValueError("private_key must be a private key, not a public one")
+
+    def assertion(self, client_id: str, audience: str, lifetime: int) -> str:
+        """A fresh client assertion (RFC 7523 §3): new ``jti``, ``exp`` ``lifetime`` s ahead."""
+        now = int(time.time())
+        claims = {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": audience,
+            "jti": secrets.token_urlsafe(24),
+            "iat": now,
+            "exp": now + lifetime,
+        }
+        headers = {"kid": self.kid} if self.kid else None
+        return jwt.encode(claims, self.key, algorithm=self.algorithm, headers=headers)
+
+
+def _algorithm_for(key: Any) -> str:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RS256"
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _EC_ALGORITHMS:
+        return _EC_ALGORITHMS[key.curve.name]
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "EdDSA"
+    raise ValueError(f"no signing algorithm for a {type(key).__name__}; pass algorithm=")
+
+
+class ClientCredentials(_PluginBases):
+    """A cached source of access tokens for one OAuth client; also requests and httpx auth.
+
+    Args:
+        token_url: the authorization server's token endpoint (or use ``from_issuer``).
+        client_id: the client's id.
+        client_secret: its secret, for ``client_secret_basic`` / ``client_secret_post``.
+        private_key: or its private key, for ``private_key_jwt``: PEM (str or bytes), or a
+            JWK (dict or JSON string) with its private members.
+        key_id: the ``kid`` to name in assertions (default: the JWK's ``kid``, else none,
+            and the server tries each key registered for the client).
+        algorithm: the assertion's algorithm (default: from the key; RS256 for RSA).
+        scope: scopes to request, as a space-separated string or an iterable.
+        audience: the ``audience`` parameter to send, if the server wants one.
+        auth_method: ``"client_secret_basic"`` (the default with a secret),
+            ``"client_secret_post"``, or ``"private_key_jwt"`` (the default with a key).
+        assertion_lifetime: seconds an assertion is valid (short: it is used once).
+        session: a ``requests.Session`` or ``httpx.Client`` to send token requests with.
+        refresh_margin: fetch a new token this many seconds before the cached
+            one expires (at most half its lifetime), so a token never expires in
+            flight.
+        timeout: seconds to wait for the token endpoint.
+    """
+
+    # httpx: load a streamed request body so that the retry after a 401 can send it again.
+    requires_request_body = True
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str | None = None,
+        *,
+        private_key: str | bytes | Mapping[str, Any] | None = None,
+        key_id: str | None = None,
+        algorithm: str | None = None,
+        scope: str | Iterable[str] | None = None,
+        audience: str | None = None,
+        auth_method: str | None = None,
+        assertion_lifetime: int = 60,
+        session: object | None = None,
+        refresh_margin: float = 30,
+        timeout: float = 10,
+    ) -> None:
+        """Configure the client; no request is made until ``token()``."""
+        if (client_secret is None) == (private_key is None):
+            raise ValueError("give either client_secret or private_key")
+        if auth_method is None:
+            auth_method = "private_key_jwt" if private_key is not None else "client_secret_basic"
+        if auth_method not in _AUTH_METHODS:
+            raise ValueError(f"auth_method must be one of {_AUTH_METHODS}")
+        if (auth_method == "private_key_jwt") != (private_key is not None):
+            raise ValueError("private_key_jwt needs private_key; the other methods client_secret")
+        if urllib.parse.urlsplit(token_url).scheme not in ("http", "https"):
+            raise ValueError("token_url must be an http(s) URL")
+        if not 1 <= assertion_lifetime <= 300:
+            raise ValueError("assertion_lifetime must be 1 to 300 seconds")
+        _http.check_session(session)
+        self.token_url = token_url
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self._signing_key = (
+            _SigningKey(private_key, key_id, algorithm) if private_key is not None else None
+        )
+        self.scope = scope if scope is None or isinstance(scope, str) else " ".join(scope)
+        self.audience = audience
+        self.auth_method = auth_method
+        self.assertion_lifetime = assertion_lifetime
+        self.session = session
+        self.refresh_margin = refresh_margin
+        self.timeout = timeout
+        # (access_token, monotonic time after which we fetch a new one)
+        self._cached: tuple[str, float] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_issuer(
+        cls,
+        issuer: str,
+        client_id: str,
+        client_secret: str | None = None,
+        *,
+        session: object | None = None,
+        timeout: float = 10,
+        **options: Any,
+    ) -> Self:
+        """Find the token endpoint in the issuer's RFC 8414 metadata, then configure.
+
+        The metadata must name exactly ``issuer`` (RFC 8414 §3.3). Without an
+        explicit ``auth_method``, a secret goes in HTTP Basic unless the server
+        lists only ``client_secret_post``. ``options`` are the constructor's.
+
+        Raises:
+            TokenRequestError: ``discovery_failed``, with the reason.
+        """
+        metadata = _metadata(issuer, session, timeout)
+        token_url = metadata.get("token_endpoint")
+        if not isinstance(token_url, str):
+            raise TokenRequestError("discovery_failed", "the metadata has no token_endpoint")
+        supported = metadata.get("token_endpoint_auth_methods_supported")
+        if (
+            options.get("auth_method") is None
+            and client_secret is not None
+            and isinstance(supported, list)
+            and "client_secret_basic" not in supported
+            and "client_secret_post" in supported
+        ):
+            options["auth_method"] = "client_secret_post"
+        return cls(token_url, client_id, client_secret, session=session, timeout=timeout, **options)
+
+    def __repr__(self) -> str:
+        # Never the secret, never the token.
+        return f"<ClientCredentials client_id={self.client_id!r} token_url={self.token_url!r}>"
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    def token(self) -> str:
+        """Return a valid access token, fetching one only when the cached one is due.
+
+        Thread-safe: when many threads need a new token at once, one of them
+        asks the server and the others wait for its answer.
+
+        Raises:
+            TokenRequestError: the token endpoint refused or failed.
+        """
+        cached = self._cached
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
+        with self._lock:
+            cached = self._cached
+            if cached is not None and time.monotonic() < cached[1]:
+                return cached[0]  # fetched by the thread we waited for
+            return self._fetch()
+
+    def invalidate(self) -> None:
+        """Forget the cached token, so the next ``token()`` fetches a new one."""
+        self._cached = None
+
+    def _token_after_rejection(self, rejected: str) -> str:
+        """A token to retry with after ``rejected`` got a 401.
+
+        Only the first of many concurrent 401s for the same token drops it;
+        the others reuse the replacement instead of each fetching their own.
+        """
+        with self._lock:
+            cached = self._cached
+            if cached is not None and cached[0] != rejected and time.monotonic() < cached[1]:
+                return cached[0]
+            self._cached = None
+            return self._fetch()
+
+    def _fetch(self) -> str:
+        fields = {"grant_type": "client_credentials"}
+        if self.scope:
+            fields["scope"] = self.scope
+        if self.audience:
+            fields["audience"] = self.audience
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": _USER_AGENT,
+        }
+        if self._signing_key is not None:
+            # RFC 7523 §3: the token endpoint is an audience every server accepts.
+            fields["client_id"] = self.client_id
+            fields["client_assertion_type"] = ASSERTION_TYPE
+            fields["client_assertion"] = self._signing_key.assertion(
+                self.client_id, self.token_url, self.assertion_lifetime
+            )
+        elif self.auth_method == "client_secret_basic":
+            headers["Authorization"] = _basic_auth(self.client_id, str(self._client_secret))
+        else:
+            fields["client_id"] = self.client_id
+            fields["client_secret"] = str(self._client_secret)
+        started = time.monotonic()
+        try:
+            response = _http.send(
+                "POST",
+                self.token_url,
+                headers=headers,
+                body=urllib.parse.urlencode(fields).encode("ascii"),
+                timeout=self.timeout,
+                session=self.session,
+            )
+        except _http.HTTPFailure as exc:
+            raise TokenRequestError("request_failed", str(exc)) from None
+        status = response.status
+        try:
+            answer = json.loads(response.body)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise TokenRequestError("invalid_response", f"HTTP {status}, not JSON", status)
+        if status != 200 or "error" in answer:
+            description = answer.get("error_description")
+            raise TokenRequestError(
+                str(answer.get("error") or "invalid_response"),
+                description if isinstance(description, str) else None,
+                status,
+            )
+        access_token = answer.get("access_token")
+        token_type = answer.get("token_type")
+        if not isinstance(access_token, str) or not access_token:
+            raise TokenRequestError("invalid_response", "no access_token", status)
+        if not isinstance(token_type, str) or token_type.lower() != "bearer":
+            raise TokenRequestError("invalid_response", "token_type is not Bearer", status)
+
+        expires_in = answer.get("expires_in")
+        lifetime = (
+            float(expires_in)
+            if isinstance(expires_in, int | float) and expires_in > 0
+            else _DEFAULT_LIFETIME
+        )
+        # Counted from when we asked, not when we got the answer: errs on the early side.
+        margin = min(self.refresh_margin, lifetime / 2)
+        self._cached = (access_token, started + lifetime - margin)
+        return access_token
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """requests auth: add the bearer token and arrange the one retry on 401.
+
+        ``session.auth = credentials``. When the API answers 401 (the token was
+        revoked, or the keys rotated), a new token is fetched and the request
+        re-sent once; a second 401 is returned to the caller.
+        """
+        request.headers["Authorization"] = _bearer(self.token())
+        # A streamed body can be replayed only if we can rewind it.
+        body: Any = request.body
+        position = None
+        if body is not None and not isinstance(body, bytes | str):
+            try:
+                position = body.tell()
+            except (AttributeError, OSError):
+                position = -1  # not rewindable: no retry
+        request.register_hook("response", functools.partial(self._retry_on_401, position=position))
+        return request
+
+    def _retry_on_401(
+        self, response: requests.Response, *, position: int | None, **kwargs: Any
+    ) -> requests.Response:
+        request = response.request
+        if response.status_code != 401 or position == -1:
+            return response
+        rejected = str(request.headers.get("Authorization", ""))[len("Bearer ") :]
+        # Drain and release the connection before re-sending (requests' own
+        # HTTPDigestAuth does the same).
+        _ = response.content
+        response.close()
+        if position is not None:
+            request.body.seek(position)  # type: ignore[union-attr]
+
+        from requests.cookies import extract_cookies_to_jar
+
+        retry = request.copy()
+        jar: Any = retry._cookies
+        extract_cookies_to_jar(jar, request, response.raw)
+        retry.prepare_cookies(jar)
+        retry.headers["Authorization"] = _bearer(self._token_after_rejection(rejected))
+        # connection.send() runs no hooks, so this cannot retry a second time.
+        connection: Any = response.connection
+        retried: requests.Response = connection.send(retry, **kwargs)
+        retried.history.append(response)
+        retried.request = retry
+        return retried
+
+    def requests_auth(self) -> ClientCredentialsAuth:
+        """A separate ``requests`` auth object (``session.auth = credentials`` does the same)."""
+        return ClientCredentialsAuth(self)
+
+    # -- httpx -----------------------------------------------------------------------------------
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        """httpx auth: send with the bearer token; on 401, once more with a new token."""
+        request.read()  # the retry sends the body again
+        token = self.token()
+        request.headers["Authorization"] = _bearer(token)
+        response = yield request
+        if response.status_code == 401:
+            request.headers["Authorization"] = _bearer(self._token_after_rejection(token))
+            yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """As ``sync_auth_flow``, fetching tokens off the event loop when needed.
+
+        The fetch runs in a worker thread under the same lock as the sync path,
+        so concurrent tasks (and threads) share one token request.
+        """
+        import anyio.to_thread  # an httpx dependency; works under asyncio and trio
+
+        await request.aread()
+        cached = self._cached
+        if cached is not None and time.monotonic() < cached[1]:
+            token = cached[0]
+        else:
+            token = await anyio.to_thread.run_sync(self.token)
+        request.headers["Authorization"] = _bearer(token)
+        response = yield request
+        if response.status_code == 401:
+            token = await anyio.to_thread.run_sync(self._token_after_rejection, token)
+            request.headers["Authorization"] = _bearer(token)
+            yield request
+
+    def httpx_auth(self) -> Self:
+        """The ``httpx.Auth`` to use: this object itself (kept for older code)."""
+        return self
+
+
+def _metadata(issuer: str, session: object | None, timeout: float) -> dict[str, Any]:
+    """The issuer's RFC 8414 metadata; it must name ``issuer`` itself (§3.3)."""
+    if urllib.parse.urlsplit(issuer).scheme not in ("http", "https"):
+        raise ValueError("issuer must be an http(s) URL")
+    problems = []
+    for url in _discovery_urls(issuer):
+        try:
+            response = _http.send(
+                "GET",
+                url,
+                headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
+                timeout=timeout,
+                session=session,
+            )
+        except _http.HTTPFailure as exc:
+            problems.append(f"{url}: {exc}")
+            continue
+        if response.status != 200:
+            problems.append(f"{url}: HTTP {response.status}")
+            continue
+        try:
+            document = json.loads(response.body)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise TokenRequestError("discovery_failed", f"{url}: metadata is not a JSON object")
+        if document.get("issuer") != issuer:
+            raise TokenRequestError("discovery_failed", f"{url}: metadata names another issuer")
+        return document
+    raise TokenRequestError("discovery_failed", "; ".join(problems))
+
+
+def _basic_auth(client_id: str, client_secret: str) -> str:
+    # RFC 6749 §2.3.1: form-urlencode id and secret before Base64 encoding.
+    user = urllib.parse.quote_plus(client_id, safe="")
+    password = urllib.parse.quote_plus(client_secret, safe="")
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def _bearer(token: str) -> str:
+    return f"Bearer {token}"
+
+
+class ClientCredentialsAuth(_RequestsBase):
+    """``requests`` authentication with a client-credentials bearer token.
+
+    The same as using the ``ClientCredentials`` itself (``session.auth =
+    credentials``), kept for code written before that worked.
+    """
+
+    def __init__(self, credentials: ClientCredentials) -> None:
+        """Wrap ``credentials``; one instance may serve many sessions and threads."""
+        self.credentials = credentials
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Add the bearer token and arrange the one retry on 401."""
+        return self.credentials(request)
