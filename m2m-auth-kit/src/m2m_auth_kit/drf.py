@@ -24,8 +24,8 @@ from m2m_auth_kit.django import (
     _Refusal,
     _scopes_for,
     _verify,
-    get_verifier,
     bearer_challenge,
+    get_verifier,
     insufficient_scope_challenge,
 )
 from m2m_auth_kit.verify import Claims, TokenVerifier
