@@ -101,6 +101,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that drops packets must fail a connection attempt in seconds (a 503), not hold
+    # a worker's thread for the system's TCP timeout (minutes). Every connection: Django's and
+    # the token batch's (oauth.token.batching).
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
+        "DATABASE_CONNECT_TIMEOUT", 5, minimum=1
+    )
     # The token query runs through a server-side-binding psycopg cursor (oauth.token.lookup), which
     # psycopg prepares after five runs: PostgreSQL then skips parsing and planning it, more than
     # half of its cost. Django's own cursors bind on the client and are never prepared. Behind a
@@ -191,6 +197,7 @@ OAUTH = {
         "SECRET_CACHE_SECONDS": env_int("OAUTH_SECRET_CACHE_SECONDS", None, minimum=0),
         "TOKEN_FAST_PATH": env_bool("OAUTH_TOKEN_FAST_PATH", None),
         "TOKEN_QUERY_BATCHING": env_bool("OAUTH_TOKEN_QUERY_BATCHING", None),
+        "TOKEN_DATABASE_TIMEOUT": env_int("OAUTH_TOKEN_DATABASE_TIMEOUT", None, minimum=1),
         "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", None, minimum=1),
         "ARGON2_MEMORY_COST": env_int("OAUTH_ARGON2_MEMORY_COST", None, minimum=8),
         "ARGON2_PARALLELISM": env_int("OAUTH_ARGON2_PARALLELISM", None, minimum=1),

@@ -10,8 +10,10 @@ sent at once, and under load one query serves many.
 Each request's rows are still read after the request arrived (a query already on the wire does
 not serve it), so a revoked, deleted or expired secret is refused at once, as on the synchronous
 path. Anything the batch cannot answer (no client id in the request, a database error) goes to
-that synchronous path (``oauth.token.lookup.read_rows``), which answers and logs as
-always. ``last_used_time`` is written on this connection too, at most once a minute per secret.
+that synchronous path (``oauth.token.lookup.read_rows``, in the server's pool), which answers
+and logs as always; a round that the database does not answer within
+OAUTH_TOKEN_DATABASE_TIMEOUT gives its requests a 503 at once. ``last_used_time`` is written
+on this connection too, at most once a minute per secret.
 """
 
 from __future__ import annotations
@@ -39,9 +41,12 @@ logger = logging.getLogger("oauth.token")
 class TokenQueryBatcher:
     """One PostgreSQL connection per worker that reads the rows of waiting token requests."""
 
-    def __init__(self, connect_params: dict[str, Any], max_age: float | None) -> None:
+    def __init__(
+        self, connect_params: dict[str, Any], max_age: float | None, timeout: float = 2.0
+    ) -> None:
         self.connect_params = connect_params
         self.max_age = max_age
+        self.timeout = timeout
         self.connection: psycopg.AsyncConnection | None = None
         # Rounds never overlap, so one cursor serves them all: a new cursor per round cost
         # about a third of the round's own CPU (its adapters are set up anew).
@@ -100,18 +105,28 @@ class TokenQueryBatcher:
     async def _round(
         self, waiting: dict[str, list[asyncio.Future]], touches: dict[str, tuple[Any, Any]]
     ) -> None:
+        now = timezone.now()
+        stale = now - timedelta(seconds=oauth_settings.LAST_USED_RESOLUTION_SECONDS)
         try:
-            connection = await self._connection()
-            if touches:
-                await self._touch(connection, touches)
-            if not waiting:
-                return
-            now = timezone.now()
-            stale = now - timedelta(seconds=oauth_settings.LAST_USED_RESOLUTION_SECONDS)
-            cursor = self.cursor
-            self.rounds += 1
-            await cursor.execute(self.select_sql, [stale, list(waiting), now])
-            rows = await cursor.fetchall()
+            # The whole round, connecting included, within the token path's database timeout:
+            # a database that stops answering (packets dropped, a frozen server) costs the
+            # waiting requests that long, and a 503, never a frozen worker.
+            async with asyncio.timeout(self.timeout):
+                connection = await self._connection()
+                if touches:
+                    await self._touch(connection, touches)
+                if not waiting:
+                    return
+                cursor = self.cursor
+                self.rounds += 1
+                await cursor.execute(self.select_sql, [stale, list(waiting), now])
+                rows = await cursor.fetchall()
+        except TimeoutError:
+            logger.warning("token query batch: no answer from the database in %s s", self.timeout)
+            await self._disconnect()  # its answer may still come: never read it as the next one
+            for client_id, futures in waiting.items():
+                _resolve(futures, Prefetched(client_id, None, now, stale, self.touch))
+            return
         except Exception as exc:  # the synchronous path answers (and logs, and reconnects)
             logger.info("token query batch failed: %s: %s", type(exc).__name__, exc)
             await self._disconnect()
@@ -148,6 +163,9 @@ class TokenQueryBatcher:
         # few ids at hand, so the prepared statement would save nothing. The generic plan is
         # right at any size (index lookups per id once the tables are large).
         await connection.execute("SET plan_cache_mode = force_generic_plan")
+        # The server gives up too (a lock, a slow plan), so that it does not work on for an
+        # answer nobody waits for.
+        await connection.execute(f"SET statement_timeout = {int(self.timeout * 1000)}")
         # The clients' JSON columns (jsonb), parsed as the synchronous path parses them.
         set_json_loads(loads, connection)
         self.connection = connection
@@ -194,7 +212,10 @@ def token_query_batcher() -> TokenQueryBatcher | None:
         return None  # no persistent connections wanted: each request opens its own
     params = db.get_connection_params()
     params.pop("cursor_factory", None)  # Django's synchronous cursor class
-    # Token requests wait for this connection: a database that cannot be reached must fail
-    # them over to the synchronous path in seconds, not after the system's TCP timeout.
-    params.setdefault("connect_timeout", 5)
-    return TokenQueryBatcher(params, None if max_age is None else float(max_age))
+    # connect_timeout comes with the settings' OPTIONS (DATABASE_CONNECT_TIMEOUT); each round,
+    # connecting included, is bounded by OAUTH_TOKEN_DATABASE_TIMEOUT.
+    return TokenQueryBatcher(
+        params,
+        None if max_age is None else float(max_age),
+        timeout=oauth_settings.TOKEN_DATABASE_TIMEOUT,
+    )

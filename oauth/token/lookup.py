@@ -55,10 +55,11 @@ class AuthenticatedClient:
 @dataclass(frozen=True)
 class Prefetched:
     """A client's token-query rows, read after its request arrived (oauth.token.batching), with
-    the times the query used and how to record a secret's use."""
+    the times the query used and how to record a secret's use. ``rows`` is None when the
+    database did not answer within OAUTH_TOKEN_DATABASE_TIMEOUT: the request gets a 503."""
 
     client_id: str
-    rows: list[tuple]
+    rows: list[tuple] | None
     now: Any
     stale: Any
     touch: Callable[[str, Any, Any], None]
