@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from datetime import timedelta
 from typing import Any
@@ -47,6 +48,7 @@ class TokenQueryBatcher:
         self.connect_params = connect_params
         self.max_age = max_age
         self.timeout = timeout
+        self.gave_up = False  # the current round's time ran out
         self.connection: psycopg.AsyncConnection | None = None
         # Rounds never overlap, so one cursor serves them all: a new cursor per round cost
         # about a third of the round's own CPU (its adapters are set up anew).
@@ -107,32 +109,42 @@ class TokenQueryBatcher:
     ) -> None:
         now = timezone.now()
         stale = now - timedelta(seconds=oauth_settings.LAST_USED_RESOLUTION_SECONDS)
+        # The whole round, connecting included, within the token path's database timeout: a
+        # database that stops answering (packets dropped, a frozen server) costs the waiting
+        # requests that long and a 503, never a frozen worker. Not asyncio.timeout: psycopg
+        # answers a cancelled query by asking the server to cancel it, which through a dead
+        # network waits ten more seconds; a timer that shuts the connection's socket makes the
+        # query fail at once instead, and costs a timer handle per round.
+        self.gave_up = False
+        timer = asyncio.get_running_loop().call_later(self.timeout, self._give_up)
         try:
-            # The whole round, connecting included, within the token path's database timeout:
-            # a database that stops answering (packets dropped, a frozen server) costs the
-            # waiting requests that long, and a 503, never a frozen worker.
-            async with asyncio.timeout(self.timeout):
-                connection = await self._connection()
-                if touches:
-                    await self._touch(connection, touches)
-                if not waiting:
-                    return
-                cursor = self.cursor
-                self.rounds += 1
-                await cursor.execute(self.select_sql, [stale, list(waiting), now])
-                rows = await cursor.fetchall()
-        except TimeoutError:
-            logger.warning("token query batch: no answer from the database in %s s", self.timeout)
-            await self._disconnect()  # its answer may still come: never read it as the next one
-            for client_id, futures in waiting.items():
-                _resolve(futures, Prefetched(client_id, None, now, stale, self.touch))
-            return
-        except Exception as exc:  # the synchronous path answers (and logs, and reconnects)
-            logger.info("token query batch failed: %s: %s", type(exc).__name__, exc)
+            connection = await self._connection()
+            if self.gave_up:  # connected, but too late
+                raise TimeoutError
+            if touches:
+                await self._touch(connection, touches)
+            if not waiting:
+                return
+            cursor = self.cursor
+            self.rounds += 1
+            await cursor.execute(self.select_sql, [stale, list(waiting), now])
+            rows = await cursor.fetchall()
+        except Exception as exc:
             await self._disconnect()
+            if self.gave_up:
+                logger.warning(
+                    "token query batch: no answer from the database in %s s", self.timeout
+                )
+                for client_id, futures in waiting.items():
+                    _resolve(futures, Prefetched(client_id, None, now, stale, self.touch))
+                return
+            # The synchronous path answers (and logs, and reconnects).
+            logger.info("token query batch failed: %s: %s", type(exc).__name__, exc)
             for futures in waiting.values():
                 _resolve(futures, None)
             return
+        finally:
+            timer.cancel()
         by_client: dict[str, list[tuple]] = {client_id: [] for client_id in waiting}
         for row in rows:
             found = by_client.get(row[0])
@@ -140,6 +152,24 @@ class TokenQueryBatcher:
                 found.append(row)
         for client_id, futures in waiting.items():
             _resolve(futures, Prefetched(client_id, by_client[client_id], now, stale, self.touch))
+
+    def _give_up(self) -> None:
+        """The round's time is up: shut its connection's socket, so that the query waiting on
+        it fails now (a connection being opened is bounded by its connect_timeout)."""
+        self.gave_up = True
+        connection = self.connection
+        if connection is None or connection.closed:
+            return
+        try:
+            sock = socket.socket(fileno=connection.pgconn.socket)
+        except (OSError, psycopg.Error):
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            sock.detach()  # the descriptor stays libpq's, to close
 
     async def _touch(
         self, connection: psycopg.AsyncConnection, touches: dict[str, tuple[Any, Any]]
@@ -212,10 +242,12 @@ def token_query_batcher() -> TokenQueryBatcher | None:
         return None  # no persistent connections wanted: each request opens its own
     params = db.get_connection_params()
     params.pop("cursor_factory", None)  # Django's synchronous cursor class
-    # connect_timeout comes with the settings' OPTIONS (DATABASE_CONNECT_TIMEOUT); each round,
-    # connecting included, is bounded by OAUTH_TOKEN_DATABASE_TIMEOUT.
+    # Each round, connecting included, is bounded by OAUTH_TOKEN_DATABASE_TIMEOUT; so is the
+    # connect_timeout of the settings' OPTIONS (DATABASE_CONNECT_TIMEOUT) for this connection.
+    timeout = oauth_settings.TOKEN_DATABASE_TIMEOUT
+    params["connect_timeout"] = min(params.get("connect_timeout") or timeout, timeout)
     return TokenQueryBatcher(
         params,
         None if max_age is None else float(max_age),
-        timeout=oauth_settings.TOKEN_DATABASE_TIMEOUT,
+        timeout=timeout,
     )
