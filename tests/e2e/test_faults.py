@@ -151,3 +151,57 @@ def test_a_database_outage_is_503_json_and_heals_by_itself(tmp_path):
         server.stop()
         proxy.pause()
         database.drop()
+
+
+@pytest.mark.skipif(
+    not ON_POSTGRES, reason="the stall is simulated between gunicorn and PostgreSQL"
+)
+def test_a_database_that_stops_answering_is_a_503_in_seconds_not_a_frozen_worker(tmp_path):
+    """Every byte between the server and PostgreSQL is dropped and new connections hang (a
+    frozen database, or a network that drops packets): token requests get 503 with Retry-After
+    in the OAuth error format once OAUTH_TOKEN_DATABASE_TIMEOUT has passed, the worker still
+    answers what needs no database, and all heals once the database answers again."""
+    database = ServerDatabase(tmp_path)
+    parts = urlsplit(database.url)
+    proxy = PausableProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    server = ServerProcess(
+        database, extra_env={"DATABASE_URL": proxied, "OAUTH_TOKEN_DATABASE_TIMEOUT": "1"}
+    )
+    try:
+        server.start(tmp_path, workers=1)
+        management = server.management("stall")  # its secret is verified by the worker now
+        token_form = {
+            "grant_type": "client_credentials",
+            "client_id": management.client_id,
+            "client_secret": management.client_secret,
+        }
+        api = f"{server.url}/api/v1/organizations"
+        assert requests.get(api, headers=management.headers, timeout=10).status_code == 200
+
+        proxy.stall()
+        for _ in range(3):
+            response = requests.post(f"{server.url}/oauth/token", data=token_form, timeout=30)
+            assert response.status_code == 503, response.text
+            assert response.headers["Content-Type"] == "application/json"
+            assert int(response.headers["Retry-After"]) > 0
+            assert response.json() == {
+                "error": "temporarily_unavailable",
+                "error_description": "try again shortly",
+            }
+            # Not frozen: what needs no database is answered meanwhile.
+            assert requests.get(f"{server.url}/healthz", timeout=30).status_code == 200
+        assert "token query batch: no answer from the database in 1 s" in server.log_text()
+
+        proxy.resume()
+        deadline = time.monotonic() + 30
+        healed = []
+        while time.monotonic() < deadline and len(healed) < 4:
+            token = requests.post(f"{server.url}/oauth/token", data=token_form, timeout=30)
+            listed = requests.get(api, headers=management.headers, timeout=30)
+            healed = [*healed, 1] if (token.status_code, listed.status_code) == (200, 200) else []
+        assert len(healed) == 4, "the server did not recover once the database was back"
+    finally:
+        server.stop()
+        proxy.pause()
+        database.drop()
