@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from datetime import timedelta
 from typing import Any
@@ -33,7 +32,7 @@ from psycopg.types.json import set_json_loads
 
 from oauth.settings import oauth_settings
 from oauth.token import lookup
-from oauth.token.lookup import Prefetched
+from oauth.token.lookup import Prefetched, shut_socket
 from portal.lib.encoding import loads
 
 logger = logging.getLogger("oauth.token")
@@ -158,18 +157,8 @@ class TokenQueryBatcher:
         it fails now (a connection being opened is bounded by its connect_timeout)."""
         self.gave_up = True
         connection = self.connection
-        if connection is None or connection.closed:
-            return
-        try:
-            sock = socket.socket(fileno=connection.pgconn.socket)
-        except (OSError, psycopg.Error):
-            return
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        finally:
-            sock.detach()  # the descriptor stays libpq's, to close
+        if connection is not None and not connection.closed:
+            shut_socket(connection.pgconn.socket)
 
     async def _touch(
         self, connection: psycopg.AsyncConnection, touches: dict[str, tuple[Any, Any]]
