@@ -35,6 +35,9 @@ oauth_settings = AppSettings(
         "TOKEN_FAST_PATH": True,
         # PostgreSQL under the asgi worker: token requests waiting together share one query.
         "TOKEN_QUERY_BATCHING": True,
+        # Seconds the token path waits for its query (connecting included) before answering 503
+        # with Retry-After; PostgreSQL's statement_timeout on the token path's connections.
+        "TOKEN_DATABASE_TIMEOUT": 2,
     },
     fallback=client_settings,
 )

@@ -5,8 +5,11 @@
 (``portal.serving.fastpath``, the same that ``portal.wsgi`` serves): no thread hop, no queue. On
 PostgreSQL its rows are read by one query shared with the token requests waiting at the same
 time (``oauth.token.batching``), so the loop never waits on the database, and one worker per
-core keeps the cores busy. A request whose secret must go through argon2 (not verified by this
-process yet, or wrong) is answered in the pool instead, so the loop is not held for that check.
+core keeps the cores busy. Only a secret this process has verified already is answered there;
+every other token request (a secret argon2 must check, an assertion, no usable credentials, rows
+the batch could not read) is answered in the pool, so the loop never waits for argon2, the
+rate limiter or a client's keys. The body is parsed once, by the endpoint's own parser, to
+decide.
 Every other request (portal, admin, management API, introspection, revocation) runs Django's
 WSGI application in a pool of ``SERVER_THREADS`` threads, as a threaded WSGI server would
 (``portal.serving.bridge``).

@@ -101,6 +101,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that drops packets must fail a connection attempt in seconds (a 503), not hold
+    # a worker's thread for the system's TCP timeout (minutes); so must a query sent on an open
+    # connection that the network then swallows (tcp_user_timeout: how long sent data may go
+    # unacknowledged, in ms). Every connection: Django's and the token batch's
+    # (oauth.token.batching, which also bounds each round by OAUTH_TOKEN_DATABASE_TIMEOUT).
+    DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        connect_timeout=DATABASE_CONNECT_TIMEOUT,
+        tcp_user_timeout=DATABASE_CONNECT_TIMEOUT * 1000,
+    )
     # The token query runs through a server-side-binding psycopg cursor (oauth.token.lookup), which
     # psycopg prepares after five runs: PostgreSQL then skips parsing and planning it, more than
     # half of its cost. Django's own cursors bind on the client and are never prepared. Behind a
@@ -196,6 +206,7 @@ OAUTH = {
         "TOKEN_LEEWAY_SECONDS": env_int("OAUTH_TOKEN_LEEWAY_SECONDS", None, minimum=0),
         "TOKEN_FAST_PATH": env_bool("OAUTH_TOKEN_FAST_PATH", None),
         "TOKEN_QUERY_BATCHING": env_bool("OAUTH_TOKEN_QUERY_BATCHING", None),
+        "TOKEN_DATABASE_TIMEOUT": env_int("OAUTH_TOKEN_DATABASE_TIMEOUT", None, minimum=1),
         "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", None, minimum=1),
         "ARGON2_MEMORY_COST": env_int("OAUTH_ARGON2_MEMORY_COST", None, minimum=8),
         "ARGON2_PARALLELISM": env_int("OAUTH_ARGON2_PARALLELISM", None, minimum=1),

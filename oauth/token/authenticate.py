@@ -22,7 +22,14 @@ from oauth import assertions, ratelimit
 from oauth import metrics as token_metrics
 from oauth.settings import oauth_settings
 from oauth.token.lookup import AuthenticatedClient, Prefetched, could_be_client_id, read_rows
-from oauth.token.request import OAuthError, assertion_error, client_credentials_from, invalid_client
+from oauth.token.request import (
+    Credentials,
+    OAuthError,
+    assertion_error,
+    client_credentials_from,
+    could_be_secret,
+    invalid_client,
+)
 
 # Per-process memory of verified secrets: HMAC(process key, client_id NUL secret) -> (secret id,
 # monotonic deadline). The HMAC key never leaves this process; a wrong secret is never stored.
@@ -48,15 +55,23 @@ def verification_key(client_id: str, secret: str) -> bytes:
     ).digest()
 
 
-def recently_verified(key: bytes) -> bool:
+def recently_verified(key: bytes, ahead: Prefetched | None = None) -> bool:
     """True when this process verified the secret of these credentials (their
-    ``verification_key``) for this client and still trusts it.
+    ``verification_key``) for this client and still trusts it; with ``ahead`` (the client's
+    rows, read after the request arrived), only if that secret is still among them.
 
     Such a request will not run argon2, so the rate limiter need not be asked first
-    (oauth.ratelimit): a client that keeps presenting its right secret costs nothing extra.
+    (oauth.ratelimit): a client that keeps presenting its right secret costs nothing extra. A
+    secret revoked since it was verified is not among the rows: its request is checked as an
+    unknown secret would be (the server sends it to the pool, not the event loop).
     """
     cached = _verified.get(key)
-    return cached is not None and cached[1] > time.monotonic()
+    if cached is None or cached[1] <= time.monotonic():
+        return False
+    if ahead is None or ahead.rows is None:
+        return True
+    secret_id = cached[0]
+    return any(row[6] == secret_id for row in ahead.rows)
 
 
 def forget_verified_secrets() -> None:
@@ -119,16 +134,23 @@ def authenticate_client(
     log: dict[str, Any],
     ip: str | None,
     ahead: Prefetched | None = None,
+    credentials: Credentials | None = None,
 ) -> tuple[AuthenticatedClient, str]:
     """The calling client and its method: a secret (Basic or post) or an assertion.
 
     Raises ``invalid_client`` when authentication fails, and 429 once the client_id or the
     address has failed too often (oauth.ratelimit; failures are counted, successes never write).
     Shared by the token, introspection and revocation endpoints; ``log`` receives the access-log
-    fields (never a credential); ``ahead``, the client's rows if the server read them already.
+    fields (never a credential); ``ahead``, the client's rows if the server read them already;
+    ``credentials``, what ``client_credentials_from`` answered when the caller asked already
+    (oauth.token.request.token_request_of).
     """
     try:
-        client_id, credential, method = client_credentials_from(authorization, params)
+        if credentials is None:
+            credentials = client_credentials_from(authorization, params)
+        if isinstance(credentials, OAuthError):
+            raise credentials
+        client_id, credential, method = credentials
     except OAuthError as error:
         if error.error == "invalid_client":
             ratelimit.hit(ratelimit.token_failure_counters(params.get("client_id", [""])[0], ip))
@@ -169,7 +191,7 @@ def _verified_client(
             return assertions.authenticate_with_assertion(credential, client_id)
         except assertions.AssertionRejected as exc:
             raise assertion_error(exc) from exc
-    if client_id is None or not could_be_client_id(client_id) or not 0 < len(credential) <= 512:
+    if client_id is None or not could_be_client_id(client_id) or not could_be_secret(credential):
         raise invalid_client()
     client = authenticate_with_secret(client_id, credential, key, ahead)
     if client is None:

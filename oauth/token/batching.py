@@ -10,8 +10,10 @@ sent at once, and under load one query serves many.
 Each request's rows are still read after the request arrived (a query already on the wire does
 not serve it), so a revoked, deleted or expired secret is refused at once, as on the synchronous
 path. Anything the batch cannot answer (no client id in the request, a database error) goes to
-that synchronous path (``oauth.token.lookup.read_rows``), which answers and logs as
-always. ``last_used_time`` is written on this connection too, at most once a minute per secret.
+that synchronous path (``oauth.token.lookup.read_rows``, in the server's pool), which answers
+and logs as always; a round that the database does not answer within
+OAUTH_TOKEN_DATABASE_TIMEOUT gives its requests a 503 at once. ``last_used_time`` is written
+on this connection too, at most once a minute per secret.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from psycopg.types.json import set_json_loads
 
 from oauth.settings import oauth_settings
 from oauth.token import lookup
-from oauth.token.lookup import Prefetched
+from oauth.token.lookup import Prefetched, shut_socket
 from portal.lib.encoding import loads
 
 logger = logging.getLogger("oauth.token")
@@ -39,9 +41,13 @@ logger = logging.getLogger("oauth.token")
 class TokenQueryBatcher:
     """One PostgreSQL connection per worker that reads the rows of waiting token requests."""
 
-    def __init__(self, connect_params: dict[str, Any], max_age: float | None) -> None:
+    def __init__(
+        self, connect_params: dict[str, Any], max_age: float | None, timeout: float = 2.0
+    ) -> None:
         self.connect_params = connect_params
         self.max_age = max_age
+        self.timeout = timeout
+        self.gave_up = False  # the current round's time ran out
         self.connection: psycopg.AsyncConnection | None = None
         # Rounds never overlap, so one cursor serves them all: a new cursor per round cost
         # about a third of the round's own CPU (its adapters are set up anew).
@@ -100,24 +106,44 @@ class TokenQueryBatcher:
     async def _round(
         self, waiting: dict[str, list[asyncio.Future]], touches: dict[str, tuple[Any, Any]]
     ) -> None:
+        now = timezone.now()
+        stale = now - timedelta(seconds=oauth_settings.LAST_USED_RESOLUTION_SECONDS)
+        # The whole round, connecting included, within the token path's database timeout: a
+        # database that stops answering (packets dropped, a frozen server) costs the waiting
+        # requests that long and a 503, never a frozen worker. Not asyncio.timeout: psycopg
+        # answers a cancelled query by asking the server to cancel it, which through a dead
+        # network waits ten more seconds; a timer that shuts the connection's socket makes the
+        # query fail at once instead, and costs a timer handle per round.
+        self.gave_up = False
+        timer = asyncio.get_running_loop().call_later(self.timeout, self._give_up)
         try:
             connection = await self._connection()
+            if self.gave_up:  # connected, but too late
+                raise TimeoutError
             if touches:
                 await self._touch(connection, touches)
             if not waiting:
                 return
-            now = timezone.now()
-            stale = now - timedelta(seconds=oauth_settings.LAST_USED_RESOLUTION_SECONDS)
             cursor = self.cursor
             self.rounds += 1
             await cursor.execute(self.select_sql, [stale, list(waiting), now])
             rows = await cursor.fetchall()
-        except Exception as exc:  # the synchronous path answers (and logs, and reconnects)
-            logger.info("token query batch failed: %s: %s", type(exc).__name__, exc)
+        except Exception as exc:
             await self._disconnect()
+            if self.gave_up:
+                logger.warning(
+                    "token query batch: no answer from the database in %s s", self.timeout
+                )
+                for client_id, futures in waiting.items():
+                    _resolve(futures, Prefetched(client_id, None, now, stale, self.touch))
+                return
+            # The synchronous path answers (and logs, and reconnects).
+            logger.info("token query batch failed: %s: %s", type(exc).__name__, exc)
             for futures in waiting.values():
                 _resolve(futures, None)
             return
+        finally:
+            timer.cancel()
         by_client: dict[str, list[tuple]] = {client_id: [] for client_id in waiting}
         for row in rows:
             found = by_client.get(row[0])
@@ -125,6 +151,14 @@ class TokenQueryBatcher:
                 found.append(row)
         for client_id, futures in waiting.items():
             _resolve(futures, Prefetched(client_id, by_client[client_id], now, stale, self.touch))
+
+    def _give_up(self) -> None:
+        """The round's time is up: shut its connection's socket, so that the query waiting on
+        it fails now (a connection being opened is bounded by its connect_timeout)."""
+        self.gave_up = True
+        connection = self.connection
+        if connection is not None and not connection.closed:
+            shut_socket(connection.pgconn.socket)
 
     async def _touch(
         self, connection: psycopg.AsyncConnection, touches: dict[str, tuple[Any, Any]]
@@ -148,6 +182,9 @@ class TokenQueryBatcher:
         # few ids at hand, so the prepared statement would save nothing. The generic plan is
         # right at any size (index lookups per id once the tables are large).
         await connection.execute("SET plan_cache_mode = force_generic_plan")
+        # The server gives up too (a lock, a slow plan), so that it does not work on for an
+        # answer nobody waits for.
+        await connection.execute(f"SET statement_timeout = {int(self.timeout * 1000)}")
         # The clients' JSON columns (jsonb), parsed as the synchronous path parses them.
         set_json_loads(loads, connection)
         self.connection = connection
@@ -194,7 +231,12 @@ def token_query_batcher() -> TokenQueryBatcher | None:
         return None  # no persistent connections wanted: each request opens its own
     params = db.get_connection_params()
     params.pop("cursor_factory", None)  # Django's synchronous cursor class
-    # Token requests wait for this connection: a database that cannot be reached must fail
-    # them over to the synchronous path in seconds, not after the system's TCP timeout.
-    params.setdefault("connect_timeout", 5)
-    return TokenQueryBatcher(params, None if max_age is None else float(max_age))
+    # Each round, connecting included, is bounded by OAUTH_TOKEN_DATABASE_TIMEOUT; so is the
+    # connect_timeout of the settings' OPTIONS (DATABASE_CONNECT_TIMEOUT) for this connection.
+    timeout = oauth_settings.TOKEN_DATABASE_TIMEOUT
+    params["connect_timeout"] = min(params.get("connect_timeout") or timeout, timeout)
+    return TokenQueryBatcher(
+        params,
+        None if max_age is None else float(max_age),
+        timeout=timeout,
+    )

@@ -17,7 +17,7 @@ from oauth import metrics as token_metrics
 from oauth.token import lookup
 from oauth.token.authenticate import authenticate_client, dummy_check
 from oauth.token.lookup import Prefetched
-from oauth.token.request import NO_STORE, OAuthError, read_form
+from oauth.token.request import NO_STORE, OAuthError, TokenRequest, token_request_of
 from oauth.token.signing import issue_token
 from portal.lib.encoding import compact_json
 
@@ -70,14 +70,25 @@ def _token(
     log: dict[str, Any],
     ip: str | None,
     ahead: Prefetched | None,
+    parsed: TokenRequest | OAuthError | None,
 ) -> TokenAnswer:
-    params = read_form(content_type, content_length, read)
+    if ahead is not None and ahead.rows is None:
+        # The batch's query timed out: asking again (or the rate limiter, maybe in the same
+        # database) would only wait as long.
+        raise DatabaseError("the token query did not answer in time")
+    if parsed is None:
+        parsed = token_request_of(content_type, content_length, authorization, read)
+    elif isinstance(parsed, OAuthError):
+        raise parsed
+    params = parsed.params
     grant_type = params.get("grant_type", [None])[0]
     if not grant_type:
         raise OAuthError("invalid_request", "grant_type is required")
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
-    client, auth_method = authenticate_client(authorization, params, log, ip, ahead)
+    client, auth_method = authenticate_client(
+        authorization, params, log, ip, ahead, parsed.credentials
+    )
     scopes = _requested_scopes(params, client.scopes)
     audience = _requested_audience(params, client.audience)
     token = issue_token(client, scopes=scopes, audience=audience)
@@ -102,6 +113,7 @@ def token_endpoint(
     log: dict[str, Any],
     client_ip: str | None = None,
     ahead: Prefetched | None = None,
+    parsed: TokenRequest | OAuthError | None = None,
 ) -> TokenAnswer:
     """POST /oauth/token (the client_credentials grant), from the parts of an HTTP request.
 
@@ -110,6 +122,8 @@ def token_endpoint(
     ``organization_id``, ``outcome``, ``auth_method``), never a credential. ``client_ip``
     (from portal.lib.net.client_ip) keys the per-address failure limit. ``ahead``: the rows of
     the client the request names, when the server has read them already (oauth.token.batching).
+    ``parsed``: what ``token_request_of`` made of this request (or the error it raised) when
+    the server parsed it already to decide where to answer it; the body is then not read again.
     """
     if method != "POST":
         return _refused(
@@ -117,7 +131,9 @@ def token_endpoint(
             log,
         )
     try:
-        return _token(content_type, content_length, authorization, read, log, client_ip, ahead)
+        return _token(
+            content_type, content_length, authorization, read, log, client_ip, ahead, parsed
+        )
     except OAuthError as error:
         return _refused(error, log)
     except DatabaseError as exc:

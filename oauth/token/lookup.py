@@ -8,6 +8,10 @@ Nothing is written on success except ``last_used_time``, at most once a minute p
 
 from __future__ import annotations
 
+import itertools
+import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -55,10 +59,11 @@ class AuthenticatedClient:
 @dataclass(frozen=True)
 class Prefetched:
     """A client's token-query rows, read after its request arrived (oauth.token.batching), with
-    the times the query used and how to record a secret's use."""
+    the times the query used and how to record a secret's use. ``rows`` is None when the
+    database did not answer within OAUTH_TOKEN_DATABASE_TIMEOUT: the request gets a 503."""
 
     client_id: str
-    rows: list[tuple]
+    rows: list[tuple] | None
     now: Any
     stale: Any
     touch: Callable[[str, Any, Any], None]
@@ -161,12 +166,77 @@ def _fetch_rows(db: BaseDatabaseWrapper, sql: str, params: list[Any]) -> list[tu
             return cursor.fetchall()
     db.ensure_connection()
     with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
-        if db.queries_logged:  # DEBUG or a test counting queries: Django records it
-            with db.make_debug_cursor(cursor) as debug_cursor:
-                debug_cursor.execute(sql, params)
-                return debug_cursor.fetchall()
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+        watch = _watchdog.watch(db.connection.pgconn.socket, oauth_settings.TOKEN_DATABASE_TIMEOUT)
+        try:
+            if db.queries_logged:  # DEBUG or a test counting queries: Django records it
+                with db.make_debug_cursor(cursor) as debug_cursor:
+                    debug_cursor.execute(sql, params)
+                    return debug_cursor.fetchall()
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        finally:
+            _watchdog.unwatch(watch)
+
+
+class _Watchdog:
+    """The token query's timeout on a synchronous connection (OAUTH_TOKEN_DATABASE_TIMEOUT).
+
+    A psycopg query has no client-side timeout, and Django's connection serves other requests
+    too, so a statement_timeout of the session would bound them as well. One thread for the
+    process looks four times a second at the token queries under way and shuts the socket of
+    one that has run too long: the query fails at once (a 503), as it would if the server had
+    gone, and Django replaces the connection. Registering a query costs a lock and a dict entry.
+    While a query is registered its connection is in use, so the descriptor cannot be reused.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: dict[int, tuple[float, int]] = {}  # watch number -> (deadline, socket)
+        self._numbers = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, fd: int, seconds: float) -> int:
+        number = next(self._numbers)
+        with self._lock:
+            self._watched[number] = (time.monotonic() + seconds, fd)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="token-query-watchdog", daemon=True
+                )
+                self._thread.start()
+        return number
+
+    def unwatch(self, number: int) -> None:
+        with self._lock:
+            self._watched.pop(number, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.25)
+            now = time.monotonic()
+            with self._lock:
+                late = [n for n, (deadline, _fd) in self._watched.items() if deadline <= now]
+                for number in late:
+                    _deadline, fd = self._watched.pop(number)
+                    shut_socket(fd)
+
+
+def shut_socket(fd: int) -> None:
+    """Shut (not close) a database connection's socket, so that whatever waits on it fails now;
+    the descriptor stays its library's, to close."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.detach()
+
+
+_watchdog = _Watchdog()
 
 
 def read_rows(

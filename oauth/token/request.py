@@ -2,15 +2,17 @@
 but RFC 8707's ``resource`` and ``audience``) and the client's credentials (§2.3.1: HTTP Basic or
 the form; RFC 7523: a client assertion), exactly one way.
 
-Also ``credentials_of``: a quick reading of the credentials from the raw body, which the server
-asks before the request is answered (which rows to read ahead, and whether argon2 will run); the
-endpoint still parses and checks the request itself.
+``token_request_of`` parses both once. The ASGI server (portal.serving.bridge) calls it before
+the endpoint runs, to learn which client's rows to read ahead and whether this process verified
+the secret already (then the request is answered on the event loop), and hands the result to the
+endpoint, which uses it as it is: what decides where a request runs is what the endpoint checks.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_plus
 
 from django.conf import settings
@@ -154,30 +156,58 @@ def client_credentials_from(
     raise invalid_client("client authentication is required")
 
 
-def credentials_of(authorization: str | None, body: bytes) -> tuple[str, str | None] | None:
-    """The client_id a token request names, and the secret it presents (HTTP Basic, else the
-    form); None when unsure, or for a client assertion (private_key_jwt reads other rows).
+MAX_SECRET_LENGTH = 512
 
-    Only a hint, for which rows to read and whether argon2 will run: the endpoint parses and
-    checks the request itself, and uses the rows only for the client it authenticates.
-    """
+
+def could_be_secret(value: str) -> bool:
+    """Whether a presented secret is worth a look: 1 to 512 characters (ours are far shorter);
+    anything else is refused without hashing it."""
+    return 0 < len(value) <= MAX_SECRET_LENGTH
+
+
+SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
+# client_credentials_from's answer: (client_id, credential, method), or why it refused.
+Credentials = tuple[str | None, str, str] | OAuthError
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """A token request's form and credentials, parsed once (``token_request_of``).
+
+    ``credentials`` is ``client_credentials_from``'s answer, or the error it raised: that error
+    is the endpoint's to raise, after the grant type is checked, exactly as before."""
+
+    params: dict[str, list[str]]
+    credentials: Credentials
+
+    @property
+    def secret(self) -> tuple[str, str] | None:
+        """(client_id, secret) when the request authenticates with a secret (Basic or the form)
+        and names a possible client; None otherwise (an assertion, no or malformed credentials).
+
+        Only such a request can have been verified by this process already; every other one
+        needs the database or a signature check first, so the server never answers it on the
+        event loop."""
+        credentials = self.credentials
+        if isinstance(credentials, OAuthError) or credentials[2] not in SECRET_METHODS:
+            return None
+        client_id, secret, _method = credentials
+        if client_id is None or not could_be_client_id(client_id) or not could_be_secret(secret):
+            return None
+        return client_id, secret
+
+
+def token_request_of(
+    content_type: str,
+    content_length: int | None,
+    authorization: str | None,
+    read: Callable[[int], bytes],
+) -> TokenRequest:
+    """The form (``read_form``) and the credentials it and ``authorization`` present; raises
+    ``OAuthError`` when the form itself is refused."""
+    params = read_form(content_type, content_length, read)
     try:
-        if authorization is not None:
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() != "basic":
-                return None
-            client_id, secret = decode_basic(value)
-        else:
-            if b"client_assertion" in body:
-                return None
-            form = {
-                name: unquote_plus(value.decode("utf-8"))
-                for name, _, value in (part.partition(b"=") for part in body.split(b"&"))
-                if name in (b"client_id", b"client_secret")
-            }
-            client_id, secret = form.get(b"client_id"), form.get(b"client_secret")
-    except ValueError:  # a malformed credential (bad base64, UTF-8, or no colon)
-        return None
-    if client_id is None or not could_be_client_id(client_id):
-        return None
-    return client_id, secret
+        credentials: Credentials = client_credentials_from(authorization, params)
+    except OAuthError as error:
+        credentials = error
+    return TokenRequest(params, credentials)

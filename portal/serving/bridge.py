@@ -18,6 +18,7 @@ import io
 import logging
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -28,14 +29,45 @@ from django.db import connections
 from oauth.token.authenticate import recently_verified, verification_key
 from oauth.token.batching import TokenQueryBatcher
 from oauth.token.lookup import Prefetched
-from oauth.token.request import credentials_of
+from oauth.token.request import OAuthError, TokenRequest
 from portal.serving.fastpath import TokenFastPath, WSGIApp
 
-# Django refuses a database call from a thread that runs an event loop (SynchronousOnlyOperation).
-# The token fast path is the one piece of synchronous code this module runs on the loop thread,
-# on purpose, with that thread's own connection; Django's requests run in the pool's threads,
-# which have no loop, so the flag changes nothing for them.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+class _SynchronousOnLoop:
+    """The scope of the synchronous database calls made on the event loop's thread on purpose.
+
+    Django refuses a database call from a thread that runs an event loop (SynchronousOnlyOperation)
+    unless DJANGO_ALLOW_ASYNC_UNSAFE is set. The token fast path, for a secret this process has
+    verified already, is the one piece of synchronous code this module runs on the loop (with
+    its own context's connection: on SQLite, or when the batch's rows are stale); with the
+    start-up warm-up and the shutdown's closing of that connection. Only inside this scope is
+    the flag set, so any other synchronous call that strays onto the loop still fails loudly.
+    Django's requests run in the pool's threads, which have no loop: the flag changes nothing
+    for them. Entered from one loop at a time in production; counted, so tests with several
+    loops in threads do not clear it under one another; a flag set by the operator stays."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._owned = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                self._owned = ASYNC_UNSAFE not in os.environ
+                if self._owned:
+                    os.environ[ASYNC_UNSAFE] = "true"
+            self._depth += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0 and self._owned:
+                del os.environ[ASYNC_UNSAFE]
+
+
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
+synchronous_on_loop = _SynchronousOnLoop()
 
 logger = logging.getLogger("portal.serving.bridge")
 
@@ -183,7 +215,7 @@ class AsgiServer:
         environ = wsgi_environ(scope, body)
         try:
             if scope["path"] == self.token_path and self.fast_path.serves(environ):
-                answer = await self._token_request(environ, body)
+                answer = await self._token_request(environ)
             else:
                 loop = asyncio.get_running_loop()
                 answer = await loop.run_in_executor(self.pool, call_wsgi, self.wsgi_app, environ)
@@ -194,36 +226,60 @@ class AsgiServer:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 
-    async def _token_request(self, environ: dict[str, Any], body: bytes) -> Answer:
+    async def _token_request(self, environ: dict[str, Any]) -> Answer:
         """Sign and answer on the loop: one query (shared with the token requests waiting at the
-        same time) and one signature, no thread hop. Except when argon2 must run (a secret this
-        process has not verified yet, or a wrong one): 20-40 ms that would stall every other
-        request of this worker, so that request goes to the pool, where argon2 runs without
-        the GIL, as any Django request does."""
-        credentials = credentials_of(environ.get("HTTP_AUTHORIZATION"), body)
+        same time) and one signature, no thread hop, for a secret this process has verified.
+        Every other request goes to the pool: argon2 (a secret not verified yet, or a wrong one)
+        holds a thread 20-40 ms, and an assertion, a request without a usable secret or one the
+        batch could not answer needs the database (the rate limiter, the client's keys, the
+        rows), all of which would stall every other request of this worker.
+
+        The body is parsed here once, as the endpoint parses it, and handed to it: what decides
+        where the request runs is exactly what the endpoint then checks."""
+        parsed = self.fast_path.parse(environ)
+        credentials = parsed.secret if isinstance(parsed, TokenRequest) else None
+        if credentials is None:
+            return await self._in_pool(environ, None, parsed)
         ahead = None
-        if credentials is not None and self.batcher is not None:
+        if self.batcher is not None:
             ahead = await self.batcher.prefetch(credentials[0])
-        key = verification_key(*credentials) if credentials and credentials[1] else None
-        if key is not None and not recently_verified(key):
+            if ahead is None:  # the batch could not answer: the synchronous path reads the rows
+                return await self._in_pool(environ, None, parsed)
+            if ahead.rows is None:  # the database did not answer in time: 503, nothing to wait for
+                return self._on_loop(environ, ahead, parsed)
+        key = verification_key(*credentials)
+        if not recently_verified(key, ahead):
             # A client that opens many connections at once sends its secret many times: one
             # check runs, the others wait for it and are then answered here, on the loop.
             running = self.verifying.get(key)
             if running is not None:
                 await asyncio.shield(running)
-            if not recently_verified(key):
-                loop = asyncio.get_running_loop()
-                self.verifying[key] = done = loop.create_future()
+            if not recently_verified(key, ahead):
+                self.verifying[key] = done = asyncio.get_running_loop().create_future()
                 try:
-                    return await loop.run_in_executor(self.pool, self._token, environ, ahead)
+                    return await self._in_pool(environ, ahead, parsed)
                 finally:
                     if self.verifying.get(key) is done:
                         del self.verifying[key]
                     done.set_result(None)
-        return self.token_context.run(self._token, environ, ahead)
+        return self._on_loop(environ, ahead, parsed)
 
-    def _token(self, environ: dict[str, Any], ahead: Prefetched | None) -> Answer:
-        status, headers, body = self.fast_path.answer(environ, ahead)
+    def _on_loop(
+        self, environ: dict[str, Any], ahead: Prefetched | None, parsed: TokenRequest | OAuthError
+    ) -> Answer:
+        with synchronous_on_loop:
+            return self.token_context.run(self._token, environ, ahead, parsed)
+
+    async def _in_pool(
+        self, environ: dict[str, Any], ahead: Prefetched | None, parsed: TokenRequest | OAuthError
+    ) -> Answer:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, self._token, environ, ahead, parsed)
+
+    def _token(
+        self, environ: dict[str, Any], ahead: Prefetched | None, parsed: TokenRequest | OAuthError
+    ) -> Answer:
+        status, headers, body = self.fast_path.answer(environ, ahead, parsed)
         return status, encode_headers(headers), body
 
     @staticmethod
@@ -261,7 +317,8 @@ class AsgiServer:
             if message["type"] == "lifespan.startup":
                 if self.warm_up is not None:
                     try:
-                        self.token_context.run(self.warm_up)
+                        with synchronous_on_loop:
+                            self.token_context.run(self.warm_up)
                     except Exception:  # an unmigrated database must not stop the server
                         logger.exception("warm-up failed; the first request will do it")
                 if self.batcher is not None:
@@ -269,7 +326,8 @@ class AsgiServer:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # Inside the running loop, so that it is the token context's connection.
-                self.token_context.run(connections.close_all)
+                with synchronous_on_loop:
+                    self.token_context.run(connections.close_all)
                 if self.batcher is not None:
                     await self.batcher.close()
                 self.pool.shutdown(wait=False)

@@ -33,7 +33,7 @@ from oauth import metrics as token_metrics
 from oauth.settings import oauth_settings
 from oauth.token.endpoint import token_endpoint
 from oauth.token.lookup import Prefetched
-from oauth.token.request import content_length_of
+from oauth.token.request import OAuthError, TokenRequest, content_length_of, token_request_of
 from portal.lib import net
 from portal.lib.logs import REQUEST_ID_HEADER, request_id_from, request_id_var
 from portal.serving.headers import security_headers
@@ -122,9 +122,31 @@ class TokenFastPath:
         start_response(self.status_lines[status], headers)
         return [body]
 
-    def answer(self, environ: dict[str, Any], ahead: Prefetched | None = None) -> Answer:
+    @staticmethod
+    def parse(environ: dict[str, Any]) -> TokenRequest | OAuthError:
+        """The token request's form and credentials, read from its body (``wsgi.input``) once,
+        exactly as the endpoint reads them; or the error that refuses the form. The server
+        (portal.serving.bridge) decides from it where to answer the request, then passes it to
+        ``answer``."""
+        try:
+            return token_request_of(
+                environ.get("CONTENT_TYPE", ""),
+                content_length_of(environ.get("CONTENT_LENGTH")),
+                environ.get("HTTP_AUTHORIZATION"),
+                environ["wsgi.input"].read,
+            )
+        except OAuthError as error:
+            return error
+
+    def answer(
+        self,
+        environ: dict[str, Any],
+        ahead: Prefetched | None = None,
+        parsed: TokenRequest | OAuthError | None = None,
+    ) -> Answer:
         """The whole answer to a token request that ``serves()`` accepted; ``ahead``, the rows
-        of the client it names when the server has read them already (oauth.token.batching)."""
+        of the client it names when the server has read them already (oauth.token.batching);
+        ``parsed``, the request as the server parsed it already (``parse``)."""
         start = time.perf_counter()
         as_request = SimpleNamespace(META=environ)
         secure = self._is_secure(environ)
@@ -133,7 +155,7 @@ class TokenFastPath:
         ip = net.client_ip(as_request)
         try:
             try:
-                status, headers, body, log = self._answer(environ, ip, ahead)
+                status, headers, body, log = self._answer(environ, ip, ahead, parsed)
             finally:
                 token_metrics.observe_token_seconds(time.perf_counter() - start)
             write_access_line(
@@ -153,7 +175,11 @@ class TokenFastPath:
         return status, response_headers, body
 
     def _answer(
-        self, environ: dict[str, Any], ip: str | None, ahead: Prefetched | None
+        self,
+        environ: dict[str, Any],
+        ip: str | None,
+        ahead: Prefetched | None,
+        parsed: TokenRequest | OAuthError | None,
     ) -> tuple[int, dict[str, str], bytes, dict]:
         """token_endpoint's answer and access-log fields, with Django's database upkeep."""
         now = time.monotonic()
@@ -179,8 +205,8 @@ class TokenFastPath:
         )
         log: dict[str, Any] = {}
         try:
-            status, headers, body = token_endpoint(*request, read, log, ip, ahead)
-            if status == 503 and skipped_check:
+            status, headers, body = token_endpoint(*request, read, log, ip, ahead, parsed)
+            if status == 503 and skipped_check and (ahead is None or ahead.rows is not None):
                 # The connection we did not health-check was dead (a database restart): do what
                 # the check would have done, afterwards. The failed query is the first thing the
                 # endpoint does, so nothing has happened yet and asking again is safe.
@@ -188,7 +214,7 @@ class TokenFastPath:
                     conn.close()
                 log = {}
                 status, headers, body = token_endpoint(
-                    *request, lambda size: b"".join(read_bytes)[:size], log, ip, ahead
+                    *request, lambda size: b"".join(read_bytes)[:size], log, ip, ahead, parsed
                 )
         finally:
             for conn in open_connections:  # what Django's request_finished does

@@ -6,10 +6,7 @@ restored); the races and the start-up check run on whichever database the suite 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,73 +15,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 
-from tests.e2e.server import ServerDatabase, ServerProcess, free_port, running_server
+from tests.e2e.server import ServerDatabase, ServerProcess, running_server
+from tests.serving.helpers import PausableProxy
 
 pytestmark = pytest.mark.e2e
 
 ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
-
-
-class PausableProxy:
-    """A TCP proxy to ``upstream`` that can be cut (connections dropped, new ones refused)."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = free_port()
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        self.listener: socket.socket | None = None
-        self.resume()
-
-    def resume(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def pause(self) -> None:
-        if self.listener is not None:
-            # shutdown() first: close() alone does not wake the thread blocked in accept().
-            with contextlib.suppress(OSError):
-                self.listener.shutdown(socket.SHUT_RDWR)
-            self.listener.close()
-            self.listener = None
-        with self.lock:
-            for sock in self.sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self.sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.upstream)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.sockets += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +147,60 @@ def test_a_database_outage_is_503_json_and_heals_by_itself(tmp_path):
             listed = requests.get(api, headers=headers, timeout=30)
             healed = [*healed, 1] if (token.status_code, listed.status_code) == (200, 200) else []
         assert len(healed) == 6, "the server did not recover once the database was back"
+    finally:
+        server.stop()
+        proxy.pause()
+        database.drop()
+
+
+@pytest.mark.skipif(
+    not ON_POSTGRES, reason="the stall is simulated between gunicorn and PostgreSQL"
+)
+def test_a_database_that_stops_answering_is_a_503_in_seconds_not_a_frozen_worker(tmp_path):
+    """Every byte between the server and PostgreSQL is dropped and new connections hang (a
+    frozen database, or a network that drops packets): token requests get 503 with Retry-After
+    in the OAuth error format once OAUTH_TOKEN_DATABASE_TIMEOUT has passed, the worker still
+    answers what needs no database, and all heals once the database answers again."""
+    database = ServerDatabase(tmp_path)
+    parts = urlsplit(database.url)
+    proxy = PausableProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    server = ServerProcess(
+        database, extra_env={"DATABASE_URL": proxied, "OAUTH_TOKEN_DATABASE_TIMEOUT": "1"}
+    )
+    try:
+        server.start(tmp_path, workers=1)
+        management = server.management("stall")  # its secret is verified by the worker now
+        token_form = {
+            "grant_type": "client_credentials",
+            "client_id": management.client_id,
+            "client_secret": management.client_secret,
+        }
+        api = f"{server.url}/api/v1/organizations"
+        assert requests.get(api, headers=management.headers, timeout=10).status_code == 200
+
+        proxy.stall()
+        for _ in range(3):
+            response = requests.post(f"{server.url}/oauth/token", data=token_form, timeout=30)
+            assert response.status_code == 503, response.text
+            assert response.headers["Content-Type"] == "application/json"
+            assert int(response.headers["Retry-After"]) > 0
+            assert response.json() == {
+                "error": "temporarily_unavailable",
+                "error_description": "try again shortly",
+            }
+            # Not frozen: what needs no database is answered meanwhile.
+            assert requests.get(f"{server.url}/healthz", timeout=30).status_code == 200
+        assert "token query batch: no answer from the database in 1 s" in server.log_text()
+
+        proxy.resume()
+        deadline = time.monotonic() + 30
+        healed = []
+        while time.monotonic() < deadline and len(healed) < 4:
+            token = requests.post(f"{server.url}/oauth/token", data=token_form, timeout=30)
+            listed = requests.get(api, headers=management.headers, timeout=30)
+            healed = [*healed, 1] if (token.status_code, listed.status_code) == (200, 200) else []
+        assert len(healed) == 4, "the server did not recover once the database was back"
     finally:
         server.stop()
         proxy.pause()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urlencode
@@ -203,6 +204,26 @@ def requests_to_compare(client: dict) -> dict[str, tuple[str, bytes, dict]]:
         "GET": ("GET", b"", {}),
         "PUT": ("PUT", good, {"Content-Type": FORM}),
         "disallowed host": ("POST", good, {"Content-Type": FORM, "Host": "evil.example"}),
+        # Decoys (issue 17): read by the fast path exactly as by the view. An unknown client_id
+        # for the wrong secrets, so that they do not count against the real one.
+        "assertion name as a value": (
+            "POST",
+            b"grant_type=client_credentials&client_id=m2m_nobody&client_secret=x"
+            b"&x=client_assertion",
+            {"Content-Type": FORM},
+        ),
+        "encoded secret name": (
+            "POST",
+            urlencode({**grant, "client_id": client["client_id"]}).encode()
+            + b"&client%5Fsecret="
+            + client["client_secret"].encode(),
+            {"Content-Type": FORM},
+        ),
+        "secret and assertion": (
+            "POST",
+            good + b"&client%5Fassertion=a.b.c",
+            {"Content-Type": FORM},
+        ),
     }
 
 
@@ -274,3 +295,97 @@ def test_one_keep_alive_connection_carries_token_and_django_requests(servers):
         assert response.status == 200 and "access_token" in json.loads(response.read())
     finally:
         conn.close()
+
+
+DECOYS = [
+    b"grant_type=client_credentials&client_id={id}&client_secret=wrong&x=client_assertion",
+    b"grant_type=client_credentials&client_id={id}&client%5Fsecret=wrong",
+    b"grant_type=client_credentials&client%5Fid={id}&client%5Fsecret=wrong",
+    b"grant_type=client_credentials&client_id={id}&client_secret=wrong&pad=client_assertion_type",
+]
+
+
+@pytest.fixture(scope="module")
+def argon2_server(tmp_path_factory) -> Iterator[dict]:
+    """One worker, argon2 at a production-like cost, limits out of the way: every wrong
+    secret below costs a real argon2 check."""
+    logs = tmp_path_factory.mktemp("decoy-server")
+    with server_database(logs) as database:
+        server = ServerProcess(
+            database,
+            extra_env={
+                "OAUTH_ARGON2_TIME_COST": "2",
+                "OAUTH_ARGON2_MEMORY_COST": "65536",
+                "RATE_LIMIT_TOKEN_FAILURES": "100000/m",
+                "RATE_LIMIT_TOKEN_FAILURES_PER_IP": "100000/m",
+            },
+        )
+        made = server.prepare().manage("shell", "-c", MAKE_CLIENT)
+        client = json.loads(made.stdout.strip().splitlines()[-1])
+        try:
+            server.serve(logs, workers=1)
+            yield {"server": server, "client": client}
+        finally:
+            server.stop()
+
+
+def test_decoy_bodies_with_wrong_secrets_do_not_stall_a_verified_client(argon2_server):
+    """Several connections send wrong secrets in decoy bodies (each an argon2 check, in the
+    pool); meanwhile a client whose secret the worker has verified gets every token, from the
+    event loop. The latencies are printed for the record (bench/ measures speed), not asserted."""
+    server, client = argon2_server["server"], argon2_server["client"]
+    body, headers = form(grant_type="client_credentials", **credentials(client))
+
+    def verified_client(count: int) -> list[float]:
+        latencies = []
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            for _ in range(count):
+                start = time.perf_counter()
+                conn.request("POST", "/oauth/token", body=body, headers=headers)
+                response = conn.getresponse()
+                answer = json.loads(response.read())
+                latencies.append(time.perf_counter() - start)
+                assert response.status == 200, answer
+        finally:
+            conn.close()
+        return latencies
+
+    quiet = verified_client(50)  # the first one verifies the secret (argon2, in the pool)
+    stop = threading.Event()
+    refused: list[int] = []
+
+    def attacker(number: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        try:
+            while not stop.is_set():
+                for decoy in DECOYS:
+                    # Another client_id each time: no verification is ever cached for it.
+                    decoy_body = decoy.replace(b"{id}", f"m2m_x{number}_{len(refused)}".encode())
+                    conn.request("POST", "/oauth/token", body=decoy_body, headers=headers)
+                    response = conn.getresponse()
+                    response.read()
+                    refused.append(response.status)
+        finally:
+            conn.close()
+
+    attackers = [threading.Thread(target=attacker, args=(n,)) for n in range(8)]
+    for thread in attackers:
+        thread.start()
+    try:
+        while len(refused) < 16:  # the flood is on
+            time.sleep(0.05)
+        attacked = verified_client(100)
+    finally:
+        stop.set()
+        for thread in attackers:
+            thread.join(60)
+    assert set(refused) == {401}, set(refused)
+
+    def summary(latencies: list[float]) -> str:
+        ordered = sorted(latencies)
+        pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+        return f"p50 {pick(0.5):.1f} ms, p90 {pick(0.9):.1f} ms, max {ordered[-1] * 1000:.1f} ms"
+
+    print(f"\nverified client, quiet: {summary(quiet[1:])}")
+    print(f"verified client, 8 connections of decoys: {summary(attacked)} ({len(refused)} decoys)")

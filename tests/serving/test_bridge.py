@@ -7,19 +7,22 @@ token fast path itself is the subject (tests/e2e run the whole server over HTTP)
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import os
 import sys
 import threading
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connections
 from django.db.backends.signals import connection_created
 
 from oauth.token import authenticate
 from oauth.token.authenticate import forget_verified_secrets
 from oauth.token.endpoint import warm_up
-from portal.serving.bridge import DRAIN_BYTES, AsgiServer, wsgi_environ
+from portal.serving.bridge import DRAIN_BYTES, AsgiServer, synchronous_on_loop, wsgi_environ
 from portal.serving.fastpath import TokenFastPath
 from tests.serving.helpers import scope
 
@@ -360,3 +363,108 @@ def test_a_secret_sent_on_many_connections_at_once_is_checked_once(guide_client,
     for _ in range(4):  # the pool threads' own connections
         app.pool.submit(connections.close_all).result()
     run(app, {"type": "lifespan"}, LIFESPAN)
+
+
+async def _answer_or_wait(app: AsgiServer, headers: list, form: bytes) -> tuple[bool, int]:
+    """Send one token request while the pool's only thread is held: (answered while the pool
+    was busy, i.e. on the loop; its status once the pool is free)."""
+    sent: list[dict] = []
+    messages = [body(form)]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    release = threading.Event()
+    app.pool.submit(release.wait, 20)
+    task = asyncio.create_task(app(scope(path="/oauth/token", headers=headers), receive, send))
+    try:
+        await asyncio.wait([task], timeout=0.5)
+        on_loop = task.done()
+    finally:
+        release.set()
+    await asyncio.wait_for(task, 10)
+    return on_loop, sent[0]["status"]
+
+
+def _decoys(client_id: str, secret: str) -> dict[str, tuple[bytes, int]]:
+    grant = b"grant_type=client_credentials&"
+    known = client_id.encode()
+    return {
+        "assertion name as a value": (
+            grant + b"client_id=" + known + b"&client_secret=wrong&x=client_assertion",
+            401,
+        ),
+        "encoded secret name": (grant + b"client_id=" + known + b"&client%5Fsecret=wrong", 401),
+        "encoded names": (grant + b"client%5Fid=" + known + b"&client%5Fsecret=wrong", 401),
+        "duplicate secret": (
+            grant + b"client_id=" + known + b"&client_secret=w&client_secret=" + secret.encode(),
+            400,
+        ),
+        "private_key_jwt": (
+            grant
+            + b"client_id="
+            + known
+            + b"&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type"
+            + b"%3Ajwt-bearer&client_assertion=a.b.c",
+            401,
+        ),
+        "no secret": (grant + b"client_id=" + known, 401),
+        "unknown client": (grant + b"client_id=m2m_nobody&client_secret=wrong", 401),
+        # The control: the verified secret, however encoded, is answered on the loop.
+        "verified secret, encoded name": (
+            grant + b"client_id=" + known + b"&client%5Fsecret=" + secret.encode(),
+            200,
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_decoys("x", "y")))
+@pytest.mark.django_db(transaction=True)
+def test_only_a_verified_secret_is_answered_on_the_loop_whatever_the_body(guide_client, case):
+    """The loop answers only what the endpoint will check as a secret this process verified;
+    a decoy (an assertion's name as a value, an encoded name, a duplicate), an assertion, a
+    missing secret or an unknown client waits for the pool, where argon2 or the database may
+    run without stalling the loop."""
+    forget_verified_secrets()
+    app = fast_server(Recorder(), threads=1)
+    form, headers = token_request(guide_client)
+    assert run(app, scope(path="/oauth/token", headers=headers), [body(form)])[0]["status"] == 200
+    decoy, status = _decoys(guide_client.client_id, guide_client.secret)[case]
+    on_loop, answered = asyncio.run(_answer_or_wait(app, headers, decoy))
+    assert (on_loop, answered) == (status == 200, status)
+    app.pool.submit(connections.close_all).result()
+    run(app, {"type": "lifespan"}, LIFESPAN)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_synchronous_database_calls_are_allowed_on_the_loop_only_inside_the_scope():
+    """DJANGO_ALLOW_ASYNC_UNSAFE is not set for the process: a synchronous database call that
+    strays onto the event loop fails loudly, except the deliberate ones (synchronous_on_loop)."""
+    assert "DJANGO_ALLOW_ASYNC_UNSAFE" not in os.environ
+
+    def query() -> None:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    async def on_the_loop() -> list[str]:
+        outcomes = []
+        for scoped in (False, True, False):
+            try:
+                if scoped:
+                    with synchronous_on_loop:
+                        query()
+                else:
+                    query()
+                outcomes.append("ran")
+            except SynchronousOnlyOperation:
+                outcomes.append("refused")
+        return outcomes
+
+    assert contextvars.Context().run(asyncio.run, on_the_loop()) == ["refused", "ran", "refused"]
+    assert "DJANGO_ALLOW_ASYNC_UNSAFE" not in os.environ

@@ -32,7 +32,7 @@ from oauth.token.lookup import Prefetched, batch_sql
 from portal.serving.bridge import AsgiServer
 from portal.serving.fastpath import TokenFastPath
 from tests.conftest import SYSTEM
-from tests.serving.helpers import closed_port, scope
+from tests.serving.helpers import PausableProxy, closed_port, scope
 
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the batcher serves PostgreSQL only"
@@ -88,6 +88,24 @@ async def _request(app: AsgiServer, scope: dict, body: bytes) -> tuple[int, dict
 
     await app(scope, receive, send)
     return sent[0]["status"], json.loads(sent[1]["body"])
+
+
+async def _request_raw(app: AsgiServer, scope: dict, body: bytes) -> tuple[int, dict, dict]:
+    """The status, headers and JSON body of one request (any status)."""
+    sent: list[dict] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], dict(sent[0]["headers"]), json.loads(sent[1]["body"])
 
 
 def _subject(answer: dict) -> str:
@@ -316,3 +334,64 @@ def test_the_batch_query_looks_each_client_up_by_index_whatever_the_statistics(g
             cursor.execute("DEALLOCATE token_batch")
     assert "Seq Scan" not in plan, plan
     assert plan.count("Index Scan") == 3, plan  # client, secret, current key
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_stops_answering_gets_a_503_not_a_frozen_loop(guide_client, caplog):
+    """The batch's connection goes through a proxy that then drops every byte (a frozen server,
+    or packets dropped on the way): the round gives up after its timeout, its requests get a
+    503 with Retry-After in the OAuth error format, and once the database answers again the
+    next round reconnects."""
+    forget_verified_secrets()
+    settings_dict = connection.settings_dict
+    proxy = PausableProxy(
+        (settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432))
+    )
+    batcher = token_query_batcher()
+    params = {**batcher.connect_params, "host": "127.0.0.1", "port": proxy.port}
+    app = batched_app(TokenQueryBatcher(params, None, timeout=1))
+
+    async def work(app: AsgiServer) -> list:
+        answers = [await _request_raw(app, *_token_scope(guide_client))]  # argon2, in the pool
+        proxy.stall()
+        # Verified now: answered on the loop, which must not wait for the database.
+        answers.append(await _request_raw(app, *_token_scope(guide_client)))
+        answers.append(await _request_raw(app, *_token_scope(guide_client, basic=True)))
+        proxy.resume()
+        answers.append(await _request_raw(app, *_token_scope(guide_client)))
+        return answers
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="oauth.token"):
+            answers = serve(app, work)
+    finally:
+        proxy.pause()
+    assert [status for status, _, _ in answers] == [200, 503, 503, 200]
+    for _status, headers, answer in answers[1:3]:
+        assert answer == {
+            "error": "temporarily_unavailable",
+            "error_description": "try again shortly",
+        }
+        assert int(headers[b"retry-after"]) > 0
+        assert headers[b"content-type"] == b"application/json"
+    assert "token query batch: no answer from the database in 1 s" in caplog.text
+
+
+@postgres_only
+def test_the_batch_connection_has_the_token_path_timeouts():
+    batcher = token_query_batcher()
+    # DATABASE_CONNECT_TIMEOUT (5 s) for every connection, the token path's 2 s for this one.
+    assert connection.settings_dict["OPTIONS"]["connect_timeout"] == 5
+    assert batcher.connect_params["connect_timeout"] == 2
+    assert batcher.timeout == 2
+
+    async def statement_timeout() -> str:
+        try:
+            await batcher.connect()
+            cursor = await batcher.connection.execute("SHOW statement_timeout")
+            return (await cursor.fetchone())[0]
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(statement_timeout()) == "2s"

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 from datetime import timedelta
 
 import jwt
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clients.models import ClientSecret
 from clients.services import client_delete, secret_add, secret_delete, secret_set_status
 from oauth import keys
+from oauth.token.endpoint import token_endpoint
 from tests.conftest import SYSTEM, Credentials, post_form, request_token
+from tests.serving.helpers import PausableProxy
 
 pytestmark = pytest.mark.django_db
 
@@ -403,3 +406,47 @@ def test_es256_tokens_verify_through_the_jwks(client, guide_client, settings):
         if k["kid"] == jwt.get_unverified_header(token)["kid"]
     )
     assert jwk["kty"] == "EC" and jwk["crv"] == "P-256" and jwk["alg"] == "ES256"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the timeout bounds PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_stops_answering_is_a_503_on_the_synchronous_path(guide_client, settings):
+    """Django's own connection (the Django view, any WSGI server, the pool's fallback) goes
+    through a proxy that then drops every byte: the token query gives up after
+    OAUTH_TOKEN_DATABASE_TIMEOUT and the endpoint answers 503 with Retry-After."""
+    settings.OAUTH = {**settings.OAUTH, "TOKEN_DATABASE_TIMEOUT": 1}
+    original = connections["default"]
+    proxy = PausableProxy(
+        (original.settings_dict["HOST"] or "127.0.0.1", int(original.settings_dict["PORT"] or 5432))
+    )
+    proxied = original.__class__(
+        {**original.settings_dict, "HOST": "127.0.0.1", "PORT": str(proxy.port)}, alias="default"
+    )
+    connections["default"] = proxied
+    body = (
+        f"grant_type=client_credentials&client_id={guide_client.client_id}"
+        f"&client_secret={guide_client.secret}"
+    ).encode()
+
+    def token() -> tuple[int, dict, bytes]:
+        return token_endpoint(
+            "POST", "application/x-www-form-urlencoded", len(body), None, io.BytesIO(body).read, {}
+        )
+
+    try:
+        assert token()[0] == 200
+        proxy.stall()
+        status, headers, answer = token()
+        proxy.resume()
+        proxied.close_if_unusable_or_obsolete()  # what the end of a request does
+        assert token()[0] == 200  # on a new connection
+    finally:
+        connections["default"] = original
+        proxied.close()
+        proxy.pause()
+    assert status == 503
+    assert int(headers["Retry-After"]) > 0
+    assert json.loads(answer) == {
+        "error": "temporarily_unavailable",
+        "error_description": "try again shortly",
+    }
