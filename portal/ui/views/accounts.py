@@ -135,8 +135,10 @@ def invitation_register(request: HttpRequest, token: str) -> HttpResponse:
 class LoginView(auth_views.LoginView):
     """Django's login, with failures counted per account and per address (oauth.ratelimit).
 
+    Each attempt reserves a slot on both limits before the password is checked (one atomic
+    step, so parallel guesses cannot all slip through) and gives it back when it succeeds.
     Past ``RATE_LIMIT_LOGIN_FAILURES`` the form is refused without checking the password, even
-    a right one, until the window closes: 429, ``Retry-After`` and a message that says so.
+    a right one: 429, ``Retry-After`` and a message that says so.
     """
 
     template_name = "portal/login.html"
@@ -145,7 +147,9 @@ class LoginView(auth_views.LoginView):
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         username = request.POST.get("username", "")
         try:
-            ratelimit.check(ratelimit.login_failure_counters(username, client_ip(request)))
+            reservation = ratelimit.acquire(
+                ratelimit.login_failure_counters(username, client_ip(request))
+            )
         except ratelimit.RateLimited as limited:
             form = self.get_form_class()(request, initial={"username": username[:150]})
             lockout = (
@@ -156,9 +160,7 @@ class LoginView(auth_views.LoginView):
             )
             response["Retry-After"] = str(limited.retry_after)
             return response
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form: object) -> HttpResponse:
-        username = self.request.POST.get("username", "")
-        ratelimit.hit(ratelimit.login_failure_counters(username, client_ip(self.request)))
-        return super().form_invalid(form)
+        response = super().post(request, *args, **kwargs)
+        if request.user.is_authenticated:  # logged in: not a failure
+            ratelimit.release(reservation)
+        return response
