@@ -147,14 +147,15 @@ def authenticate_client(
         raise invalid_client()
     # The verification cache's key, computed once for both questions asked of it below.
     key = verification_key(client_id or "", credential) if method != "private_key_jwt" else None
-    counters = ratelimit.token_failure_counters(client_id, ip)
     reservation = None
     if key is None or not recently_verified(key):
         # Only a request that must verify a credential asks the shared store; a secret this
-        # process already verified goes on without a round trip.
+        # process already verified goes on without a round trip (or building a counter).
         spends = ratelimit.argon2_counters(ip) if key is not None else []
         try:
-            reservation = ratelimit.acquire(counters + spends)
+            reservation = ratelimit.acquire(
+                ratelimit.token_failure_counters(client_id, ip) + spends
+            )
         except ratelimit.RateLimited as limited:
             raise too_many_failures(limited) from None
     try:
@@ -163,7 +164,7 @@ def authenticate_client(
         if error.error != "invalid_client":
             _release(reservation)
         elif reservation is None:  # a cached secret that no longer verifies (revoked)
-            ratelimit.hit(counters)
+            ratelimit.hit(ratelimit.token_failure_counters(client_id, ip))
         raise
     except Exception:
         _release(reservation)  # not a failed authentication (the database, say)
