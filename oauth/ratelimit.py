@@ -344,21 +344,16 @@ def _raise_over(counters: list[Counter], counts: list[tuple[int, int]], now: flo
 def token_failure_counters(client_id: str | None, ip: str | None) -> list[Counter]:
     """Failed client authentications: per (client_id, address) and per address.
 
-    Without an address (it cannot be known) only the pair is counted, under the address ``-``."""
+    Nothing without an address (``client_ip`` could not know it: a Unix socket whose proxy is
+    not in TRUSTED_PROXIES): a client_id alone is never counted, as anyone may send it."""
+    if not ip:
+        return []
+    bucket = address_bucket(ip)
     counters = []
-    bucket = address_bucket(ip) if ip else "-"
     if client_id:
-        counters.append(
-            Counter(
-                "token-client-ip",
-                f"{client_id[:256]}\x00{bucket}",
-                rate_setting("RATE_LIMIT_TOKEN_FAILURES"),
-            )
-        )
-    if ip:
-        counters.append(
-            Counter("token-ip", bucket, rate_setting("RATE_LIMIT_TOKEN_FAILURES_PER_IP"))
-        )
+        pair = f"{client_id[:256]}\x00{bucket}"
+        counters.append(Counter("token-client-ip", pair, rate_setting("RATE_LIMIT_TOKEN_FAILURES")))
+    counters.append(Counter("token-ip", bucket, rate_setting("RATE_LIMIT_TOKEN_FAILURES_PER_IP")))
     return counters
 
 

@@ -228,6 +228,17 @@ def test_floods_for_a_client_id_from_other_addresses_never_refuse_its_right_secr
         assert token_from(client, guide_client, None, victim).status_code == 200
 
 
+@pytest.mark.django_db
+def test_without_an_address_a_client_id_is_never_counted(store, settings, client, guide_client):
+    """client_ip knows no address (a Unix socket whose proxy is not trusted): counting the
+    client_id alone would let anyone lock it out, so nothing is counted per client."""
+    settings.RATE_LIMIT_TOKEN_FAILURES = "1/h"
+    for _ in range(3):
+        assert token_from(client, guide_client, "wrong", "").status_code == 401
+    forget_verified_secrets()
+    assert token_from(client, guide_client, None, "").status_code == 200
+
+
 # --- Token endpoint: per address -----------------------------------------------------------------
 
 
