@@ -6,7 +6,8 @@ that forgets to check still cannot try passwords past the limit. The views add t
 (``locked_response``: 429, ``Retry-After`` and a message) before any password is checked.
 
 Every call into ``oauth.ratelimit`` for people sits in this module, so a change of the limiter's
-interface (atomic check-and-count, sliding windows) is made here once.
+interface is made here once. Each attempt reserves its slot before the work in one atomic step
+(``ratelimit.acquire``), so parallel attempts cannot slip past a limit.
 """
 
 from __future__ import annotations
@@ -41,16 +42,14 @@ def login_lockout(username: str, request: HttpRequest | None) -> ratelimit.RateL
     return None
 
 
-def login_failed(username: str, request: HttpRequest | None) -> None:
-    """Count one failed log-in against the account and the address."""
-    ratelimit.hit(ratelimit.login_failure_counters(username, _address(request)))
-
-
 class LimitedModelBackend(ModelBackend):
     """Django's model backend behind the log-in limits (``AUTHENTICATION_BACKENDS``).
 
-    A locked account or address is refused before its password is checked, even a right one
-    (``PermissionDenied`` stops ``authenticate``); a wrong password counts one failure.
+    Each attempt reserves a slot on the account's and the address's limits before the password
+    is checked, in one atomic step (``ratelimit.acquire``), so parallel guesses cannot slip past
+    the limit; a right password gives the slot back. A locked account or address is refused
+    before its password is checked, even a right one (``PermissionDenied`` stops
+    ``authenticate``).
     """
 
     def authenticate(
@@ -64,11 +63,15 @@ class LimitedModelBackend(ModelBackend):
             username = kwargs.get(get_user_model().USERNAME_FIELD)
         if username is None or password is None:
             return None
-        if login_lockout(username, request) is not None:
-            raise PermissionDenied("too many failed log-in attempts")
+        try:
+            reservation = ratelimit.acquire(
+                ratelimit.login_failure_counters(username, _address(request))
+            )
+        except ratelimit.RateLimited:
+            raise PermissionDenied("too many failed log-in attempts") from None
         user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is None:
-            login_failed(username, request)
+        if user is not None:
+            ratelimit.release(reservation)
         return user
 
 
@@ -125,7 +128,7 @@ def password_reset_allowed(email: str, request: HttpRequest) -> ratelimit.RateLi
     """Count one reset request; why it is refused, or None. Counted whether or not an account
     uses ``email``, so the limit says nothing about who has one."""
     try:
-        ratelimit.hit_and_check(password_reset_counters(email, request))
+        ratelimit.acquire(password_reset_counters(email, request))
     except ratelimit.RateLimited as limited:
         return limited
     return None

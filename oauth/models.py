@@ -85,7 +85,8 @@ class TokenStat(models.Model):
 
 
 class RateLimitCounter(models.Model):
-    """One fixed-window count of ``oauth.ratelimit`` when no Redis is configured.
+    """One window's count of ``oauth.ratelimit`` when no Redis is configured (the limiter reads
+    this window's row and the previous one's: two-window counting).
 
     ``key`` names the scope, the hashed identifier and the window; rows whose window is over
     (``expires``, epoch seconds) are deleted now and then by the limiter itself.

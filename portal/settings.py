@@ -229,9 +229,13 @@ if METRICS_BEARER_TOKEN is not None and len(METRICS_BEARER_TOKEN) < 16:
 # Each "N/s", "N/m" or "N/h"; counted in Redis when REDIS_URL is set, else in the database.
 
 
-# Failed client authentications at the token endpoint, per client_id and per source address.
+# Failed client authentications at the token endpoint, per (client_id, source address) and per
+# source address (IPv6: per /64). Never per client_id alone: that would let anyone lock it out.
 RATE_LIMIT_TOKEN_FAILURES = env_rate("RATE_LIMIT_TOKEN_FAILURES", "10/m")
 RATE_LIMIT_TOKEN_FAILURES_PER_IP = env_rate("RATE_LIMIT_TOKEN_FAILURES_PER_IP", "100/m")
+# Argon2 verifications per source address, right secret or wrong (a secret verified once is
+# cached per process and costs nothing more).
+RATE_LIMIT_ARGON2_PER_IP = env_rate("RATE_LIMIT_ARGON2_PER_IP", "300/m")
 # Portal login failures per account (ten times this per address).
 RATE_LIMIT_LOGIN_FAILURES = env_rate("RATE_LIMIT_LOGIN_FAILURES", "5/m")
 # Password-reset requests per target address and per requesting address (oauth/logins.py).

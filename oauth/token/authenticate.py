@@ -1,6 +1,6 @@
 """Client authentication at the token endpoint (and introspection, revocation): a secret, checked
-once per process, or a ``private_key_jwt`` assertion (``oauth.assertions``); failures counted by
-``oauth.ratelimit``.
+once per process, or a ``private_key_jwt`` assertion (``oauth.assertions``); attempts limited by
+``oauth.ratelimit`` (per address, and per client_id from an address: never per client_id alone).
 
 A secret verified once is remembered per process under an HMAC of the presented value (with a
 per-process random key), so argon2 runs once per secret and process; the secret's row is still
@@ -115,10 +115,11 @@ def authenticate_with_secret(
 
 
 def too_many_failures(limited: ratelimit.RateLimited) -> OAuthError:
-    """429 for a locked client_id or address (RFC 6749 has no code for it; RFC 6585 has 429).
+    """429 for an address, or a client_id from an address, that failed too often (RFC 6749 has
+    no code for it; RFC 6585 has 429).
 
-    ``temporarily_unavailable`` rather than ``invalid_client``: a client whose id an attacker is
-    hammering must read "wait", not "your credentials are wrong".
+    ``temporarily_unavailable`` rather than ``invalid_client``: the answer is "wait", not "your
+    credentials are wrong" (the secret was not even checked).
     """
     return OAuthError(
         "temporarily_unavailable",
@@ -138,12 +139,16 @@ def authenticate_client(
 ) -> tuple[AuthenticatedClient, str]:
     """The calling client and its method: a secret (Basic or post) or an assertion.
 
-    Raises ``invalid_client`` when authentication fails, and 429 once the client_id or the
-    address has failed too often (oauth.ratelimit; failures are counted, successes never write).
-    Shared by the token, introspection and revocation endpoints; ``log`` receives the access-log
-    fields (never a credential); ``ahead``, the client's rows if the server read them already;
-    ``credentials``, what ``client_credentials_from`` answered when the caller asked already
-    (oauth.token.request.token_request_of).
+    Raises ``invalid_client`` when authentication fails, and 429 once the address, or this
+    client_id from this address, has failed too often (oauth.ratelimit). A credential this
+    process has not verified recently first reserves a slot on those limits (and on the
+    address's argon2 budget) in one atomic step, and gives the failure slots back when it
+    verifies; a recently verified secret does no rate-limit I/O at all. Failures are never
+    counted against a client_id alone, so nobody can lock a client out by knowing its id.
+    Shared by the token, introspection and revocation endpoints; ``log`` receives the
+    access-log fields (never a credential); ``ahead``, the client's rows if the server read
+    them already; ``credentials``, what ``client_credentials_from`` answered when the caller
+    asked already (oauth.token.request.token_request_of).
     """
     try:
         if credentials is None:
@@ -153,30 +158,61 @@ def authenticate_client(
         client_id, credential, method = credentials
     except OAuthError as error:
         if error.error == "invalid_client":
-            ratelimit.hit(ratelimit.token_failure_counters(params.get("client_id", [""])[0], ip))
+            _count_against_address(ip)  # no credentials: no client to count against
         raise
     presented = token_metrics.loggable_client_id(client_id) if client_id else None
     if presented:
         log["client_id"] = presented
+    if method != "private_key_jwt" and not _well_formed(client_id, credential):
+        _count_against_address(ip)
+        raise invalid_client()
     # The verification cache's key, computed once for both questions asked of it below.
     key = verification_key(client_id or "", credential) if method != "private_key_jwt" else None
+    reservation = None
     if key is None or not recently_verified(key):
-        # Only a request that must verify a credential asks the shared store (one read) whether
-        # its client_id or address is locked; a secret this process already verified goes on.
+        # Only a request that must verify a credential asks the shared store; a secret this
+        # process already verified goes on without a round trip (or building a counter).
+        spends = ratelimit.argon2_counters(ip) if key is not None else []
         try:
-            ratelimit.check(ratelimit.token_failure_counters(client_id, ip))
+            reservation = ratelimit.acquire(
+                ratelimit.token_failure_counters(client_id, ip) + spends
+            )
         except ratelimit.RateLimited as limited:
             raise too_many_failures(limited) from None
     try:
         client = _verified_client(client_id, credential, method, key, ahead)
     except OAuthError as error:
-        if error.error == "invalid_client":
+        if error.error != "invalid_client":
+            _release(reservation)
+        elif reservation is None:  # a cached secret that no longer verifies (revoked)
             ratelimit.hit(ratelimit.token_failure_counters(client_id, ip))
         raise
+    except Exception:
+        _release(reservation)  # not a failed authentication (the database, say)
+        raise
+    _release(reservation)
     log["client_id"] = client.client_id
     if client.organization_id:
         log["organization_id"] = client.organization_id
     return client, method
+
+
+def _well_formed(client_id: str | None, secret: str) -> bool:
+    return client_id is not None and could_be_client_id(client_id) and could_be_secret(secret)
+
+
+def _count_against_address(ip: str | None) -> None:
+    """Count a request without usable credentials against its address alone: 429 when the
+    address is already over its limit, else the caller raises its own 401."""
+    try:
+        ratelimit.acquire(ratelimit.token_failure_counters(None, ip))
+    except ratelimit.RateLimited as limited:
+        raise too_many_failures(limited) from None
+
+
+def _release(reservation: ratelimit.Reservation | None) -> None:
+    if reservation is not None:
+        ratelimit.release(reservation)
 
 
 def _verified_client(
@@ -191,7 +227,7 @@ def _verified_client(
             return assertions.authenticate_with_assertion(credential, client_id)
         except assertions.AssertionRejected as exc:
             raise assertion_error(exc) from exc
-    if client_id is None or not could_be_client_id(client_id) or not could_be_secret(credential):
+    if not _well_formed(client_id, credential):
         raise invalid_client()
     client = authenticate_with_secret(client_id, credential, key, ahead)
     if client is None:

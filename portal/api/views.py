@@ -47,8 +47,8 @@ class ManagementView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authenticates, checks scopes
         try:
-            # Every call counts, answered or not: one INCR (or upsert) per management request.
-            ratelimit.hit_and_check(ratelimit.api_counters(request.auth.client_id))
+            # Every answered call counts: one script (or upsert) per management request.
+            ratelimit.acquire(ratelimit.api_counters(request.auth.client_id))
         except ratelimit.RateLimited as limited:
             raise TooManyRequests(limited.retry_after) from None
         log_context(

@@ -1,9 +1,10 @@
 """The client's IP address, in one place, with trusted reverse proxies.
 
 Everything that wants "who is calling" (audit events, rate limits, access logs)
-calls :func:`client_ip`. The rule: the peer address (``REMOTE_ADDR``) is the
-client, unless the peer is one of ``settings.TRUSTED_PROXIES``; then the client
-is the right-most address in ``X-Forwarded-For`` that is not a trusted proxy.
+calls :func:`client_ip` (rate limits count its answer by :func:`address_bucket`).
+The rule: the peer address (``REMOTE_ADDR``) is the client, unless the peer is
+one of ``settings.TRUSTED_PROXIES``; then the client is the right-most address
+in ``X-Forwarded-For`` that is not a trusted proxy.
 Addresses to the left of that one were written by the client itself and prove
 nothing, so they are never used.
 """
@@ -73,6 +74,26 @@ def _address_text(remote: str) -> str:
     """A peer address as ``client_ip`` gives it: normalized when it parses, else as it came."""
     peer = parse_ip(remote)
     return str(peer) if peer is not None else remote
+
+
+# An IPv6 client usually owns a whole /64 (RFC 6177 and every ISP's practice): its addresses
+# within it are one client to a rate limit.
+IPV6_BUCKET_PREFIX = 64
+
+
+@lru_cache(maxsize=4096)
+def address_bucket(address: str) -> str:
+    """The unit in which rate limits count a client address (``client_ip``'s answer): an IPv4
+    address itself, an IPv6 address's /64 (``2001:db8:1:2::/64``), so that a client cannot
+    rotate through the addresses of its own network to get a fresh budget each time. Anything
+    that does not parse is its own bucket."""
+    parsed = parse_ip(address)
+    if parsed is None:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        network = ipaddress.IPv6Network((parsed, IPV6_BUCKET_PREFIX), strict=False)
+        return str(network)
+    return str(parsed)
 
 
 def is_trusted_proxy(address: IPAddress) -> bool:

@@ -273,7 +273,8 @@ def test_metrics_add_up_across_the_workers_of_one_server(servers):
 
 
 def test_failed_attempts_on_both_servers_add_up_to_one_rate_limit(servers):
-    """RATE_LIMIT_TOKEN_FAILURES (10/m per client_id) is counted in the shared Redis."""
+    """RATE_LIMIT_TOKEN_FAILURES (10/m per client_id and address; here every request comes
+    from 127.0.0.1) is counted in the shared Redis."""
     a, b = servers
     client_id, secret = new_client(a)
     other_id, other_secret = new_client(a)
@@ -284,7 +285,7 @@ def test_failed_attempts_on_both_servers_add_up_to_one_rate_limit(servers):
         assert locked.status_code == 429, locked.text
         assert int(locked.headers["Retry-After"]) > 0
         assert locked.json()["error"] == "temporarily_unavailable"
-        # Locked for the right secret too (it was never verified), on both servers.
+        # Locked for the right secret too from this address (it was never verified), on both.
         assert server.token(client_id, secret).status_code == 429
         # Another client is unaffected.
         assert server.token(other_id, other_secret).status_code == 200

@@ -1,4 +1,4 @@
-"""client_ip() and X-Forwarded-Proto behind trusted proxies."""
+"""client_ip() and X-Forwarded-Proto behind trusted proxies; address_bucket() for rate limits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 from django.test import RequestFactory, override_settings
 
-from portal.lib.net import client_ip, parse_trusted_proxies
+from portal.lib.net import address_bucket, client_ip, parse_trusted_proxies
 from portal.serving.middleware import AccessLogMiddleware
 
 factory = RequestFactory()
@@ -117,3 +117,39 @@ def test_a_wrong_trusted_proxy_stops_the_start():
     )
     assert done.returncode != 0
     assert "TRUSTED_PROXIES: 'proxy' is not an IP address or CIDR network" in done.stderr
+
+
+# --- address_bucket: what a rate limit counts -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:2::2"),
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"),
+        ("2001:0db8:0001:0002:0000:0000:0000:0001", "2001:db8:1:2:abcd::"),  # written longhand
+        ("[2001:db8:1:2::1]:443", "2001:db8:1:2::9"),  # with a port, as a header hop
+        ("::ffff:198.51.100.7", "198.51.100.7"),  # an IPv4-mapped address is the IPv4 one
+    ],
+)
+def test_addresses_within_one_ipv6_64_share_a_bucket(first, second):
+    assert address_bucket(first) == address_bucket(second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:3::1"),  # the neighbouring /64
+        ("2001:db8:1:2::1", "2001:db8:2:2::1"),
+        ("198.51.100.7", "198.51.100.8"),  # IPv4: every address is its own
+        ("198.51.100.7", "::ffff:198.51.100.8"),
+    ],
+)
+def test_distinct_64s_and_ipv4_addresses_do_not(first, second):
+    assert address_bucket(first) != address_bucket(second)
+
+
+def test_a_bucket_is_written_as_its_network():
+    assert address_bucket("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert address_bucket("198.51.100.7") == "198.51.100.7"
+    assert address_bucket("not an address") == "not an address"  # its own bucket
