@@ -12,6 +12,7 @@ interface is made here once. Each attempt reserves its slot before the work in o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -67,7 +68,9 @@ class LimitedModelBackend(ModelBackend):
             reservation = ratelimit.acquire(
                 ratelimit.login_failure_counters(username, _address(request))
             )
-        except ratelimit.RateLimited:
+        except ratelimit.RateLimited as limited:
+            if request is not None:  # for the view's 429 page (``locked_response``)
+                request.login_refusal = limited  # type: ignore[attr-defined]
             raise PermissionDenied("too many failed log-in attempts") from None
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is not None:
@@ -81,11 +84,12 @@ def locked_response(
     form_class: type[Form],
     template_name: str,
     context: dict[str, Any],
+    limited: ratelimit.RateLimited | None = None,
 ) -> HttpResponse | None:
     """The log-in page with a lockout message (429, ``Retry-After``) when the username posted
-    is locked at this address; None when it may try."""
+    is locked at this address (``limited``: already known to be); None when it may try."""
     username = request.POST.get("username", "")
-    limited = login_lockout(username, request)
+    limited = limited or login_lockout(username, request)
     if limited is None:
         return None
     message = f"Too many failed log-in attempts. Try again in {limited.retry_after} seconds."
@@ -98,17 +102,42 @@ def locked_response(
     return response
 
 
+def limited_login(
+    request: HttpRequest,
+    log_in: Callable[[], HttpResponse],
+    *,
+    form_class: type[Form],
+    template_name: str,
+    context: Callable[[], dict[str, Any]],
+) -> HttpResponse:
+    """Answer a log-in POST through ``log_in`` (the view's own), or 429 when it is locked.
+
+    Asked twice: before, so that a locked account gets its page without a form being checked,
+    and after, because the backend's reservation is what counts: a guess that passed the first
+    look while parallel guesses used up the limit is refused by the backend, and must get the
+    429 page too rather than "wrong password"."""
+    page = {"form_class": form_class, "template_name": template_name}
+    refused = locked_response(request, context=context(), **page)
+    if refused is not None:
+        return refused
+    response = log_in()
+    limited = getattr(request, "login_refusal", None)
+    if limited is not None:
+        return locked_response(request, context=context(), limited=limited, **page) or response
+    return response
+
+
 class LimitedLoginView(auth_views.LoginView):
-    """Django's log-in view that answers a locked account or address with 429 at once."""
+    """Django's log-in view that answers a locked account or address with 429."""
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        refused = locked_response(
+        return limited_login(
             request,
+            lambda: super(LimitedLoginView, self).post(request, *args, **kwargs),
             form_class=self.get_form_class(),
             template_name=self.template_name,
-            context=self.get_context_data(),
+            context=self.get_context_data,
         )
-        return refused or super().post(request, *args, **kwargs)
 
 
 # --- Password-reset requests ---------------------------------------------------------------------

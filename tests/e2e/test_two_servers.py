@@ -120,7 +120,7 @@ def test_both_servers_are_ready_with_redis(servers):
         body = server.get("/readyz").json()
         assert body == {
             "status": "ready",
-            "checks": {"database": "ok", "signing_key": "ok", "redis": "ok"},
+            "checks": {"database": "ok", "signing_key": "ok", "redis": "ok", "static_files": "ok"},
         }
 
 
