@@ -467,6 +467,6 @@ def test_sync_uses_of_an_async_client_session_are_refused(kit):
         ClientCredentials.from_issuer(kit.issuer, CLIENT_ID, CLIENT_SECRET, session=client)
     with pytest.raises(TypeError, match="AsyncClient"):
         ManagementClient(kit.issuer, CLIENT_ID, CLIENT_SECRET, session=client)
-    with pytest.raises(TypeError, match="requests.Session, an httpx.Client"):
+    with pytest.raises(TypeError, match=r"requests\.Session, an httpx\.Client"):
         ClientCredentials(kit.url("/token"), CLIENT_ID, CLIENT_SECRET, session=object())
     assert kit.count("/token") == 0 and kit.count("/.well-known/oauth-authorization-server") == 0
