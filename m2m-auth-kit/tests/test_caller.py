@@ -160,7 +160,7 @@ def test_a_session_that_uses_the_credentials_as_auth_fetches_the_token_without_t
 
 
 def test_anything_else_as_a_session_is_refused_at_once(server):
-    with pytest.raises(TypeError, match=r"requests\.Session or an httpx\.Client"):
+    with pytest.raises(TypeError, match=r"requests\.Session, an httpx\.Client"):
         ClientCredentials(server.token_url, "id", "secret", session=object())
 
 
