@@ -470,3 +470,28 @@ def test_sync_uses_of_an_async_client_session_are_refused(kit):
     with pytest.raises(TypeError, match=r"requests\.Session, an httpx\.Client"):
         ClientCredentials(kit.url("/token"), CLIENT_ID, CLIENT_SECRET, session=object())
     assert kit.count("/token") == 0 and kit.count("/.well-known/oauth-authorization-server") == 0
+
+
+def test_a_thread_fetching_a_token_never_blocks_the_event_loop(kit, credentials):
+    kit.token_delay = 1.0
+    fetching = threading.Thread(target=credentials.token)
+    fetching.start()
+    for _ in range(1000):  # until the thread holds the lock, in its slow fetch
+        if kit.token_requests:
+            break
+        time.sleep(0.01)
+    issued_while_the_loop_ran = []
+
+    async def other():
+        issued_while_the_loop_ran.append(kit.issued)
+
+    async def main():
+        return await asyncio.gather(credentials.atoken(), other())
+
+    token, _ = asyncio.run(main())
+    fetching.join()
+
+    # The other task ran while the thread's token was still being issued: the task that needed
+    # a token waited for it off the loop.
+    assert issued_while_the_loop_ran == [0]
+    assert token == "at-1" and kit.count("/token") == 1

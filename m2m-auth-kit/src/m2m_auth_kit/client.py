@@ -243,8 +243,10 @@ class ClientCredentials(_PluginBases):
         # (access_token, monotonic time after which we fetch a new one)
         self._cached: tuple[str, float] | None = None
         self._lock = threading.Lock()
-        # Tasks of one event loop share a fetch through an async lock of that loop.
+        # Tasks of one event loop share a fetch through an async lock of that loop. Its own
+        # guard, not _lock: a thread holds _lock for a whole fetch, and the loop must not wait.
         self._async_lock: tuple[object, anyio.Lock] | None = None
+        self._async_lock_guard = threading.Lock()
 
     @classmethod
     def from_issuer(
@@ -523,7 +525,7 @@ class ClientCredentials(_PluginBases):
         import anyio
 
         loop = _running_loop()
-        with self._lock:
+        with self._async_lock_guard:
             if self._async_lock is None or self._async_lock[0] is not loop:
                 self._async_lock = (loop, anyio.Lock())
             return self._async_lock[1]
