@@ -83,6 +83,25 @@ def test_async_tasks_share_one_token_request(server, proxy):
     assert len(token_requests(proxy)) == 1
 
 
+def test_async_tasks_fetch_one_token_through_the_proxy_of_the_async_client(server, proxy):
+    async def call() -> list[int]:
+        async with httpx.AsyncClient(proxy=proxy.url, trust_env=False) as client:
+            client.auth = ClientCredentials(
+                server.token_url,
+                server.mgmt_client_id,
+                server.mgmt_client_secret,
+                session=client,  # token requests too go through it, on the event loop
+            )
+            answers = await asyncio.gather(
+                *(client.get(f"{server.url}/api/v1/organizations") for _ in range(10))
+            )
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(call()) == [200] * 10
+    assert token_requests(proxy) == [{"grant_type": "client_credentials"}]  # secret in Basic
+    assert [method for method, _, _ in proxy.seen].count("GET") == 10
+
+
 def test_a_refused_token_request_raises_from_the_session(server):
     credentials = ClientCredentials(server.token_url, server.mgmt_client_id, "not-the-secret")
     session = requests.Session()
@@ -141,7 +160,7 @@ def test_a_session_that_uses_the_credentials_as_auth_fetches_the_token_without_t
 
 
 def test_anything_else_as_a_session_is_refused_at_once(server):
-    with pytest.raises(TypeError, match=r"requests\.Session or an httpx\.Client"):
+    with pytest.raises(TypeError, match=r"requests\.Session, an httpx\.Client"):
         ClientCredentials(server.token_url, "id", "secret", session=object())
 
 

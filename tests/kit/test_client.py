@@ -352,3 +352,146 @@ def test_the_credentials_are_requests_and_httpx_auth_themselves(kit, credentials
 def test_an_unusable_private_key_is_refused_at_construction(private_key, message):
     with pytest.raises(ValueError, match=message):
         ClientCredentials("https://a.test/token", "id", private_key=private_key)
+
+
+# --- Async httpx through the caller's AsyncClient -------------------------------------------------
+
+
+class RecordingTransport(httpx.AsyncHTTPTransport):
+    """A real async transport that notes each request's path: what the AsyncClient sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return await super().handle_async_request(request)
+
+
+def async_credentials(kit, client: httpx.AsyncClient, secret: str = CLIENT_SECRET):
+    return ClientCredentials(kit.url("/token"), CLIENT_ID, secret, session=client)
+
+
+def test_async_tasks_share_one_token_request_sent_by_the_async_client(kit):
+    kit.token_delay = 0.2  # every task arrives while the first fetch is in flight
+    transport = RecordingTransport()
+
+    async def call():
+        async with httpx.AsyncClient(transport=transport) as client:
+            client.auth = async_credentials(kit, client)
+            answers = await asyncio.gather(*(client.get(kit.url("/resource")) for _ in range(10)))
+        return [answer.json()["token"] for answer in answers]
+
+    assert asyncio.run(call()) == ["at-1"] * 10
+    assert kit.count("/token") == 1
+    # The token request went through the AsyncClient (its transport), not urllib in a thread.
+    assert transport.paths.count("/token") == 1 and transport.paths.count("/resource") == 10
+
+
+def test_an_async_retry_after_401_fetches_once_through_the_async_client(kit):
+    transport = RecordingTransport()
+    kit.revoked_api_tokens.add("at-1")
+
+    async def call():
+        async with httpx.AsyncClient(transport=transport) as client:
+            client.auth = async_credentials(kit, client)
+            first = await client.get(kit.url("/resource"))
+            concurrent = await asyncio.gather(*(client.get(kit.url("/resource")) for _ in range(5)))
+            kit.revoked_api_tokens.add("at-2")
+            retried = await asyncio.gather(*(client.get(kit.url("/resource")) for _ in range(5)))
+        return first, concurrent, retried
+
+    first, concurrent, retried = asyncio.run(call())
+
+    assert first.json()["token"] == "at-2"
+    assert {answer.json()["token"] for answer in concurrent} == {"at-2"}
+    # Five concurrent 401s for at-2 drop it once: one new token, not five.
+    assert {answer.json()["token"] for answer in retried} == {"at-3"}
+    assert kit.count("/token") == 3 == transport.paths.count("/token")
+
+
+def test_one_credentials_object_serves_one_event_loop_after_another(kit):
+    async def call(credentials):
+        async with httpx.AsyncClient() as client:
+            credentials.session = client
+            tokens = await asyncio.gather(*(credentials.atoken() for _ in range(3)))
+        credentials.invalidate()
+        return tokens
+
+    credentials = ClientCredentials(kit.url("/token"), CLIENT_ID, CLIENT_SECRET)
+
+    assert asyncio.run(call(credentials)) == ["at-1"] * 3
+    assert asyncio.run(call(credentials)) == ["at-2"] * 3
+
+
+def test_atoken_without_a_session_fetches_in_a_thread(kit, credentials):
+    assert asyncio.run(credentials.atoken()) == "at-1"
+    assert credentials.token() == "at-1"
+
+
+def test_a_refused_async_token_request_raises_token_request_error(kit):
+    async def call():
+        async with httpx.AsyncClient() as client:
+            client.auth = async_credentials(kit, client, secret="wrong")
+            await client.get(kit.url("/resource"))
+
+    with pytest.raises(TokenRequestError) as caught:
+        asyncio.run(call())
+
+    assert (caught.value.error, caught.value.status_code) == ("invalid_client", 401)
+    assert kit.count("/resource") == 0
+
+
+def test_an_unreachable_token_endpoint_through_the_async_client_is_request_failed():
+    async def call():
+        async with httpx.AsyncClient() as client:
+            credentials = ClientCredentials("http://127.0.0.1:9/token", "id", "s", session=client)
+            return await credentials.atoken()
+
+    with pytest.raises(TokenRequestError) as caught:
+        asyncio.run(call())
+
+    assert caught.value.error == "request_failed" and caught.value.status_code is None
+
+
+def test_sync_uses_of_an_async_client_session_are_refused(kit):
+    from m2m_auth_kit.management import ManagementClient
+
+    client = httpx.AsyncClient()
+    credentials = async_credentials(kit, client)
+
+    with pytest.raises(TypeError, match="atoken"):
+        credentials.token()
+    with pytest.raises(TypeError, match="AsyncClient"):
+        ClientCredentials.from_issuer(kit.issuer, CLIENT_ID, CLIENT_SECRET, session=client)
+    with pytest.raises(TypeError, match="AsyncClient"):
+        ManagementClient(kit.issuer, CLIENT_ID, CLIENT_SECRET, session=client)
+    with pytest.raises(TypeError, match=r"requests\.Session, an httpx\.Client"):
+        ClientCredentials(kit.url("/token"), CLIENT_ID, CLIENT_SECRET, session=object())
+    assert kit.count("/token") == 0 and kit.count("/.well-known/oauth-authorization-server") == 0
+
+
+def test_a_thread_fetching_a_token_never_blocks_the_event_loop(kit, credentials):
+    kit.token_delay = 1.0
+    fetching = threading.Thread(target=credentials.token)
+    fetching.start()
+    for _ in range(1000):  # until the thread holds the lock, in its slow fetch
+        if kit.token_requests:
+            break
+        time.sleep(0.01)
+    issued_while_the_loop_ran = []
+
+    async def other():
+        issued_while_the_loop_ran.append(kit.issued)
+
+    async def main():
+        return await asyncio.gather(credentials.atoken(), other())
+
+    token, _ = asyncio.run(main())
+    fetching.join()
+
+    # The other task ran while the thread's token was still being issued: the task that needed
+    # a token waited for it off the loop.
+    assert issued_while_the_loop_ran == [0]
+    assert token == "at-1" and kit.count("/token") == 1

@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
-from m2m_auth_kit.guards import InsufficientScopeError, get_verifier
+from m2m_auth_kit.guards import InsufficientScopeError, get_verifier, reset_verifier
 from tests.kit.server import AUDIENCE
 
 pytestmark = pytest.mark.urls("tests.kit.urls_guards")
@@ -28,6 +28,9 @@ def invalid_request(description):
 
 @pytest.fixture(autouse=True)
 def resource_server(settings, kit):
+    # Here as well as in the server's conftest: this module also runs without it, on Django 4.2
+    # (tests/kit/guard_settings.py).
+    reset_verifier()
     settings.RESOURCE_SERVER = {
         "ISSUER": kit.issuer,
         "AUDIENCE": AUDIENCE,
@@ -40,6 +43,8 @@ def resource_server(settings, kit):
         **settings.REST_FRAMEWORK,
         "EXCEPTION_HANDLER": "rest_framework.views.exception_handler",
     }
+    yield
+    reset_verifier()
 
 
 @pytest.fixture

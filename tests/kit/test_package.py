@@ -3,8 +3,10 @@
 One wheel and one virtualenv per test session (building them is the slow part). The wheel is
 built from a copy of ``m2m-auth-kit/``, so the build leaves nothing in the tree. The package's
 own suite (``m2m-auth-kit/tests``) then runs in that virtualenv against our server under
-gunicorn. The guards, which need Django and DRF, are tested in this suite's environment
-(``tests/kit/test_guards.py``).
+gunicorn; that virtualenv also has Flask and FastAPI, for the README's recipes. The guards, which
+need Django and DRF, are tested in this suite's environment (``tests/kit/test_guards.py``) and,
+with the same tests, in a second virtualenv holding the wheel and Django 4.2, the oldest Django
+the kit supports.
 """
 
 from __future__ import annotations
@@ -69,10 +71,40 @@ def bare_packages(venv) -> set[str]:
 
 @pytest.fixture(scope="session")
 def test_venv(venv, wheel, bare_packages) -> Path:
-    """The same virtualenv with the requests and httpx extras and pytest; still no Django."""
+    """The same virtualenv with the requests and httpx extras, pytest, and Flask and FastAPI
+    for the README's recipes (FastAPI's TestClient uses httpx); still no Django."""
     python = venv / "bin" / "python"
-    run(python, "-m", "pip", "install", "--quiet", f"{wheel}[requests,httpx]", "pytest")
+    run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        f"{wheel}[requests,httpx]",
+        "pytest",
+        "flask",
+        "fastapi",
+    )
     return venv
+
+
+@pytest.fixture(scope="session")
+def django42_venv(tmp_path_factory, wheel) -> Path:
+    """A second virtualenv: the wheel with its drf extra on Django 4.2, and pytest-django."""
+    path = tmp_path_factory.mktemp("kit-django42") / "venv"
+    run(sys.executable, "-m", "venv", path)
+    run(
+        path / "bin" / "python",
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        f"{wheel}[drf]",
+        "Django>=4.2,<4.3",
+        "pytest",
+        "pytest-django",
+    )
+    return path
 
 
 def test_the_wheel_holds_every_module_and_the_typing_marker(wheel):
@@ -133,8 +165,10 @@ def server(tmp_path_factory):
 
 def test_the_package_suite_passes_in_the_virtualenv_against_our_server(test_venv, server, tmp_path):
     made = json.loads(server.manage("create_management_client", "--name", "kit").stdout)
-    # A copy of the tests alone: the package comes from the wheel, not from src/.
+    # A copy of the tests alone (and the README, whose recipes they run): the package comes from
+    # the wheel, not from src/.
     shutil.copytree(KIT / "tests", tmp_path / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(KIT / "README.md", tmp_path / "README.md")
     env = child_env(
         M2M_KIT_SERVER_URL=server.url,
         M2M_KIT_MGMT_CLIENT_ID=made["client_id"],
@@ -152,8 +186,54 @@ def test_the_package_suite_passes_in_the_virtualenv_against_our_server(test_venv
         timeout=600,
     )
 
+    assert_all_passed(result)
+    assert "test_readme_recipes.py" in result.stdout  # Flask and FastAPI were there: none skipped
+    # No secret of ours in the server's log.
+    assert made["client_secret"] not in server.log_text()
+
+
+# Everything the guards' tests need, and nothing of the server: its conftest and settings stay out.
+GUARD_TEST_FILES = (
+    "__init__.py",
+    "conftest.py",
+    "server.py",
+    "urls_guards.py",
+    "guard_settings.py",
+    "test_guards.py",
+)
+
+
+def test_the_guards_pass_their_tests_on_django_4_2(django42_venv, tmp_path):
+    python = django42_venv / "bin" / "python"
+    versions = run(python, "-c", "import django, rest_framework; print(django.get_version())")
+    assert versions.stdout.startswith("4.2."), versions.stdout
+    kit_tests = tmp_path / "tests" / "kit"
+    kit_tests.mkdir(parents=True)
+    (tmp_path / "tests" / "__init__.py").touch()
+    for name in GUARD_TEST_FILES:
+        shutil.copy(ROOT / "tests" / "kit" / name, kit_tests / name)
+
+    result = subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/kit"],
+        cwd=tmp_path,
+        env=child_env(DJANGO_SETTINGS_MODULE="tests.kit.guard_settings", PYTHONPATH=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    passed = assert_all_passed(result)
+    # Every test of the module ran there, and the guards came from the wheel in that virtualenv.
+    guards = str(ROOT / "tests" / "kit" / "test_guards.py")
+    here = run(sys.executable, "-m", "pytest", "-q", "--collect-only", guards, cwd=ROOT)
+    assert passed == here.stdout.count("test_guards.py::") > 0, here.stdout[-2000:]
+    where = run(python, "-c", "import m2m_auth_kit.drf as m; print(m.__file__)", cwd=tmp_path)
+    assert where.stdout.startswith(str(django42_venv)), where.stdout
+
+
+def assert_all_passed(result: subprocess.CompletedProcess) -> int:
+    """A pytest run in a virtualenv passed, with nothing skipped; how many tests passed."""
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-4000:]
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary, summary
-    # No secret of ours in the server's log.
-    assert made["client_secret"] not in server.log_text()
+    return int(summary.split(" passed")[0].split()[-1])

@@ -1,7 +1,8 @@
 """One way to send the kit's own HTTP requests: through the caller's client, or urllib.
 
 Token requests, discovery and management calls go through the ``requests.Session`` or
-``httpx.Client`` the caller hands us, so the proxies, CA bundle, client certificate (mTLS) and
+``httpx.Client`` the caller hands us (token requests from async code through an
+``httpx.AsyncClient``, with ``asend``), so the proxies, CA bundle, client certificate (mTLS) and
 transport they configured on it apply to our requests too. Without one we use urllib, so the
 kit needs no HTTP library of its own. Either way the answer is capped in size and a redirect is
 not followed with a session (credentials are never re-sent to where a ``Location`` points).
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HTTPFailure", "HTTPResponse", "check_session", "send"]
+__all__ = ["HTTPFailure", "HTTPResponse", "asend", "check_session", "is_async", "send"]
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 _OPENER = urllib.request.build_opener()
@@ -64,15 +65,27 @@ def _session_kind(session: object) -> str:
     else:
         if isinstance(session, httpx.Client):
             return "httpx"
+        if isinstance(session, httpx.AsyncClient):
+            return "httpx-async"
     raise TypeError(
-        f"session must be a requests.Session or an httpx.Client, not {type(session).__name__}"
+        "session must be a requests.Session, an httpx.Client or (for ClientCredentials) an"
+        f" httpx.AsyncClient, not {type(session).__name__}"
     )
 
 
-def check_session(session: object | None) -> None:
-    """Refuse, when it is configured rather than at the first request, what we cannot use."""
-    if session is not None:
-        _session_kind(session)
+def is_async(session: object | None) -> bool:
+    """Whether ``session`` is an ``httpx.AsyncClient`` (sent with ``asend``, not ``send``)."""
+    return session is not None and _session_kind(session) == "httpx-async"
+
+
+def check_session(session: object | None, *, allow_async: bool = False) -> None:
+    """Refuse, when it is configured rather than at the first request, what we cannot use.
+
+    An ``httpx.AsyncClient`` only where the caller has async code to send it from
+    (``allow_async``): ``ClientCredentials`` as the auth of an ``httpx.AsyncClient``.
+    """
+    if is_async(session) and not allow_async:
+        raise TypeError("an httpx.AsyncClient can send only from async code; pass an httpx.Client")
 
 
 def _no_auth(request: Any) -> Any:
@@ -100,9 +113,51 @@ def send(
         raise HTTPFailure(f"not an http(s) URL: {url!r}")
     if session is None:
         return _send_urllib(method, url, headers, body, timeout)
-    if _session_kind(session) == "requests":
+    kind = _session_kind(session)
+    if kind == "requests":
         return _send_requests(session, method, url, headers, body, timeout)
+    if kind == "httpx-async":
+        raise TypeError("an httpx.AsyncClient sends only from async code")
     return _send_httpx(session, method, url, headers, body, timeout)
+
+
+async def asend(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    body: bytes | None = None,
+    timeout: float,
+    session: Any,
+) -> HTTPResponse:
+    """``send`` through an ``httpx.AsyncClient``, on the event loop: no thread, no sync client.
+
+    Raises:
+        HTTPFailure: no answer (network, TLS, timeout, a URL that is not http(s)).
+    """
+    import httpx
+
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise HTTPFailure(f"not an http(s) URL: {url!r}")
+    try:
+        # auth=None: not the client's own auth (it may be our ClientCredentials; see _no_auth).
+        async with session.stream(
+            method,
+            url,
+            content=body,
+            headers=headers,
+            timeout=timeout,
+            auth=None,
+            follow_redirects=False,
+        ) as response:
+            received = bytearray()
+            async for chunk in response.aiter_bytes():
+                received += chunk
+                if len(received) >= MAX_RESPONSE_BYTES:
+                    break
+            return _response(response.status_code, response.headers.items(), [bytes(received)])
+    except httpx.HTTPError as exc:
+        raise HTTPFailure(str(exc)) from None
 
 
 def _send_urllib(

@@ -20,16 +20,19 @@ The client authenticates with a secret (HTTP Basic or form fields) or with a
 private key (``private_key_jwt``, RFC 7523: a fresh signed assertion per token
 request). Token requests go through the ``requests.Session`` or
 ``httpx.Client`` passed as ``session=`` (its proxies, CA bundle and client
-certificate apply), through urllib otherwise.
+certificate apply), through urllib otherwise. For ``httpx.AsyncClient`` auth,
+pass the ``httpx.AsyncClient`` itself as ``session=``: token requests are then
+sent by it on the event loop.
 
 One ``ClientCredentials`` per (client, scope, audience) and process is the
 intended use: it is thread-safe, keeps one token until shortly before it
-expires, and lets a single thread fetch a new one while the others (threads
-or asyncio tasks) wait.
+expires, and lets a single thread (or task) fetch a new one while the others
+wait.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import json
@@ -37,7 +40,7 @@ import secrets
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncGenerator, Generator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 import jwt
@@ -48,6 +51,7 @@ from m2m_auth_kit import _http
 from m2m_auth_kit.verify import _discovery_urls
 
 if TYPE_CHECKING:
+    import anyio
     import httpx
     import requests
     from requests.auth import AuthBase
@@ -180,7 +184,9 @@ class ClientCredentials(_PluginBases):
         auth_method: ``"client_secret_basic"`` (the default with a secret),
             ``"client_secret_post"``, or ``"private_key_jwt"`` (the default with a key).
         assertion_lifetime: seconds an assertion is valid (short: it is used once).
-        session: a ``requests.Session`` or ``httpx.Client`` to send token requests with.
+        session: a ``requests.Session`` or ``httpx.Client`` to send token requests with;
+            or an ``httpx.AsyncClient``, for use as async httpx auth only (``await
+            atoken()``; ``token()`` then raises ``TypeError``).
         refresh_margin: fetch a new token this many seconds before the cached
             one expires (at most half its lifetime), so a token never expires in
             flight.
@@ -220,7 +226,7 @@ class ClientCredentials(_PluginBases):
             raise ValueError("token_url must be an http(s) URL")
         if not 1 <= assertion_lifetime <= 300:
             raise ValueError("assertion_lifetime must be 1 to 300 seconds")
-        _http.check_session(session)
+        _http.check_session(session, allow_async=True)
         self.token_url = token_url
         self.client_id = client_id
         self._client_secret = client_secret
@@ -237,6 +243,10 @@ class ClientCredentials(_PluginBases):
         # (access_token, monotonic time after which we fetch a new one)
         self._cached: tuple[str, float] | None = None
         self._lock = threading.Lock()
+        # Tasks of one event loop share a fetch through an async lock of that loop. Its own
+        # guard, not _lock: a thread holds _lock for a whole fetch, and the loop must not wait.
+        self._async_lock: tuple[object, anyio.Lock] | None = None
+        self._async_lock_guard = threading.Lock()
 
     @classmethod
     def from_issuer(
@@ -257,7 +267,10 @@ class ClientCredentials(_PluginBases):
 
         Raises:
             TokenRequestError: ``discovery_failed``, with the reason.
+            TypeError: ``session`` is an ``httpx.AsyncClient`` (discovery is sync: give
+                the token endpoint to the constructor).
         """
+        _http.check_session(session)
         metadata = _metadata(issuer, session, timeout)
         token_url = metadata.get("token_endpoint")
         if not isinstance(token_url, str):
@@ -287,7 +300,10 @@ class ClientCredentials(_PluginBases):
 
         Raises:
             TokenRequestError: the token endpoint refused or failed.
+            TypeError: the session is an ``httpx.AsyncClient``: use ``await atoken()``.
         """
+        if _http.is_async(self.session):
+            raise TypeError("the session is an httpx.AsyncClient: use await credentials.atoken()")
         cached = self._cached
         if cached is not None and time.monotonic() < cached[1]:
             return cached[0]
@@ -315,6 +331,40 @@ class ClientCredentials(_PluginBases):
             return self._fetch()
 
     def _fetch(self) -> str:
+        headers, body = self._token_request()
+        started = time.monotonic()
+        try:
+            response = _http.send(
+                "POST",
+                self.token_url,
+                headers=headers,
+                body=body,
+                timeout=self.timeout,
+                session=self.session,
+            )
+        except _http.HTTPFailure as exc:
+            raise TokenRequestError("request_failed", str(exc)) from None
+        return self._accept(response, started)
+
+    async def _afetch(self) -> str:
+        """``_fetch`` through the ``httpx.AsyncClient`` session, on the event loop."""
+        headers, body = self._token_request()
+        started = time.monotonic()
+        try:
+            response = await _http.asend(
+                "POST",
+                self.token_url,
+                headers=headers,
+                body=body,
+                timeout=self.timeout,
+                session=self.session,
+            )
+        except _http.HTTPFailure as exc:
+            raise TokenRequestError("request_failed", str(exc)) from None
+        return self._accept(response, started)
+
+    def _token_request(self) -> tuple[dict[str, str], bytes]:
+        """The headers and form of one token request (a fresh assertion for each)."""
         fields = {"grant_type": "client_credentials"}
         if self.scope:
             fields["scope"] = self.scope
@@ -337,18 +387,10 @@ class ClientCredentials(_PluginBases):
         else:
             fields["client_id"] = self.client_id
             fields["client_secret"] = str(self._client_secret)
-        started = time.monotonic()
-        try:
-            response = _http.send(
-                "POST",
-                self.token_url,
-                headers=headers,
-                body=urllib.parse.urlencode(fields).encode("ascii"),
-                timeout=self.timeout,
-                session=self.session,
-            )
-        except _http.HTTPFailure as exc:
-            raise TokenRequestError("request_failed", str(exc)) from None
+        return headers, urllib.parse.urlencode(fields).encode("ascii")
+
+    def _accept(self, response: _http.HTTPResponse, started: float) -> str:
+        """The access token of a token response, cached; ``started`` is when we asked."""
         status = response.status
         try:
             answer = json.loads(response.body)
@@ -446,26 +488,58 @@ class ClientCredentials(_PluginBases):
             request.headers["Authorization"] = _bearer(self._token_after_rejection(token))
             yield request
 
+    async def atoken(self) -> str:
+        """``token()`` for async code: a valid access token, without blocking the event loop.
+
+        With an ``httpx.AsyncClient`` as ``session`` the token request is sent by it, on the
+        loop; otherwise ``token()`` runs in a worker thread. Either way the tasks of a loop
+        that need a new token at once wait for one request.
+
+        Raises:
+            TokenRequestError: the token endpoint refused or failed.
+        """
+        cached = self._cached
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
+        async with self._loop_lock():
+            cached = self._cached
+            if cached is not None and time.monotonic() < cached[1]:
+                return cached[0]  # fetched by the task we waited for
+            if not _http.is_async(self.session):
+                return await _in_thread(self.token)
+            return await self._afetch()
+
+    async def _atoken_after_rejection(self, rejected: str) -> str:
+        """``_token_after_rejection`` for async code."""
+        async with self._loop_lock():
+            if not _http.is_async(self.session):
+                return await _in_thread(self._token_after_rejection, rejected)
+            cached = self._cached
+            if cached is not None and cached[0] != rejected and time.monotonic() < cached[1]:
+                return cached[0]
+            self._cached = None
+            return await self._afetch()
+
+    def _loop_lock(self) -> anyio.Lock:
+        """The async lock of the running event loop (an async lock serves one loop only)."""
+        import anyio
+
+        loop = _running_loop()
+        with self._async_lock_guard:
+            if self._async_lock is None or self._async_lock[0] is not loop:
+                self._async_lock = (loop, anyio.Lock())
+            return self._async_lock[1]
+
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """As ``sync_auth_flow``, fetching tokens off the event loop when needed.
-
-        The fetch runs in a worker thread under the same lock as the sync path,
-        so concurrent tasks (and threads) share one token request.
-        """
-        import anyio.to_thread  # an httpx dependency; works under asyncio and trio
-
+        """As ``sync_auth_flow``, never blocking the event loop (see ``atoken``)."""
         await request.aread()
-        cached = self._cached
-        if cached is not None and time.monotonic() < cached[1]:
-            token = cached[0]
-        else:
-            token = await anyio.to_thread.run_sync(self.token)
+        token = await self.atoken()
         request.headers["Authorization"] = _bearer(token)
         response = yield request
         if response.status_code == 401:
-            token = await anyio.to_thread.run_sync(self._token_after_rejection, token)
+            token = await self._atoken_after_rejection(token)
             request.headers["Authorization"] = _bearer(token)
             yield request
 
@@ -504,6 +578,23 @@ def _metadata(issuer: str, session: object | None, timeout: float) -> dict[str, 
             raise TokenRequestError("discovery_failed", f"{url}: metadata names another issuer")
         return document
     raise TokenRequestError("discovery_failed", "; ".join(problems))
+
+
+def _running_loop() -> object:
+    """The running asyncio loop, or trio's token for the running trio run."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # httpx runs async under asyncio or trio only
+        import trio  # type: ignore[import-not-found,unused-ignore]
+
+        return trio.lowlevel.current_trio_token()
+
+
+async def _in_thread(function: Callable[..., str], *args: Any) -> str:
+    """``function(*args)`` in a worker thread, so the event loop never blocks on urllib."""
+    import anyio.to_thread  # an httpx dependency; works under asyncio and trio
+
+    return await anyio.to_thread.run_sync(function, *args)
 
 
 def _basic_auth(client_id: str, client_secret: str) -> str:

@@ -317,6 +317,7 @@ class ManagementClient:
         timeout: float = 10,
     ) -> None:
         """Configure the client; the first call fetches the management token."""
+        _http.check_session(session)  # its calls are sync: no httpx.AsyncClient
         base = env_url.rstrip("/")
         self.api_url = f"{base}/api/v1"
         self.session = session
