@@ -610,3 +610,24 @@ class OutboxTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"
+
+
+# --- One-time forms: a submitted form is claimed once -------------------------------------------
+
+
+class FormClaim(models.Model):
+    """A one-time form token, claimed by the first submission that carries it.
+
+    The claim is a unique row inserted in the transaction of the change it guards, so any number
+    of concurrent submissions of one form (a double click, a reload, four tabs) make one change:
+    the others fail the insert and are shown what the first one made (``target_id``).
+    """
+
+    token = models.CharField(primary_key=True, max_length=64)
+    kind = models.CharField(max_length=32)
+    organization_id = models.CharField(max_length=32, blank=True, default="")
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target_id or '(pending)'}"

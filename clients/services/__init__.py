@@ -6,6 +6,7 @@ rule lives in one place. Functions are keyword-only and atomic; they raise
 The submodules split them by subject; callers import from here.
 """
 
+from clients.services._common import AlreadySubmitted
 from clients.services.audit import Actor, audit_record
 from clients.services.catalog import (
     api_resource_create,
@@ -55,6 +56,7 @@ from clients.services.secrets import (
 __all__ = [
     "CLIENT_UPDATABLE_FIELDS",
     "Actor",
+    "AlreadySubmitted",
     "account_signup",
     "account_signup_confirm",
     "api_resource_create",

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clients.models import Invitation, Membership, Organization
-from clients.services._common import check_model, delete_once
+from clients.services._common import check_model, delete_once, form_claim
 from clients.services.audit import Actor, audit_invitation, audit_member
 from clients.services.organizations import organization_create
 from clients.services.outbox import enqueue
@@ -112,9 +112,16 @@ def password_reset_request(*, email: str) -> None:
 
 @transaction.atomic
 def invitation_create(
-    *, actor: Actor, organization: Organization, email: str, role: str, invited_by: Any
+    *,
+    actor: Actor,
+    organization: Organization,
+    email: str,
+    role: str,
+    invited_by: Any,
+    form_token: str = "",
 ) -> Invitation:
     """Invite someone by email; the worker sends the link (kind ``invitation.email``)."""
+    form_claim(form_token, kind="invitation.create", organization_id=organization.pk)
     _check_role(role)
     email = get_user_model().objects.normalize_email(email).strip()
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():

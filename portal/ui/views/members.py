@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clients import selectors, services
 from clients.models import Membership
+from portal.lib.once import nonce_issue, nonce_of
 from portal.ui import forms
 from portal.ui.tenancy import member_view
 from portal.ui.views._common import actor_for, org_context
@@ -23,6 +24,7 @@ def _members_context(request: HttpRequest, member: Membership, **extra: object) 
         members=organization.memberships.select_related("user").order_by("create_time", "id"),
         invitations=organization.invitations.filter(accepted_time__isnull=True)[:50],
         roles=Membership.Role.choices,
+        nonce=nonce_issue(),
         **extra,
     )
 
@@ -46,7 +48,13 @@ def member_invite(request: HttpRequest, member: Membership) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
                 invited_by=request.user,
+                form_token=nonce_of(request),
             )
+        except services.AlreadySubmitted:
+            messages.info(
+                request, "This invitation was already sent (the form was submitted twice)."
+            )
+            return redirect("portal:members", org_id=member.organization_id)
         except ValidationError as exc:
             forms.add_service_errors(form, exc)
         else:

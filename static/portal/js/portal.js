@@ -55,6 +55,31 @@
     }
   });
 
+  // A button that creates or changes something is disabled on the first click, so a double
+  // click sends one request. Only a courtesy: the server claims each form's one-time token, so a
+  // second submission changes nothing anyway. Disabled after the submit event (a disabled
+  // submitter would drop out of the form's data); enabled again when the page comes back from
+  // the back-forward cache or an htmx request ends.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || (form.method || "").toLowerCase() !== "post") { return; }
+    var buttons = form.querySelectorAll("button[type=submit], button:not([type])");
+    setTimeout(function () {
+      buttons.forEach(function (button) {
+        button.disabled = true;
+        button.setAttribute("aria-busy", "true");
+      });
+    }, 0);
+  });
+  function enableAll(root) {
+    root.querySelectorAll("button[aria-busy=true]").forEach(function (button) {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    });
+  }
+  window.addEventListener("pageshow", function () { enableAll(document); });
+  document.addEventListener("htmx:afterRequest", function () { enableAll(document); });
+
   // Fragments swapped in by htmx may hold buttons that need this script too.
   document.addEventListener("htmx:afterSwap", function (event) { reveal(event.target); });
   document.addEventListener("htmx:oobAfterSwap", function (event) { reveal(event.target); });
