@@ -86,6 +86,17 @@ MAX_CLAIM_KEY_LENGTH = 64
 MAX_CLAIM_VALUE_LENGTH = 256
 
 
+def email_canonical(email: str) -> str:
+    """An e-mail address as accounts and invitations store and match it: trimmed, lower case.
+
+    People type their address with any capitalisation, and mail systems treat it as one
+    mailbox; an account whose log-in depended on the capitalisation used at sign-up would lock
+    its owner out. Every door (sign-up, log-in, invitations, password reset) passes addresses
+    through here, so they agree.
+    """
+    return email.strip().lower()
+
+
 def random_id(prefix: str) -> str:
     """A prefixed random 17-digit id (``org_59615193906282635``): not a sequence."""
     return f"{prefix}{secrets.randbelow(9 * 10**16) + 10**16}"

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
@@ -54,8 +55,29 @@ class PasswordPairForm(forms.Form):
         return data
 
 
+def email_field() -> forms.EmailField:
+    """An e-mail address field as every portal form labels it (accounts are e-mail addresses)."""
+    return forms.EmailField(
+        label="E-mail", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+
+
+class LoginForm(AuthenticationForm):
+    """Django's log-in form, saying what the account name is: an e-mail address."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = "E-mail"
+        self.fields["username"].widget.input_type = "email"
+        self.fields["username"].widget.attrs["autocomplete"] = "username"
+
+
+class EmailPasswordResetForm(PasswordResetForm):
+    email = email_field()
+
+
 class SignupForm(PasswordPairForm):
-    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    email = email_field()
     organization_name = forms.CharField(
         label="Organization name",
         max_length=MAX_NAME_LENGTH,
@@ -77,7 +99,7 @@ class InvitationSignupForm(PasswordPairForm):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField()
+    email = email_field()
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.VIEWER)
 
 

@@ -76,7 +76,7 @@ def sign_up(page: Page, server: LiveServer, email: str, organization: str) -> st
     """Sign up, confirm with the mailed link; returns the new organization's id (from the URL
     it lands on)."""
     page.goto("/signup")
-    page.get_by_label("Email").fill(email)
+    page.get_by_label("E-mail").fill(email)
     page.get_by_label("Organization name").fill(organization)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Password again").fill(PASSWORD)
@@ -198,7 +198,7 @@ def test_an_invited_viewer_sees_no_change_buttons_and_is_refused(browser, contex
 
     viewer_email = unique_email("viewer")
     owner_page.goto(f"/orgs/{org_id}/members")
-    owner_page.get_by_label("Email").fill(viewer_email)
+    owner_page.get_by_label("E-mail").fill(viewer_email)
     owner_page.get_by_label("Role", exact=True).select_option("viewer")
     owner_page.get_by_role("button", name="Send invitation").click()
     expect(owner_page.get_by_text(f"Invitation sent to {viewer_email}")).to_be_visible()

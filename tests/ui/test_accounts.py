@@ -298,3 +298,45 @@ def test_the_activity_fragment_for_htmx(as_owner, org, two_clients):
         f"/orgs/{org.id}/audit", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="audit-table"
     )
     assert response.content.decode().lstrip().startswith('<div id="audit-table">')
+
+
+def confirmed_sign_up(client, email: str) -> None:
+    sign_up(client, email=email)
+    run_worker()
+    link = mailed_path(mail.outbox[-1], "/signup/confirm/")
+    assert post_form(client, link, {}).status_code == 302
+    client.logout()
+
+
+@pytest.mark.parametrize(
+    "typed", ["Mixed.Case@Example.COM", "mixed.case@example.com", " MIXED.CASE@EXAMPLE.COM "]
+)
+def test_log_in_works_with_any_capitalisation_of_the_address(client, typed):
+    confirmed_sign_up(client, "Mixed.Case@Example.COM")
+    assert get_user_model().objects.get().username == "mixed.case@example.com"
+    response = post_form(client, "/login", {"username": typed, "password": PASSWORD})
+    assert response.status_code == 302, response.content.decode()
+    assert client.get("/").status_code == 302  # logged in: home opens the organization
+
+
+def test_sign_up_in_another_capitalisation_opens_no_second_account(client):
+    confirmed_sign_up(client, "dev@newco.test")
+    sign_up(client, email="DEV@NewCo.test")
+    assert get_user_model().objects.count() == 1
+
+
+def test_an_invitation_to_a_capitalised_address_is_one_for_its_account(org, owner):
+    invitation = invitation_create(
+        actor=SYSTEM,
+        organization=org,
+        email="New.Person@ACME.test",
+        role="viewer",
+        invited_by=owner,
+    )
+    assert invitation.email == "new.person@acme.test"
+
+
+def test_the_log_in_and_reset_fields_say_e_mail(client):
+    for path in ("/login", "/password-reset/", "/signup"):
+        body = client.get(path).content.decode()
+        assert ">E-mail</label>" in body and "Username" not in body

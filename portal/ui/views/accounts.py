@@ -173,6 +173,7 @@ class LoginView(logins.LimitedLoginView):
     window closes."""
 
     template_name = "portal/login.html"
+    authentication_form = forms.LoginForm
     redirect_authenticated_user = True
 
 
@@ -182,6 +183,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     target address and per requesting address (``RATE_LIMIT_PASSWORD_RESET``)."""
 
     template_name = "portal/password_reset.html"
+    form_class = forms.EmailPasswordResetForm
     success_url = reverse_lazy("portal:password-reset-done")
 
     def form_valid(self, form: PasswordResetForm) -> HttpResponse:
