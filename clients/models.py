@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from typing import Any
 
 from argon2 import PasswordHasher, Type
@@ -86,6 +87,43 @@ MAX_CLAIM_KEY_LENGTH = 64
 MAX_CLAIM_VALUE_LENGTH = 256
 
 
+# Control characters (C0, DEL, C1: line breaks, tabs, NUL, escapes) and the Unicode line and
+# paragraph separators.
+_CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+def validate_no_control_characters(value: str) -> None:
+    """Refuse a name or description holding a control character.
+
+    Names are shown on one line in pages, mails (a subject is a header: a line break in it would
+    start another header), logs and CSV exports; a NUL is refused by PostgreSQL outright. One
+    validator on the model fields, so the portal, the management API and the admin refuse them
+    alike, with a field error.
+    """
+    bad = next((ch for ch in value if unicodedata.category(ch) in _CONTROL_CATEGORIES), None)
+    if bad is not None:
+        raise ValidationError(
+            "must not contain control characters such as line breaks, tabs or NUL "
+            f"(found U+{ord(bad):04X})",
+            code="control_characters",
+        )
+
+
+def name_field() -> models.CharField:
+    """A name shown to people (organization, client, API): one line, no control character."""
+    return models.CharField(max_length=MAX_NAME_LENGTH, validators=[validate_no_control_characters])
+
+
+def description_field() -> models.CharField:
+    """A description shown to people: optional, one line, no control character."""
+    return models.CharField(
+        max_length=MAX_DESCRIPTION_LENGTH,
+        blank=True,
+        default="",
+        validators=[validate_no_control_characters],
+    )
+
+
 def email_canonical(email: str) -> str:
     """An e-mail address as accounts and invitations store and match it: trimmed, lower case.
 
@@ -122,7 +160,7 @@ class Organization(models.Model):
     """A customer of the API provider; owns API clients and members."""
 
     id = models.CharField(primary_key=True, max_length=32, default=new_organization_id)
-    display_name = models.CharField(max_length=MAX_NAME_LENGTH)
+    display_name = name_field()
     external_id = models.CharField(max_length=128, unique=True, null=True, blank=True)
     create_time = models.DateTimeField(default=timezone.now, editable=False)
     update_time = models.DateTimeField(auto_now=True)
@@ -146,8 +184,8 @@ class ApiClient(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="clients", null=True, blank=True
     )
-    name = models.CharField(max_length=MAX_NAME_LENGTH)
-    description = models.CharField(max_length=MAX_DESCRIPTION_LENGTH, blank=True, default="")
+    name = name_field()
+    description = description_field()
     scopes = models.JSONField(default=list, blank=True)
     audience = models.JSONField(default=list, blank=True)
     custom_claims = models.JSONField(default=list, blank=True)
@@ -544,8 +582,8 @@ class ApiResource(models.Model):
     """An API of the provider that customers may grant access to (the catalog, kept by staff)."""
 
     audience = models.CharField(max_length=MAX_AUDIENCE_LENGTH, unique=True)
-    name = models.CharField(max_length=MAX_NAME_LENGTH)
-    description = models.CharField(max_length=MAX_DESCRIPTION_LENGTH, blank=True, default="")
+    name = name_field()
+    description = description_field()
     create_time = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -568,7 +606,7 @@ class ApiScope(models.Model):
 
     api = models.ForeignKey(ApiResource, on_delete=models.CASCADE, related_name="scopes")
     name = models.CharField(max_length=MAX_SCOPE_LENGTH)
-    description = models.CharField(max_length=MAX_DESCRIPTION_LENGTH, blank=True, default="")
+    description = description_field()
 
     class Meta:
         ordering = ["api", "name"]

@@ -19,6 +19,7 @@ from clients.models import (
     ApiClient,
     ApiResource,
     Membership,
+    validate_no_control_characters,
 )
 from oauth.settings import oauth_settings
 
@@ -81,6 +82,7 @@ class SignupForm(PasswordPairForm):
     organization_name = forms.CharField(
         label="Organization name",
         max_length=MAX_NAME_LENGTH,
+        validators=[validate_no_control_characters],
         help_text="Your company or team; you can invite colleagues later.",
     )
     field_order = ["email", "organization_name", "password1", "password2"]
@@ -138,11 +140,13 @@ def claims_from(data: QueryDict | None) -> list[dict[str, str]]:
 class ClientForm(forms.Form):
     """Register or edit a client. APIs and scopes are offered from the organization's catalog."""
 
-    name = forms.CharField(max_length=MAX_NAME_LENGTH)
+    # The model's validators, so that every mistake shows in one pass, before any service runs.
+    name = forms.CharField(max_length=MAX_NAME_LENGTH, validators=[validate_no_control_characters])
     description = forms.CharField(
         max_length=MAX_DESCRIPTION_LENGTH,
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[validate_no_control_characters],
+        help_text="One line: what the client does, for your team.",
     )
     audience = forms.MultipleChoiceField(
         label="APIs", required=False, widget=forms.CheckboxSelectMultiple

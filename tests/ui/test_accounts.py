@@ -340,3 +340,12 @@ def test_the_log_in_and_reset_fields_say_e_mail(client):
     for path in ("/login", "/password-reset/", "/signup"):
         body = client.get(path).content.decode()
         assert ">E-mail</label>" in body and "Username" not in body
+
+
+@pytest.mark.parametrize("bad", ["Acme\nBcc: evil@evil.test", "Acme\x00", "Acme\rCorp"])
+def test_an_organization_name_with_a_control_character_is_a_field_error(client, bad):
+    response = post_form(client, "/signup", {**SIGNUP, "organization_name": bad})
+    assert response.status_code == 400
+    errors = response.context["form"].errors["organization_name"]
+    assert any("control characters" in e or "Null characters" in e for e in errors), errors
+    assert not get_user_model().objects.exists() and not OutboxTask.objects.exists()

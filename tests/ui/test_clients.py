@@ -124,6 +124,13 @@ def test_registering_shows_the_secret_once_and_it_works(as_owner, org, catalog, 
     assert plain not in detail and f"…{plain[-4:]}" in detail
 
 
+def field_errors(body: str, field: str) -> list[str]:
+    """The error messages shown beside ``field`` (inside its ``div.field``)."""
+    block = re.search(rf'<div class="field[^"]*">\s*<label for="id_{field}">.*?</div>', body, re.S)
+    assert block, f"no field {field}"
+    return re.findall(r'<p class="error">([^<]*)</p>', block.group(0))
+
+
 def test_a_resent_register_form_redirects_without_a_secret(as_owner, org, catalog):
     form_page = as_owner.get(url(org, "clients", "new")).content.decode()
     nonce = re.search(r'name="nonce" value="([^"]+)"', form_page).group(1)
@@ -498,3 +505,13 @@ def test_the_edit_form_refuses_the_management_grant_on_its_field(
     assert list(errors) == [field] and "management API" in errors[field][0]
     stored = ApiClient.objects.get(pk=acme_client.client_id)
     assert stored.scopes == GUIDE_CLIENT["scopes"] and stored.audience == GUIDE_CLIENT["audience"]
+
+
+@pytest.mark.parametrize("field", ["name", "description"])
+@pytest.mark.parametrize("bad", ["line\nbreak", "nul\x00", "tab\there"])
+def test_a_control_character_is_a_field_error(as_owner, org, catalog, field, bad):
+    response = post_form(as_owner, url(org, "clients", "new"), guide_form(**{field: bad}))
+    assert response.status_code == 400
+    errors = field_errors(response.content.decode(), field)
+    assert any("control characters" in e or "Null characters" in e for e in errors), errors
+    assert not ApiClient.objects.filter(organization=org).exists()
