@@ -12,13 +12,15 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
+from clients import services
 from clients.models import (
     MAX_CUSTOM_CLAIMS,
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
     ApiClient,
-    ApiResource,
     Membership,
+    Organization,
+    validate_client_lists,
     validate_no_control_characters,
 )
 from oauth.settings import oauth_settings
@@ -138,7 +140,13 @@ def claims_from(data: QueryDict | None) -> list[dict[str, str]]:
 
 
 class ClientForm(forms.Form):
-    """Register or edit a client. APIs and scopes are offered from the organization's catalog."""
+    """Register or edit a client. APIs and scopes are offered from the organization's catalog.
+
+    Every mistake is found in one pass: the fields' own checks, the domain's checks of the
+    lists and claims (``validate_client_lists``) and the catalog's (``catalog_check``) all run in
+    ``clean``, and each error sits beside its field or its claim row. A ticked scope ticks its
+    API: nobody means a scope without the API that offers it.
+    """
 
     # The model's validators, so that every mistake shows in one pass, before any service runs.
     name = forms.CharField(max_length=MAX_NAME_LENGTH, validators=[validate_no_control_characters])
@@ -154,9 +162,11 @@ class ClientForm(forms.Form):
     scopes = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     expiry = forms.IntegerField(label="Token lifetime (seconds)")
 
-    def __init__(self, *args: Any, catalog: list[ApiResource], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.catalog = catalog
+        self.organization = organization
+        self.catalog = catalog = services.catalog_for(organization)
+        self.claim_errors: dict[int, list[str]] = {}
         self.fields["audience"].choices = [(api.audience, api.name) for api in catalog]
         self.fields["scopes"].choices = sorted(
             {(scope.name, scope.name) for api in catalog for scope in api.scopes.all()}
@@ -194,11 +204,34 @@ class ClientForm(forms.Form):
         if len(self.claims) > MAX_CUSTOM_CLAIMS:
             self.add_error(None, f"at most {MAX_CUSTOM_CLAIMS} custom claims")
         data["custom_claims"] = self.claims
+        scopes = list(data.get("scopes", []))
+        audience = self._with_scope_apis(list(data.get("audience", [])), scopes)
+        if "audience" in data:
+            data["audience"] = audience
+        problems = validate_client_lists(scopes, audience, self.claims)
+        try:
+            services.catalog_check(organization=self.organization, audience=audience, scopes=scopes)
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                problems.setdefault(field, []).extend(messages)
+        add_service_errors(self, ValidationError(problems))
         return data
 
-    def claim_rows(self) -> list[dict[str, str]]:
-        """The rows to show: the entered ones and one empty row to type into (works without JS)."""
-        return [*self.claims, {"key": "", "value": ""}]
+    def _with_scope_apis(self, audience: list[str], scopes: list[str]) -> list[str]:
+        """``audience`` and, for each scope that no ticked API offers, the first API offering it."""
+        offers = {api.audience: {s.name for s in api.scopes.all()} for api in self.catalog}
+        for scope in scopes:
+            if not any(scope in offers.get(aud, ()) for aud in audience):
+                audience += [aud for aud, names in offers.items() if scope in names][:1]
+        return audience
+
+    def claim_rows(self) -> list[dict[str, Any]]:
+        """The rows to show, each with its errors: the entered ones and one empty row to type
+        into (works without JS)."""
+        rows = [
+            {**claim, "errors": self.claim_errors.get(i, [])} for i, claim in enumerate(self.claims)
+        ]
+        return [*rows, {"key": "", "value": "", "errors": []}]
 
     def service_fields(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -231,10 +264,13 @@ def add_service_errors(form: forms.Form, error: ValidationError) -> None:
             for message in errors:
                 form.add_error(base, message)
         elif match := CLAIM_KEY_RE.fullmatch(key):
-            # ``custom_claims[1].key`` names no form field: say which row, counting from 1.
-            row, part = int(match.group(1)) + 1, match.group(2) or "claim"
+            # ``custom_claims[1].key`` names no form field: beside its row when the form shows
+            # rows (``claim_errors``), and in the summary naming the row, counting from 1.
+            row, part = int(match.group(1)), match.group(2) or "claim"
             for message in errors:
-                form.add_error(None, f"custom claim {row} ({part}): {message}")
+                if hasattr(form, "claim_errors"):
+                    form.claim_errors.setdefault(row, []).append(f"{part}: {message}")
+                form.add_error(None, f"custom claim {row + 1} ({part}): {message}")
         else:
             for message in errors:
                 form.add_error(None, message)

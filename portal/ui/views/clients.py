@@ -95,17 +95,11 @@ def _already_submitted(
 @member_view(manage_clients=True)
 def client_new(request: HttpRequest, member: Membership) -> HttpResponse:
     """The register form; a valid POST creates the client and shows its secret once."""
-    catalog = services.catalog_for(member.organization)
     if request.method == "POST":
-        form = forms.ClientForm(request.POST, catalog=catalog)
-        if form.is_valid():
+        form = forms.ClientForm(request.POST, organization=member.organization)
+        if form.is_valid():  # the catalog checked too (``ClientForm.clean``)
             fields = form.service_fields()
             try:
-                services.catalog_check(
-                    organization=member.organization,
-                    audience=fields["audience"],
-                    scopes=fields["scopes"],
-                )
                 client, plain = services.client_create(
                     actor=actor_for(request),
                     organization=member.organization,
@@ -120,7 +114,7 @@ def client_new(request: HttpRequest, member: Membership) -> HttpResponse:
                 return secret_once(request, member, client, plain, created=True)
         context = _client_form_context(request, member, form)
         return render(request, "portal/client_new.html", context, status=400)
-    form = forms.ClientForm(catalog=catalog)
+    form = forms.ClientForm(organization=member.organization)
     return render(request, "portal/client_new.html", _client_form_context(request, member, form))
 
 
@@ -136,7 +130,7 @@ def _detail_context(
 ) -> dict:
     if form is None:
         form = forms.ClientForm(
-            catalog=services.catalog_for(member.organization),
+            organization=member.organization,
             initial={
                 "name": client.name,
                 "description": client.description,
@@ -174,18 +168,13 @@ def client_detail(request: HttpRequest, member: Membership, client_id: str) -> H
 @member_view(manage_clients=True)
 def client_update(request: HttpRequest, member: Membership, client_id: str) -> HttpResponse:
     client = selectors.client_get(member.organization, client_id)
-    form = forms.ClientForm(request.POST, catalog=services.catalog_for(member.organization))
-    if form.is_valid():
+    form = forms.ClientForm(request.POST, organization=member.organization)
+    if form.is_valid():  # the catalog checked too (``ClientForm.clean``)
         fields = form.service_fields()
         kept_audience, kept_scopes = services.provider_grants(
             organization=member.organization, audience=client.audience, scopes=client.scopes
         )
         try:
-            services.catalog_check(
-                organization=member.organization,
-                audience=fields["audience"],
-                scopes=fields["scopes"],
-            )
             # What the provider granted outside the catalog stays as it is.
             fields["audience"] = fields["audience"] + [
                 aud for aud in kept_audience if aud not in fields["audience"]

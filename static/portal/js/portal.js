@@ -45,6 +45,15 @@
     }
   });
 
+  // Ticking a scope ticks the API that offers it (the server does the same without JS).
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (box.name !== "scopes" || !box.checked) { return; }
+    var api = box.closest(".api");
+    var apiBox = api && api.querySelector("input[name=audience]");
+    if (apiBox) { apiBox.checked = true; }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     reveal(document);
     // The secret-once page answers a POST: swap its history entry for the client's page so
