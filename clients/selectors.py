@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -111,10 +113,29 @@ def member_get(organization: Organization, membership_id: int) -> Membership:
     return membership
 
 
-def audit_list(organization: Organization, client_id: str = "") -> QuerySet[AuditEvent]:
+def audit_list(
+    organization: Organization,
+    client_id: str = "",
+    *,
+    actor_id: str = "",
+    kind: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[AuditEvent]:
+    """The organization's events, newest first: of one client, by one person (a user's id),
+    of one kind (``client``, ``secret``… the part of the action before its dot), from ``since``
+    (inclusive) to ``until`` (exclusive)."""
     events = AuditEvent.objects.filter(organization_id=organization.id)
     if client_id:
         events = events.filter(client_id=client_id)
+    if actor_id:
+        events = events.filter(actor_type="user", actor_id=actor_id)
+    if kind:
+        events = events.filter(action__startswith=f"{kind}.")
+    if since is not None:
+        events = events.filter(time__gte=since)
+    if until is not None:
+        events = events.filter(time__lt=until)
     return events.order_by("-time", "-id")
 
 

@@ -73,14 +73,21 @@ def client_update(*, actor: Actor, client: ApiClient, **fields: Any) -> ApiClien
     unknown = set(fields) - set(CLIENT_UPDATABLE_FIELDS)
     if unknown:
         raise ValidationError({name: ["this field cannot be changed"] for name in sorted(unknown)})
-    changed = {}
+    changes = {}
     for name, value in fields.items():
-        if getattr(client, name) != value:
-            changed[name] = value
+        before = getattr(client, name)
+        if before != value:
+            changes[name] = [before, value]
         setattr(client, name, value)
     check_model(client, exclude=["id"])
     client.save()
-    audit_client(actor, "client.update", client, details={"changed": sorted(changed)})
+    # Before and after of each changed field, so the activity log can say what changed.
+    audit_client(
+        actor,
+        "client.update",
+        client,
+        details={"changed": sorted(changes), "changes": dict(sorted(changes.items()))},
+    )
     return client
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
@@ -11,8 +12,9 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
+from django.utils import timezone
 
-from clients import services
+from clients import activity, services
 from clients.models import (
     MAX_CUSTOM_CLAIMS,
     MAX_DESCRIPTION_LENGTH,
@@ -274,3 +276,44 @@ def add_service_errors(form: forms.Form, error: ValidationError) -> None:
         else:
             for message in errors:
                 form.add_error(None, message)
+
+
+class AuditFilterForm(forms.Form):
+    """The activity page's filters: a client, a person, a kind of event, a range of days."""
+
+    client = forms.CharField(required=False, max_length=32)
+    person = forms.ChoiceField(required=False)
+    kind = forms.ChoiceField(required=False, choices=[("", "All kinds"), *activity.KINDS.items()])
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
+
+    def __init__(self, *args: Any, members: list[Membership], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["person"].choices = [("", "Everyone")] + [
+            (str(m.user_id), m.user.get_username()) for m in members
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and until < since:
+            self.add_error("until", "the last day comes on or after the first")
+        return data
+
+    def filters(self) -> dict[str, Any]:
+        """The selector's keyword arguments for the valid fields (a wrong one filters nothing)."""
+        data = self.cleaned_data if self.is_bound else {}
+        until = data.get("until")
+        return {
+            "client_id": data.get("client", ""),
+            "actor_id": data.get("person", ""),
+            "kind": data.get("kind", ""),
+            "since": _day_start(data.get("since")),
+            "until": _day_start(until + timedelta(days=1)) if until else None,
+        }
+
+
+def _day_start(day: date | None) -> datetime | None:
+    if day is None:
+        return None
+    return timezone.make_aware(datetime.combine(day, time.min))

@@ -204,7 +204,14 @@ def test_create_and_change_an_api_client(admin_client, superuser, console, org, 
     assert created.scopes == ["read:deployments", "deploy:applications"]
     event = last_event("client.update")
     assert_by(event, superuser)
-    assert event.details == {"changed": ["name", "scopes"]}
+    assert event.details == {
+        "client_name": "Nightly export v2",
+        "changed": ["name", "scopes"],
+        "changes": {
+            "name": ["Nightly export", "Nightly export v2"],
+            "scopes": [["read:deployments"], ["read:deployments", "deploy:applications"]],
+        },
+    }
     assert_clean(admin_client.get(change_url).content, console)
 
 

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import logging
 import re
+from contextlib import contextmanager
 
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
+from django.utils import timezone
 
 from clients.models import AuditEvent, Membership, Organization, OutboxTask, invitation_token
-from clients.services import client_create, invitation_create
-from tests.conftest import PASSWORD, SYSTEM, post_form, run_worker
+from clients.services import (
+    Actor,
+    client_create,
+    client_update,
+    invitation_create,
+    secret_add,
+    secret_delete,
+)
+from portal.ui.views import audit as audit_views
+from tests.conftest import GUIDE_CLIENT, PASSWORD, SYSTEM, post_form, run_worker
 from tests.ui.conftest import guide_form
 
 pytestmark = pytest.mark.django_db
@@ -266,6 +278,16 @@ def test_password_reset_is_limited_per_requesting_address(owner, settings):
 # --- Activity ------------------------------------------------------------------------------------
 
 
+@contextmanager
+def override_events_per_page(n: int):
+    before = audit_views.EVENTS_PER_PAGE
+    audit_views.EVENTS_PER_PAGE = n
+    try:
+        yield
+    finally:
+        audit_views.EVENTS_PER_PAGE = before
+
+
 @pytest.fixture
 def two_clients(org, catalog):
     first, _ = client_create(actor=SYSTEM, organization=org, name="first bot")
@@ -273,18 +295,75 @@ def two_clients(org, catalog):
     return first, second
 
 
-def test_the_owner_reads_the_activity_and_filters_it(as_owner, org, two_clients):
-    first, second = two_clients
+def sentences(body: str) -> list[str]:
+    return [html.unescape(s) for s in re.findall(r'<p class="sentence">([^<]*)</p>', body)]
+
+
+def test_the_owner_reads_the_activity_as_sentences(as_owner, org, two_clients):
+    first, _ = two_clients
     post_form(as_owner, f"/orgs/{org.id}/clients/new", guide_form())
     body = as_owner.get(f"/orgs/{org.id}/audit").content.decode()
-    assert "client.create" in body and "owner@acme.test" in body and "127.0.0.1" in body
+    said = sentences(body)
+    assert f"owner@acme.test registered client {GUIDE_CLIENT['name']}" in said
+    assert "client.create" not in body and "127.0.0.1" in body
     filtered = as_owner.get(f"/orgs/{org.id}/audit?client={first.id}").content.decode()
-    assert first.id in filtered and second.id not in filtered.split("</select>")[1]
+    assert sentences(filtered) == [
+        f"tests generated secret …{first.secrets.get().secret_suffix} of first bot",
+        "tests registered client first bot",
+    ]
 
 
-def test_a_viewer_reads_the_activity(as_viewer, org, two_clients):
-    response = as_viewer.get(f"/orgs/{org.id}/audit")
-    assert response.status_code == 200 and "client.create" in response.content.decode()
+def test_a_revoked_secret_and_a_deleted_client_read_with_their_names(as_owner, org, two_clients):
+    first, _ = two_clients
+    secret = first.secrets.get()
+    post_form(as_owner, f"/orgs/{org.id}/clients/{first.id}/secrets/{secret.id}/revoke", {})
+    post_form(as_owner, f"/orgs/{org.id}/clients/{first.id}/delete", {"name": "first bot"})
+    said = sentences(as_owner.get(f"/orgs/{org.id}/audit?client={first.id}").content.decode())
+    assert said[:2] == [
+        "owner@acme.test deleted client first bot",
+        f"owner@acme.test revoked secret …{secret.secret_suffix} of first bot",
+    ]
+
+
+def test_an_update_says_what_changed(as_owner, owner, org, two_clients):
+    first, _ = two_clients
+    client_update(actor=Actor.for_user(owner), client=first, name="renamed", expiry=600)
+    said = sentences(as_owner.get(f"/orgs/{org.id}/audit?kind=client").content.decode())
+    assert said[0] == (
+        "owner@acme.test updated client renamed "
+        "(token lifetime: 3600 → 600; name: first bot → renamed)"
+    )
+
+
+def test_the_activity_filters_by_person_kind_and_day(as_owner, owner, org, two_clients):
+    first, _ = two_clients
+    secret_add(actor=Actor.for_user(owner), client=first)
+    mine = sentences(as_owner.get(f"/orgs/{org.id}/audit?person={owner.pk}").content.decode())
+    assert len(mine) == 1 and mine[0].startswith("owner@acme.test generated secret")
+    kinds = sentences(as_owner.get(f"/orgs/{org.id}/audit?kind=secret").content.decode())
+    assert len(kinds) == 3 and all("secret" in s for s in kinds)
+    today = timezone.localdate()
+    day = as_owner.get(f"/orgs/{org.id}/audit?since={today}&until={today}").content.decode()
+    assert len(sentences(day)) == 6  # the organization, two clients, three secrets
+    later = today + dt.timedelta(days=1)
+    assert sentences(as_owner.get(f"/orgs/{org.id}/audit?since={later}").content.decode()) == []
+    backwards = as_owner.get(f"/orgs/{org.id}/audit?since={later}&until={today}")
+    assert backwards.status_code == 200
+    assert "the last day comes on or after the first" in backwards.content.decode()
+    bad = as_owner.get(f"/orgs/{org.id}/audit?since=yesterday&kind=nonsense&person=999")
+    assert bad.status_code == 200 and len(sentences(bad.content.decode())) == 6
+
+
+def test_the_activity_pages_keep_their_filters(as_owner, org, two_clients):
+    first, _ = two_clients
+    for _ in range(3):
+        for secret in first.secrets.all():
+            secret_delete(actor=SYSTEM, secret=secret)
+        secret_add(actor=SYSTEM, client=first)
+    with override_events_per_page(2):
+        body = as_owner.get(f"/orgs/{org.id}/audit?kind=secret").content.decode()
+    assert len(sentences(body)) == 2
+    assert "?page=2&amp;kind=secret" in body
 
 
 def test_the_outsider_gets_404_for_the_activity(as_outsider, org, two_clients, other_client):
