@@ -534,17 +534,26 @@ def invitation_token(invitation: Invitation) -> str:
     return signing.dumps(invitation.pk, salt=INVITATION_SALT)
 
 
-def invitation_from_token(token: str) -> Invitation | None:
-    """The open invitation a token names, or None when forged, expired, used or gone."""
+def invitation_state(token: str) -> tuple[str, Invitation | None]:
+    """What an invitation link says now: ``open`` (with its invitation), ``used`` (with it),
+    ``expired``, ``withdrawn`` (cancelled, or its organization deleted) or ``invalid`` (forged),
+    so that the page can tell the invited person what happened and what to do."""
     try:
         pk = signing.loads(token, salt=INVITATION_SALT, max_age=settings.PORTAL_INVITATION_MAX_AGE)
-    except signing.BadSignature:  # includes SignatureExpired
-        return None
-    return (
-        Invitation.objects.select_related("organization")
-        .filter(pk=pk, accepted_time__isnull=True)
-        .first()
-    )
+    except signing.SignatureExpired:
+        return "expired", None
+    except signing.BadSignature:
+        return "invalid", None
+    invitation = Invitation.objects.select_related("organization").filter(pk=pk).first()
+    if invitation is None:
+        return "withdrawn", None
+    return ("used" if invitation.accepted_time else "open"), invitation
+
+
+def invitation_from_token(token: str) -> Invitation | None:
+    """The open invitation a token names, or None when forged, expired, used or gone."""
+    state, invitation = invitation_state(token)
+    return invitation if state == "open" else None
 
 
 SIGNUP_SALT = "clients.signup"

@@ -13,6 +13,7 @@ from clients.models import (
     AuditEvent,
     ClientKey,
     ClientSecret,
+    Invitation,
     Membership,
     Organization,
 )
@@ -111,6 +112,16 @@ def member_get(organization: Organization, membership_id: int) -> Membership:
     if membership is None:
         raise Http404("member not found")
     return membership
+
+
+def invitation_get(organization: Organization, invitation_id: int) -> Invitation:
+    """An open invitation of this organization, or 404."""
+    invitation = organization.invitations.filter(
+        pk=invitation_id, accepted_time__isnull=True
+    ).first()
+    if invitation is None:
+        raise Http404("invitation not found")
+    return invitation
 
 
 def audit_list(

@@ -82,7 +82,7 @@ ClientAction = Literal[
 SecretAction = Literal["secret.create", "secret.activate", "secret.deactivate", "secret.delete"]
 KeyAction = Literal["client_key.create", "client_key.delete"]
 MemberAction = Literal["member.add", "member.role_change", "member.remove"]
-InvitationAction = Literal["invitation.create"]
+InvitationAction = Literal["invitation.create", "invitation.cancel", "invitation.resend"]
 ApiAction = Literal[
     "api.create",
     "api.update",

@@ -126,12 +126,44 @@ def invitation_create(
     email = email_canonical(email)
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
         raise ValidationError({"email": ["this person is already a member"]})
+    # Lock the organization: two invitations of one address at once cannot both pass the check.
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    if organization.invitations.filter(email__iexact=email, accepted_time__isnull=True).exists():
+        raise ValidationError(
+            {"email": [f"{email} is invited already; resend or cancel that invitation below"]}
+        )
     invitation = Invitation(
         organization=organization, email=email, role=role, invited_by=invited_by
     )
     check_model(invitation)
     invitation.save()
     audit_invitation(actor, "invitation.create", invitation, details={"email": email, "role": role})
+    enqueue("invitation.email", {"invitation_id": invitation.pk})
+    return invitation
+
+
+def _invitation_open(invitation: Invitation) -> Invitation:
+    locked = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+    if locked is None or locked.accepted_time is not None:
+        raise ValidationError("this invitation was already used or cancelled", code="used")
+    return locked
+
+
+@transaction.atomic
+def invitation_cancel(*, actor: Actor, invitation: Invitation) -> bool:
+    """Withdraw an open invitation: its link stops working. False when it was gone already."""
+    invitation = _invitation_open(invitation)
+    if not delete_once(invitation):
+        return False
+    audit_invitation(actor, "invitation.cancel", invitation, details={"email": invitation.email})
+    return True
+
+
+@transaction.atomic
+def invitation_resend(*, actor: Actor, invitation: Invitation) -> Invitation:
+    """Mail an open invitation again, with a fresh link (the worker signs it when it sends)."""
+    invitation = _invitation_open(invitation)
+    audit_invitation(actor, "invitation.resend", invitation, details={"email": invitation.email})
     enqueue("invitation.email", {"invitation_id": invitation.pk})
     return invitation
 

@@ -193,7 +193,9 @@ def test_log_in_and_out(client, owner, org):
     assert client.get("/").status_code == 302
     assert client.get("/logout").status_code == 405  # logging out is a POST
     response = client.post("/logout")
-    assert response.status_code == 302 and response["Location"] == "/login"
+    assert response.status_code == 302 and response["Location"] == "/"
+    landing = client.get("/").content.decode()
+    assert "You are logged out." in landing and "Sign up" in landing
     assert client.get(f"/orgs/{org.id}/clients").status_code == 302
 
 
@@ -211,8 +213,16 @@ def test_home_goes_to_the_last_organization(as_owner, owner, org, other_org):
     assert "Acme Corp" in body and "Globex" in body  # the switcher lists both
 
 
+def test_the_landing_page_says_what_the_portal_is_for(client, db, settings):
+    page = client.get("/")
+    body = page.content.decode()
+    assert page.status_code == 200 and "Give your services access to our APIs" in body
+    assert 'href="/signup"' in body and 'href="/login"' in body
+    settings.PORTAL_SIGNUP_ENABLED = False
+    assert 'href="/signup"' not in client.get("/").content.decode()
+
+
 def test_home_without_an_organization(client, db):
-    assert client.get("/")["Location"] == "/login"
     user = get_user_model().objects.create_user(username="lonely@x.test", password=PASSWORD)
     client.force_login(user)
     assert "not in an organization yet" in client.get("/").content.decode()

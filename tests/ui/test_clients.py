@@ -554,3 +554,20 @@ def test_a_control_character_is_a_field_error(as_owner, org, catalog, field, bad
     errors = field_errors(response.content.decode(), field)
     assert any("control characters" in e or "Null characters" in e for e in errors), errors
     assert not ApiClient.objects.filter(organization=org).exists()
+
+
+def test_the_catalog_page_lists_the_apis_and_their_scopes(as_viewer, org, catalog):
+    response = as_viewer.get(url(org, "apis"))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Deployment API" in body and "deployment-api.acmecorp.com" in body
+    assert "deploy:applications" in body and "Deploy applications" in body
+    organization_restrict_apis(actor=SYSTEM, organization=org, apis=[catalog["billing"]])
+    body = as_viewer.get(url(org, "apis")).content.decode()
+    assert "Billing API" in body and "Deployment API" not in body
+
+
+def test_the_empty_client_list_shows_the_first_steps(as_owner, org, catalog):
+    body = as_owner.get(url(org, "clients")).content.decode()
+    assert "Get your first access token in three steps" in body
+    assert url(org, "clients", "new") in body and url(org, "apis") in body

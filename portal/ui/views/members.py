@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -98,3 +100,47 @@ def member_remove(request: HttpRequest, member: Membership, membership_id: int) 
     if target.user_id == request.user.pk:
         return redirect("portal:home")
     return redirect("portal:members", org_id=member.organization_id)
+
+
+def _on_invitation(
+    request: HttpRequest,
+    member: Membership,
+    invitation_id: int,
+    change: Callable[..., object],
+    done: str,
+) -> HttpResponse:
+    """Apply ``change`` (a service) to an open invitation of this organization, say ``done``."""
+    invitation = selectors.invitation_get(member.organization, invitation_id)
+    try:
+        change(actor=actor_for(request), invitation=invitation)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, done.format(email=invitation.email))
+    return redirect("portal:members", org_id=member.organization_id)
+
+
+@require_POST
+@member_view(manage_members=True)
+def invitation_cancel(request: HttpRequest, member: Membership, invitation_id: int) -> HttpResponse:
+    """Withdraw an open invitation: its link then says so."""
+    return _on_invitation(
+        request,
+        member,
+        invitation_id,
+        services.invitation_cancel,
+        "Cancelled the invitation of {email}.",
+    )
+
+
+@require_POST
+@member_view(manage_members=True)
+def invitation_resend(request: HttpRequest, member: Membership, invitation_id: int) -> HttpResponse:
+    """Mail an open invitation again, with a fresh link."""
+    return _on_invitation(
+        request,
+        member,
+        invitation_id,
+        services.invitation_resend,
+        "Sent the invitation to {email} again.",
+    )
