@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.utils import timezone
 
 from clients.models import (
     ApiClient,
@@ -122,6 +123,18 @@ def invitation_get(organization: Organization, invitation_id: int) -> Invitation
     if invitation is None:
         raise Http404("invitation not found")
     return invitation
+
+
+def recently_revoked_secrets(client: ApiClient, days: int = 7) -> list[AuditEvent]:
+    """The revocations of this client's secrets in the last ``days`` days, newest first: a
+    revoked secret is deleted at once (the token endpoint must refuse it), but its owner should
+    still see for a while that it was revoked, when, and by whom, rather than see it vanish."""
+    since = timezone.now() - timedelta(days=days)
+    return list(
+        AuditEvent.objects.filter(client_id=client.pk, action="secret.delete", time__gte=since)
+        .exclude(organization_id="")
+        .order_by("-time", "-id")[:10]
+    )
 
 
 def audit_list(

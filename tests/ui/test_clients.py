@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from clients.models import ApiClient, ApiResource, ApiScope, AuditEvent, ClientSecret
 from clients.services import client_create, organization_restrict_apis, secret_add
+from portal.ui.timetags import ago
 from tests.conftest import GUIDE_CLIENT, SYSTEM, Credentials, post_form, request_token
 from tests.ui.conftest import guide_form
 
@@ -571,3 +574,23 @@ def test_the_empty_client_list_shows_the_first_steps(as_owner, org, catalog):
     body = as_owner.get(url(org, "clients")).content.decode()
     assert "Get your first access token in three steps" in body
     assert url(org, "clients", "new") in body and url(org, "apis") in body
+
+
+def test_a_revoked_secret_stays_listed_as_revoked(as_owner, owner, org, catalog):
+    client, _ = client_create(actor=SYSTEM, organization=org, name="rotating")
+    old = client.secrets.get()
+    secret_add(actor=SYSTEM, client=client)
+    response = post_form(as_owner, url(org, "clients", client.id, "secrets", old.id, "revoke"), {})
+    assert response.status_code == 302
+    body = as_owner.get(url(org, "clients", client.id)).content.decode()
+    row = re.search(r'<tr class="revoked">(.*?)</tr>', body, re.S).group(1)
+    assert f"…{old.secret_suffix}" in row and "Revoked" in row and "owner@acme.test" in row
+    assert "just now" in row and not ClientSecret.objects.filter(pk=old.pk).exists()
+
+
+def test_last_used_says_just_now_not_zero_minutes():
+    now = timezone.now()
+    assert ago(now - timedelta(seconds=5)) == "just now"
+    assert ago(now - timedelta(minutes=3, seconds=5)) == "3\xa0minutes ago"
+    assert ago(now - timedelta(hours=2, minutes=30)) == "2\xa0hours ago"
+    assert ago(None) == ""

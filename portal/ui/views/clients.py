@@ -151,6 +151,7 @@ def _detail_context(
         provider_audience=kept_audience,
         provider_scopes=kept_scopes,
         secrets=list(client.secrets.all()),
+        revoked_secrets=selectors.recently_revoked_secrets(client),
         max_secrets=oauth_settings.MAX_SECRETS_PER_CLIENT,
     )
 
