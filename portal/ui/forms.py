@@ -219,6 +219,10 @@ class ClientForm(forms.Form):
         add_service_errors(self, ValidationError(problems))
         return data
 
+    def is_valid(self) -> bool:
+        """Valid when no field and no claim row has an error."""
+        return super().is_valid() and not self.claim_errors
+
     def _with_scope_apis(self, audience: list[str], scopes: list[str]) -> list[str]:
         """``audience`` and, for each scope that no ticked API offers, the first API offering it."""
         offers = {api.audience: {s.name for s in api.scopes.all()} for api in self.catalog}
@@ -267,12 +271,14 @@ def add_service_errors(form: forms.Form, error: ValidationError) -> None:
                 form.add_error(base, message)
         elif match := CLAIM_KEY_RE.fullmatch(key):
             # ``custom_claims[1].key`` names no form field: beside its row when the form shows
-            # rows (``claim_errors``), and in the summary naming the row, counting from 1.
+            # rows (``claim_errors``), else in the summary naming the row, counting from 1.
             row, part = int(match.group(1)), match.group(2) or "claim"
             for message in errors:
                 if hasattr(form, "claim_errors"):
+                    # Beside the row, and in the summary (``_form_errors.html``) by its number.
                     form.claim_errors.setdefault(row, []).append(f"{part}: {message}")
-                form.add_error(None, f"custom claim {row + 1} ({part}): {message}")
+                else:
+                    form.add_error(None, f"custom claim {row + 1} ({part}): {message}")
         else:
             for message in errors:
                 form.add_error(None, message)

@@ -191,7 +191,7 @@ def test_sign_up_register_rotate_and_delete(context, server):
     page.get_by_role("link", name="Delete client").click()
     page.get_by_label("Type the client's name to confirm").fill(CLIENT_NAME.lower())
     page.get_by_role("button", name="Delete this client").click()
-    expect(page.get_by_text("the name does not match")).to_be_visible()
+    expect(page.locator(".field .error", has_text="the name does not match")).to_be_visible()
     page.get_by_label("Type the client's name to confirm").fill(CLIENT_NAME)
     page.get_by_role("button", name="Delete this client").click()
     expect(page.get_by_text(f"Deleted {CLIENT_NAME}")).to_be_visible()

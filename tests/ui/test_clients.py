@@ -471,7 +471,8 @@ def test_forms_need_a_csrf_token(owner, org, catalog):
 def test_a_claim_error_names_its_row(as_owner, org, catalog):
     data = [*guide_form(), ("claim_key", "sub"), ("claim_value", "x")]
     body = post_form(as_owner, url(org, "clients", "new"), data).content.decode()
-    assert "custom claim 3 (key): &#x27;sub&#x27; is a registered claim name" in body
+    summary = re.search(r'<div class="errorbox".*?</div>', body, re.S).group(0)
+    assert "Custom claim 3, key: &#x27;sub&#x27; is a registered claim name" in summary
 
 
 INLINE = re.compile(r"<script(?![^>]*\bsrc=)|\sstyle=|\son[a-z]+=|javascript:", re.I)
@@ -594,3 +595,12 @@ def test_last_used_says_just_now_not_zero_minutes():
     assert ago(now - timedelta(minutes=3, seconds=5)) == "3\xa0minutes ago"
     assert ago(now - timedelta(hours=2, minutes=30)) == "2\xa0hours ago"
     assert ago(None) == ""
+
+
+def test_the_summary_lists_every_mistake_with_its_field(as_owner, org, catalog):
+    data = [*guide_form(name="", expiry="59"), ("claim_key", "sub"), ("claim_value", "x")]
+    body = post_form(as_owner, url(org, "clients", "new"), data).content.decode()
+    summary = re.search(r'<div class="errorbox".*?</div>', body, re.S).group(0)
+    assert '<a href="#id_name">Name</a>: This field is required.' in summary
+    assert '<a href="#id_expiry">Token lifetime (seconds)</a>: choose a lifetime' in summary
+    assert "Custom claim 3, key:" in summary
