@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from typing import Any
 
 from argon2 import PasswordHasher, Type
@@ -86,6 +87,54 @@ MAX_CLAIM_KEY_LENGTH = 64
 MAX_CLAIM_VALUE_LENGTH = 256
 
 
+# Control characters (C0, DEL, C1: line breaks, tabs, NUL, escapes) and the Unicode line and
+# paragraph separators.
+_CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+def validate_no_control_characters(value: str) -> None:
+    """Refuse a name or description holding a control character.
+
+    Names are shown on one line in pages, mails (a subject is a header: a line break in it would
+    start another header), logs and CSV exports; a NUL is refused by PostgreSQL outright. One
+    validator on the model fields, so the portal, the management API and the admin refuse them
+    alike, with a field error.
+    """
+    bad = next((ch for ch in value if unicodedata.category(ch) in _CONTROL_CATEGORIES), None)
+    if bad is not None:
+        raise ValidationError(
+            "must not contain control characters such as line breaks, tabs or NUL "
+            f"(found U+{ord(bad):04X})",
+            code="control_characters",
+        )
+
+
+def name_field() -> models.CharField:
+    """A name shown to people (organization, client, API): one line, no control character."""
+    return models.CharField(max_length=MAX_NAME_LENGTH, validators=[validate_no_control_characters])
+
+
+def description_field() -> models.CharField:
+    """A description shown to people: optional, one line, no control character."""
+    return models.CharField(
+        max_length=MAX_DESCRIPTION_LENGTH,
+        blank=True,
+        default="",
+        validators=[validate_no_control_characters],
+    )
+
+
+def email_canonical(email: str) -> str:
+    """An e-mail address as accounts and invitations store and match it: trimmed, lower case.
+
+    People type their address with any capitalisation, and mail systems treat it as one
+    mailbox; an account whose log-in depended on the capitalisation used at sign-up would lock
+    its owner out. Every door (sign-up, log-in, invitations, password reset) passes addresses
+    through here, so they agree.
+    """
+    return email.strip().lower()
+
+
 def random_id(prefix: str) -> str:
     """A prefixed random 17-digit id (``org_59615193906282635``): not a sequence."""
     return f"{prefix}{secrets.randbelow(9 * 10**16) + 10**16}"
@@ -111,7 +160,7 @@ class Organization(models.Model):
     """A customer of the API provider; owns API clients and members."""
 
     id = models.CharField(primary_key=True, max_length=32, default=new_organization_id)
-    display_name = models.CharField(max_length=MAX_NAME_LENGTH)
+    display_name = name_field()
     external_id = models.CharField(max_length=128, unique=True, null=True, blank=True)
     create_time = models.DateTimeField(default=timezone.now, editable=False)
     update_time = models.DateTimeField(auto_now=True)
@@ -135,8 +184,8 @@ class ApiClient(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="clients", null=True, blank=True
     )
-    name = models.CharField(max_length=MAX_NAME_LENGTH)
-    description = models.CharField(max_length=MAX_DESCRIPTION_LENGTH, blank=True, default="")
+    name = name_field()
+    description = description_field()
     scopes = models.JSONField(default=list, blank=True)
     audience = models.JSONField(default=list, blank=True)
     custom_claims = models.JSONField(default=list, blank=True)
@@ -485,17 +534,26 @@ def invitation_token(invitation: Invitation) -> str:
     return signing.dumps(invitation.pk, salt=INVITATION_SALT)
 
 
-def invitation_from_token(token: str) -> Invitation | None:
-    """The open invitation a token names, or None when forged, expired, used or gone."""
+def invitation_state(token: str) -> tuple[str, Invitation | None]:
+    """What an invitation link says now: ``open`` (with its invitation), ``used`` (with it),
+    ``expired``, ``withdrawn`` (cancelled, or its organization deleted) or ``invalid`` (forged),
+    so that the page can tell the invited person what happened and what to do."""
     try:
         pk = signing.loads(token, salt=INVITATION_SALT, max_age=settings.PORTAL_INVITATION_MAX_AGE)
-    except signing.BadSignature:  # includes SignatureExpired
-        return None
-    return (
-        Invitation.objects.select_related("organization")
-        .filter(pk=pk, accepted_time__isnull=True)
-        .first()
-    )
+    except signing.SignatureExpired:
+        return "expired", None
+    except signing.BadSignature:
+        return "invalid", None
+    invitation = Invitation.objects.select_related("organization").filter(pk=pk).first()
+    if invitation is None:
+        return "withdrawn", None
+    return ("used" if invitation.accepted_time else "open"), invitation
+
+
+def invitation_from_token(token: str) -> Invitation | None:
+    """The open invitation a token names, or None when forged, expired, used or gone."""
+    state, invitation = invitation_state(token)
+    return invitation if state == "open" else None
 
 
 SIGNUP_SALT = "clients.signup"
@@ -533,8 +591,8 @@ class ApiResource(models.Model):
     """An API of the provider that customers may grant access to (the catalog, kept by staff)."""
 
     audience = models.CharField(max_length=MAX_AUDIENCE_LENGTH, unique=True)
-    name = models.CharField(max_length=MAX_NAME_LENGTH)
-    description = models.CharField(max_length=MAX_DESCRIPTION_LENGTH, blank=True, default="")
+    name = name_field()
+    description = description_field()
     create_time = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -557,7 +615,7 @@ class ApiScope(models.Model):
 
     api = models.ForeignKey(ApiResource, on_delete=models.CASCADE, related_name="scopes")
     name = models.CharField(max_length=MAX_SCOPE_LENGTH)
-    description = models.CharField(max_length=MAX_DESCRIPTION_LENGTH, blank=True, default="")
+    description = description_field()
 
     class Meta:
         ordering = ["api", "name"]
@@ -610,3 +668,24 @@ class OutboxTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"
+
+
+# --- One-time forms: a submitted form is claimed once -------------------------------------------
+
+
+class FormClaim(models.Model):
+    """A one-time form token, claimed by the first submission that carries it.
+
+    The claim is a unique row inserted in the transaction of the change it guards, so any number
+    of concurrent submissions of one form (a double click, a reload, four tabs) make one change:
+    the others fail the insert and are shown what the first one made (``target_id``).
+    """
+
+    token = models.CharField(primary_key=True, max_length=64)
+    kind = models.CharField(max_length=32)
+    organization_id = models.CharField(max_length=32, blank=True, default="")
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target_id or '(pending)'}"

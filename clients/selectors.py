@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.utils import timezone
 
 from clients.models import (
     ApiClient,
     AuditEvent,
     ClientKey,
     ClientSecret,
+    Invitation,
     Membership,
     Organization,
 )
@@ -111,10 +115,51 @@ def member_get(organization: Organization, membership_id: int) -> Membership:
     return membership
 
 
-def audit_list(organization: Organization, client_id: str = "") -> QuerySet[AuditEvent]:
+def invitation_get(organization: Organization, invitation_id: int) -> Invitation:
+    """An open invitation of this organization, or 404."""
+    invitation = organization.invitations.filter(
+        pk=invitation_id, accepted_time__isnull=True
+    ).first()
+    if invitation is None:
+        raise Http404("invitation not found")
+    return invitation
+
+
+def recently_revoked_secrets(client: ApiClient, days: int = 7) -> list[AuditEvent]:
+    """The revocations of this client's secrets in the last ``days`` days, newest first: a
+    revoked secret is deleted at once (the token endpoint must refuse it), but its owner should
+    still see for a while that it was revoked, when, and by whom, rather than see it vanish."""
+    since = timezone.now() - timedelta(days=days)
+    return list(
+        AuditEvent.objects.filter(client_id=client.pk, action="secret.delete", time__gte=since)
+        .exclude(organization_id="")
+        .order_by("-time", "-id")[:10]
+    )
+
+
+def audit_list(
+    organization: Organization,
+    client_id: str = "",
+    *,
+    actor_id: str = "",
+    kind: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[AuditEvent]:
+    """The organization's events, newest first: of one client, by one person (a user's id),
+    of one kind (``client``, ``secret``… the part of the action before its dot), from ``since``
+    (inclusive) to ``until`` (exclusive)."""
     events = AuditEvent.objects.filter(organization_id=organization.id)
     if client_id:
         events = events.filter(client_id=client_id)
+    if actor_id:
+        events = events.filter(actor_type="user", actor_id=actor_id)
+    if kind:
+        events = events.filter(action__startswith=f"{kind}.")
+    if since is not None:
+        events = events.filter(time__gte=since)
+    if until is not None:
+        events = events.filter(time__lt=until)
     return events.order_by("-time", "-id")
 
 

@@ -23,6 +23,7 @@ from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from clients.models import email_canonical
 from oauth import ratelimit
 from portal.lib.net import client_ip
 
@@ -41,6 +42,22 @@ def login_lockout(username: str, request: HttpRequest | None) -> ratelimit.RateL
     except ratelimit.RateLimited as limited:
         return limited
     return None
+
+
+def stored_username(username: str) -> str:
+    """The account ``username`` names, whatever its capitalisation.
+
+    Portal accounts are e-mail addresses stored in lower case (``email_canonical``), so any
+    capitalisation logs in and counts against the same limits. A staff account created by hand
+    may keep capitals: the one account that matches regardless of case is the one meant; when
+    two differ only by case (left so by the e-mail migration), only the exact name matches.
+    """
+    matches = list(
+        get_user_model()
+        ._default_manager.filter(username__iexact=username.strip())
+        .values_list("username", flat=True)[:2]
+    )
+    return matches[0] if len(matches) == 1 else username
 
 
 class LimitedModelBackend(ModelBackend):
@@ -66,13 +83,15 @@ class LimitedModelBackend(ModelBackend):
             return None
         try:
             reservation = ratelimit.acquire(
-                ratelimit.login_failure_counters(username, _address(request))
+                ratelimit.login_failure_counters(email_canonical(username), _address(request))
             )
         except ratelimit.RateLimited as limited:
             if request is not None:  # for the view's 429 page (``locked_response``)
                 request.login_refusal = limited  # type: ignore[attr-defined]
             raise PermissionDenied("too many failed log-in attempts") from None
-        user = super().authenticate(request, username=username, password=password, **kwargs)
+        user = super().authenticate(
+            request, username=stored_username(username), password=password, **kwargs
+        )
         if user is not None:
             ratelimit.release(reservation)
         return user
@@ -89,7 +108,7 @@ def locked_response(
     """The log-in page with a lockout message (429, ``Retry-After``) when the username posted
     is locked at this address (``limited``: already known to be); None when it may try."""
     username = request.POST.get("username", "")
-    limited = limited or login_lockout(username, request)
+    limited = limited or login_lockout(email_canonical(username), request)
     if limited is None:
         return None
     message = f"Too many failed log-in attempts. Try again in {limited.retry_after} seconds."

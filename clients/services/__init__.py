@@ -6,6 +6,7 @@ rule lives in one place. Functions are keyword-only and atomic; they raise
 The submodules split them by subject; callers import from here.
 """
 
+from clients.services._common import AlreadySubmitted
 from clients.services.audit import Actor, audit_record
 from clients.services.catalog import (
     api_resource_create,
@@ -32,7 +33,9 @@ from clients.services.members import (
     account_signup_confirm,
     invitation_accept,
     invitation_accept_with_signup,
+    invitation_cancel,
     invitation_create,
+    invitation_resend,
     member_add,
     member_remove,
     member_role_change,
@@ -55,6 +58,7 @@ from clients.services.secrets import (
 __all__ = [
     "CLIENT_UPDATABLE_FIELDS",
     "Actor",
+    "AlreadySubmitted",
     "account_signup",
     "account_signup_confirm",
     "api_resource_create",
@@ -76,7 +80,9 @@ __all__ = [
     "expire_time_from_seconds",
     "invitation_accept",
     "invitation_accept_with_signup",
+    "invitation_cancel",
     "invitation_create",
+    "invitation_resend",
     "management_client_create",
     "member_add",
     "member_remove",

@@ -4,9 +4,42 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import IntegrityError, transaction
 from django.db.models import Model
 
-from clients.models import ApiClient, ClientSecret, hash_secret, make_plain_secret
+from clients.models import ApiClient, ClientSecret, FormClaim, hash_secret, make_plain_secret
+
+
+class AlreadySubmitted(Exception):
+    """This one-time form was submitted before; ``target_id`` names what the first submission
+    made (a client's id), or is empty when there is nothing to show."""
+
+    def __init__(self, target_id: str = "") -> None:
+        super().__init__("this form was already submitted")
+        self.target_id = target_id
+
+
+def form_claim(token: str, *, kind: str, organization_id: str, target_id: str = "") -> None:
+    """Claim a one-time form token, or raise ``AlreadySubmitted``.
+
+    Called first inside the service's transaction: the claim is a unique row, so of any number of
+    concurrent submissions exactly one inserts it (the others wait for its commit on PostgreSQL,
+    for its transaction on SQLite, then fail the insert); a change that fails rolls the claim
+    back with it, so the form may be corrected and sent again. No token, no claim (the API).
+    """
+    if not token:
+        return
+    token = token[:64]
+    try:
+        with transaction.atomic():
+            FormClaim.objects.create(
+                token=token, kind=kind, organization_id=organization_id, target_id=target_id
+            )
+            return
+    except IntegrityError:
+        pass
+    first = FormClaim.objects.filter(token=token, organization_id=organization_id).first()
+    raise AlreadySubmitted(first.target_id if first is not None else "")
 
 
 def check_model(instance: Model, exclude: list[str] | None = None) -> None:

@@ -66,7 +66,9 @@ def audit_record(
 
 
 # One helper per kind of target: each knows which organization and client its object belongs to,
-# so an event can be found from either. The actions each kind knows are listed with it.
+# so an event can be found from either. Names are kept on the event as they were (the client's
+# name, the member's address), so that an event still reads right after a rename or a deletion.
+# The actions each kind knows are listed with it.
 
 OrganizationAction = Literal[
     "organization.create",
@@ -80,7 +82,7 @@ ClientAction = Literal[
 SecretAction = Literal["secret.create", "secret.activate", "secret.deactivate", "secret.delete"]
 KeyAction = Literal["client_key.create", "client_key.delete"]
 MemberAction = Literal["member.add", "member.role_change", "member.remove"]
-InvitationAction = Literal["invitation.create"]
+InvitationAction = Literal["invitation.create", "invitation.cancel", "invitation.resend"]
 ApiAction = Literal[
     "api.create",
     "api.update",
@@ -121,7 +123,7 @@ def audit_client(
         target_id=client.id,
         organization_id=client.organization_id,
         client_id=client.id,
-        details=details,
+        details={"client_name": client.name, **(details or {})},
     )
 
 
@@ -140,7 +142,11 @@ def audit_secret(
         target_id=secret.id,
         organization_id=secret.client.organization_id,
         client_id=secret.client_id,
-        details={"secret_suffix": secret.secret_suffix, **(details or {})},
+        details={
+            "secret_suffix": secret.secret_suffix,
+            "client_name": secret.client.name,
+            **(details or {}),
+        },
     )
 
 
@@ -155,7 +161,7 @@ def audit_key(
         target_id=key.id,
         organization_id=key.client.organization_id,
         client_id=key.client_id,
-        details={"kid": key.kid, **(details or {})},
+        details={"kid": key.kid, "client_name": key.client.name, **(details or {})},
     )
 
 

@@ -15,7 +15,7 @@ from clients.models import (
     new_client_id,
     new_management_client_id,
 )
-from clients.services._common import check_model, new_secret
+from clients.services._common import check_model, delete_once, form_claim, new_secret
 from clients.services.audit import Actor, audit_client, audit_secret
 
 
@@ -30,10 +30,19 @@ def client_create(
     audience: list[str] | None = None,
     custom_claims: list[dict[str, str]] | None = None,
     expiry: int | None = None,
+    form_token: str = "",
 ) -> tuple[ApiClient, str]:
-    """Register a client with its first secret. Returns the client and the plain secret (once)."""
+    """Register a client with its first secret. Returns the client and the plain secret (once).
+
+    ``form_token`` (the portal's one-time form) makes concurrent submissions register one
+    client: the others raise ``AlreadySubmitted`` naming it.
+    """
+    client_id = new_client_id()
+    form_claim(
+        form_token, kind="client.create", organization_id=organization.pk, target_id=client_id
+    )
     client = ApiClient(
-        id=new_client_id(),
+        id=client_id,
         organization=organization,
         name=name,
         description=description or "",
@@ -64,33 +73,50 @@ def client_update(*, actor: Actor, client: ApiClient, **fields: Any) -> ApiClien
     unknown = set(fields) - set(CLIENT_UPDATABLE_FIELDS)
     if unknown:
         raise ValidationError({name: ["this field cannot be changed"] for name in sorted(unknown)})
-    changed = {}
+    changes = {}
     for name, value in fields.items():
-        if getattr(client, name) != value:
-            changed[name] = value
+        before = getattr(client, name)
+        if before != value:
+            changes[name] = [before, value]
         setattr(client, name, value)
     check_model(client, exclude=["id"])
     client.save()
-    audit_client(actor, "client.update", client, details={"changed": sorted(changed)})
+    # Before and after of each changed field, so the activity log can say what changed.
+    audit_client(
+        actor,
+        "client.update",
+        client,
+        details={"changed": sorted(changes), "changes": dict(sorted(changes.items()))},
+    )
     return client
 
 
 @transaction.atomic
-def client_delete(*, actor: Actor, client: ApiClient) -> None:
-    """Delete a client; its secrets go with it, so they stop working at once."""
-    # Deleting by query (not instance.delete()) makes a concurrent second delete a clean no-op.
+def client_delete(*, actor: Actor, client: ApiClient) -> bool:
+    """Delete a client; its secrets go with it, so they stop working at once.
+
+    False when it was gone already: a second or concurrent delete changes nothing and writes no
+    event (the client row is deleted first, so of two concurrent deletes one finds nothing).
+    """
+    # Lock the row: the loser of two concurrent deletes waits, then finds it gone.
+    if not ApiClient.objects.select_for_update().filter(pk=client.pk).exists():
+        return False
     ClientSecret.objects.filter(client_id=client.pk).delete()
-    ApiClient.objects.filter(pk=client.pk).delete()
+    if not delete_once(client):
+        return False
     audit_client(actor, "client.delete", client, details={"name": client.name})
+    return True
 
 
 @transaction.atomic
 def management_client_create(
-    *, actor: Actor, name: str, description: str = ""
+    *, actor: Actor, name: str, description: str = "", form_token: str = ""
 ) -> tuple[ApiClient, str]:
     """An environment-level client for the management API (``skc_…``), in no organization."""
+    client_id = new_management_client_id()
+    form_claim(form_token, kind="management_client.create", organization_id="", target_id=client_id)
     client = ApiClient(
-        id=new_management_client_id(),
+        id=client_id,
         organization=None,
         name=name,
         description=description,

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from clients.models import Invitation, Membership, Organization
-from clients.services._common import check_model, delete_once
+from clients.models import Invitation, Membership, Organization, email_canonical
+from clients.services._common import check_model, delete_once, form_claim
 from clients.services.audit import Actor, audit_invitation, audit_member
 from clients.services.organizations import organization_create
 from clients.services.outbox import enqueue
@@ -25,7 +25,7 @@ def _check_role(role: str) -> None:
 def _create_user(*, email: str, password: str) -> Any:
     """A portal user: the email is the username. The form validated the password already."""
     User = get_user_model()
-    email = User.objects.normalize_email(email).strip()
+    email = email_canonical(email)
     existing = User.objects.select_for_update().filter(username__iexact=email).first()
     if existing is not None and _pending(existing):
         # A sign-up never confirmed: the invitation link proves the mailbox just as well.
@@ -69,7 +69,7 @@ def account_signup(
     pending address replaces its password, so whoever can read the mailbox decides.
     """
     User = get_user_model()
-    email = User.objects.normalize_email(email).strip()
+    email = email_canonical(email)
     hashed = make_password(password)
     user = User.objects.filter(username__iexact=email).first()
     if user is None:
@@ -107,24 +107,63 @@ def account_signup_confirm(
 def password_reset_request(*, email: str) -> None:
     """Ask for a reset link. The same work whether or not an account uses ``email``: the
     worker (kind ``account.password_reset``) decides whether there is anyone to write to."""
-    enqueue("account.password_reset", {"email": email.strip()})
+    enqueue("account.password_reset", {"email": email_canonical(email)})
 
 
 @transaction.atomic
 def invitation_create(
-    *, actor: Actor, organization: Organization, email: str, role: str, invited_by: Any
+    *,
+    actor: Actor,
+    organization: Organization,
+    email: str,
+    role: str,
+    invited_by: Any,
+    form_token: str = "",
 ) -> Invitation:
     """Invite someone by email; the worker sends the link (kind ``invitation.email``)."""
+    form_claim(form_token, kind="invitation.create", organization_id=organization.pk)
     _check_role(role)
-    email = get_user_model().objects.normalize_email(email).strip()
+    email = email_canonical(email)
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
         raise ValidationError({"email": ["this person is already a member"]})
+    # Lock the organization: two invitations of one address at once cannot both pass the check.
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    if organization.invitations.filter(email__iexact=email, accepted_time__isnull=True).exists():
+        raise ValidationError(
+            {"email": [f"{email} is invited already; resend or cancel that invitation below"]}
+        )
     invitation = Invitation(
         organization=organization, email=email, role=role, invited_by=invited_by
     )
     check_model(invitation)
     invitation.save()
     audit_invitation(actor, "invitation.create", invitation, details={"email": email, "role": role})
+    enqueue("invitation.email", {"invitation_id": invitation.pk})
+    return invitation
+
+
+def _invitation_open(invitation: Invitation) -> Invitation:
+    locked = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+    if locked is None or locked.accepted_time is not None:
+        raise ValidationError("this invitation was already used or cancelled", code="used")
+    return locked
+
+
+@transaction.atomic
+def invitation_cancel(*, actor: Actor, invitation: Invitation) -> bool:
+    """Withdraw an open invitation: its link stops working. False when it was gone already."""
+    invitation = _invitation_open(invitation)
+    if not delete_once(invitation):
+        return False
+    audit_invitation(actor, "invitation.cancel", invitation, details={"email": invitation.email})
+    return True
+
+
+@transaction.atomic
+def invitation_resend(*, actor: Actor, invitation: Invitation) -> Invitation:
+    """Mail an open invitation again, with a fresh link (the worker signs it when it sends)."""
+    invitation = _invitation_open(invitation)
+    audit_invitation(actor, "invitation.resend", invitation, details={"email": invitation.email})
     enqueue("invitation.email", {"invitation_id": invitation.pk})
     return invitation
 
@@ -142,7 +181,7 @@ def _invitation_use(invitation: Invitation) -> Invitation:
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, user: Any, ip: str | None = None) -> Membership:
     """An existing user joins with the invited role. The invitation was sent to their email."""
-    if (user.email or "").lower() != invitation.email.lower():
+    if email_canonical(user.email or "") != email_canonical(invitation.email):
         raise ValidationError(
             f"this invitation was sent to {invitation.email}; log in with that account",
             code="email",

@@ -47,10 +47,15 @@ def organization_update(
 ) -> Organization:
     """Change what is given: ``external_id=None`` (or "") clears it; left out, it stays."""
     changed: dict[str, Any] = {}
+    changes: dict[str, list[Any]] = {}
     if display_name is not None:
+        if organization.display_name != display_name:
+            changes["display_name"] = [organization.display_name, display_name]
         organization.display_name = display_name
         changed["display_name"] = display_name
     if external_id is not ...:
+        if organization.external_id != (external_id or None):
+            changes["external_id"] = [organization.external_id, external_id or None]
         organization.external_id = external_id or None
         changed["external_id"] = external_id or None
     check_model(organization)
@@ -61,7 +66,9 @@ def organization_update(
     ):
         raise ValidationError({"external_id": [_EXTERNAL_ID_TAKEN]})
     organization.save()
-    audit_organization(actor, "organization.update", organization, details=changed)
+    audit_organization(
+        actor, "organization.update", organization, details={**changed, "changes": changes}
+    )
     return organization
 
 

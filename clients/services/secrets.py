@@ -10,15 +10,28 @@ from django.utils import timezone
 
 from clients.conf import client_settings
 from clients.models import ApiClient, ClientSecret
-from clients.services._common import delete_once, new_secret
+from clients.services._common import delete_once, form_claim, new_secret
 from clients.services.audit import Actor, audit_secret
 
 
 @transaction.atomic
 def secret_add(
-    *, actor: Actor, client: ApiClient, expire_time: datetime | None = None
+    *,
+    actor: Actor,
+    client: ApiClient,
+    expire_time: datetime | None = None,
+    form_token: str = "",
 ) -> tuple[ClientSecret, str]:
-    """Add a secret (rotation step one). At most MAX_SECRETS_PER_CLIENT per client."""
+    """Add a secret (rotation step one). At most MAX_SECRETS_PER_CLIENT per client.
+
+    ``form_token`` (the portal's one-time form): concurrent submissions add one secret.
+    """
+    form_claim(
+        form_token,
+        kind="secret.create",
+        organization_id=client.organization_id or "",
+        target_id=client.pk,
+    )
     # Lock the client row so that two concurrent adds cannot both pass the limit check.
     locked = ApiClient.objects.select_for_update().filter(pk=client.pk).first()
     if locked is None:

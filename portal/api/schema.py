@@ -10,8 +10,10 @@ tests/e2e/test_openapi_fuzz.py runs schemathesis against it over HTTP.
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 
+from clients import activity
 from portal.api import serializers as s
 from portal.api import views
 from portal.api.errors import Error
@@ -95,6 +97,23 @@ def annotate() -> None:
             request=s.ClientInput,
         ),
     )(views.ClientListView)
+    extend_schema_view(
+        get=_op(
+            "list_audit_events",
+            "List an organization's audit events, newest first",
+            s.AuditEventList,
+            parameters=[
+                *PAGING,
+                OpenApiParameter("client_id", str, description="only this client's events"),
+                OpenApiParameter("actor_id", str, description="only this person's (a user id)"),
+                OpenApiParameter(
+                    "kind", str, enum=list(activity.KINDS), description="only this kind"
+                ),
+                OpenApiParameter("since", OpenApiTypes.DATETIME, description="inclusive"),
+                OpenApiParameter("until", OpenApiTypes.DATETIME, description="exclusive"),
+            ],
+        ),
+    )(views.AuditEventListView)
     extend_schema_view(
         get=_op("get_client", "Get a client", s.ClientOne),
         patch=_op("update_client", "Update a client", s.ClientOne, request=s.ClientPatch),

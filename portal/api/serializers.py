@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from clients import activity
 from clients.models import (
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
@@ -99,6 +100,25 @@ class KeyInput(StrictSerializer):
     jwk = serializers.JSONField()
 
 
+class AuditEventQuery(serializers.Serializer):
+    """The filters of the audit-event list (query parameters; all optional)."""
+
+    client_id = serializers.CharField(required=False, max_length=32)
+    actor_id = serializers.CharField(
+        required=False, max_length=64, help_text="a person's user id (actor_type user)"
+    )
+    kind = serializers.ChoiceField(
+        required=False, choices=list(activity.KINDS), help_text="the action's part before its dot"
+    )
+    since = serializers.DateTimeField(required=False, help_text="RFC 3339; inclusive")
+    until = serializers.DateTimeField(required=False, help_text="RFC 3339; exclusive")
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("since") and data.get("until") and data["until"] <= data["since"]:
+            raise serializers.ValidationError({"until": ["until must come after since"]})
+        return data
+
+
 # --- Output: the response shapes ----------------------------------------------------------------
 # Each shape is declared once, here: the views render with it and drf-spectacular documents it
 # (``XSerializer`` is the component ``X``). The JSON's keys come in the order of the fields.
@@ -164,6 +184,28 @@ def client_json(client: ApiClient) -> dict[str, Any]:
     return _client_serializer.to_representation(client)
 
 
+class AuditEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    time = Rfc3339Field()
+    action = serializers.CharField()
+    summary = serializers.SerializerMethodField(
+        help_text="the event in a sentence, with the names it had then"
+    )
+    actor_type = serializers.ChoiceField(choices=["user", "client", "system"])
+    actor_id = serializers.CharField(allow_blank=True)
+    actor_display = serializers.CharField(allow_blank=True)
+    target_type = serializers.CharField()
+    target_id = serializers.CharField()
+    client_id = serializers.CharField(allow_blank=True)
+    source_ip = serializers.IPAddressField(allow_null=True)
+    details = serializers.DictField(
+        help_text="what the event kept: names as they were, before and after of changes"
+    )
+
+    def get_summary(self, event: Any) -> str:
+        return activity.event_sentence(event)
+
+
 # Envelopes: what each operation answers.
 
 
@@ -202,6 +244,12 @@ class ClientList(Page):
     """A page of the organization's clients, oldest first."""
 
     clients = ClientSerializer(many=True)
+
+
+class AuditEventList(Page):
+    """A page of the organization's audit events, newest first."""
+
+    audit_events = AuditEventSerializer(many=True)
 
 
 class ClientOne(serializers.Serializer):

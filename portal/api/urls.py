@@ -24,6 +24,7 @@ urlpatterns = [
     path("organizations", views.OrganizationListView.as_view(), name="organization-list"),
     path(ORG, views.OrganizationDetailView.as_view(), name="organization-detail"),
     path(f"{ORG}/clients", views.ClientListView.as_view(), name="client-list"),
+    path(f"{ORG}/audit-events", views.AuditEventListView.as_view(), name="audit-event-list"),
     path(CLIENT, views.ClientDetailView.as_view(), name="client-detail"),
     path(f"{CLIENT}/secrets", views.SecretListView.as_view(), name="secret-list"),
     path(

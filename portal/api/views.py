@@ -122,6 +122,16 @@ class ClientListView(ManagementView):
         )
 
 
+class AuditEventListView(ManagementView):
+    def get(self, request: Request, organization_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        query = s.AuditEventQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        events = selectors.audit_list(organization, **query.validated_data)
+        items, paging = page(events, request.query_params, f"audit:{organization.id}")
+        return Response(s.AuditEventList({"audit_events": items, **paging}).data)
+
+
 class ClientDetailView(ManagementView):
     def get(self, request: Request, organization_id: str, client_id: str) -> Response:
         return Response(s.ClientOne({"client": self.client_of(organization_id, client_id)}).data)

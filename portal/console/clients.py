@@ -3,7 +3,8 @@ text, and what every client admin shares (``BaseClientAdmin``, used by managemen
 the secrets inline, revoking all secrets, and the first secret, shown once on the page after
 the add form.
 
-A re-sent add form does not create a second client: the form carries a one-time nonce.
+A re-sent add form does not create a second client: the form carries a one-time token that
+the service claims (``portal.lib.once``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from clients import services
 from clients.models import ApiClient, ClientSecret, validate_client_lists
 from portal.console.base import ServiceAdmin, confirm_action, copy_fields, secret_once, staff_actor
 from portal.console.secrets import ClientSecretInline
-from portal.lib.once import nonce_issue, nonce_spend, nonce_used
+from portal.lib.once import nonce_issue, nonce_of
 
 
 class ActiveSecretsFilter(admin.SimpleListFilter):
@@ -160,18 +161,25 @@ class BaseClientAdmin(ServiceAdmin):
         return self.inlines if obj is not None else ()
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        # A re-sent add form must not create a second client: the nonce remembers it was used.
-        return {**super().get_changeform_initial_data(request), "nonce": nonce_issue(request)}
+        # A re-sent add form must not create a second client: the service claims its token.
+        return {**super().get_changeform_initial_data(request), "nonce": nonce_issue()}
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
     ) -> HttpResponse:
-        if request.method == "POST":
-            used = nonce_used(request, request.POST.get("nonce", ""))
-            if used:
-                messages.info(request, "That form was already sent; the secret is not shown again.")
-                return HttpResponseRedirect(used)
-        return super().add_view(request, form_url, extra_context)
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except services.AlreadySubmitted as exc:
+            # Raised by save_model inside the admin's transaction, which it rolled back.
+            messages.info(request, "That form was already sent; the secret is not shown again.")
+            opts = self.model._meta
+            return HttpResponseRedirect(
+                reverse(
+                    f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(exc.target_id)]
+                )
+                if exc.target_id
+                else reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+            )
 
     def response_add(
         self, request: HttpRequest, obj: ApiClient, post_url_continue: str | None = None
@@ -179,12 +187,6 @@ class BaseClientAdmin(ServiceAdmin):
         plain = request.__dict__.pop("_secret_once", None)
         if plain is None:  # pragma: no cover - every add creates a secret
             return super().response_add(request, obj, post_url_continue)
-        opts = self.model._meta
-        nonce_spend(
-            request,
-            request.POST.get("nonce", ""),
-            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)]),
-        )
         return secret_once(self, request, obj, plain)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
@@ -269,6 +271,7 @@ class ApiClientAdmin(BaseClientAdmin):
             saved, plain = services.client_create(
                 actor=actor,
                 organization=form.cleaned_data["organization"],
+                form_token=nonce_of(request),
                 **form.service_fields(),
             )
             # Handed to response_add in memory, for this response only.

@@ -18,6 +18,7 @@ from clients import services
 from clients.models import ApiClient, ManagementClient
 from portal.console.base import copy_fields, staff_actor
 from portal.console.clients import ActiveSecretsFilter, BaseClientAdmin
+from portal.lib.once import nonce_of
 
 
 class ManagementClientForm(forms.ModelForm):
@@ -59,7 +60,10 @@ class ManagementClientAdmin(BaseClientAdmin):
             )
         else:
             saved, plain = services.management_client_create(
-                actor=actor, name=data["name"], description=data["description"]
+                actor=actor,
+                name=data["name"],
+                description=data["description"],
+                form_token=nonce_of(request),
             )
             request._secret_once = plain
         copy_fields(obj, saved)

@@ -31,8 +31,9 @@ def render(template: str, context: dict[str, Any]) -> dict[str, str]:
     """``subject``, ``text`` and (when the template has one) ``html`` of a mail."""
     subject = render_to_string(f"{template}_subject.txt", context)
     message = {
-        # One line: a header cannot hold a newline (Django would refuse the mail).
-        "subject": " ".join(subject.split()),
+        # One line of printable characters: a header cannot hold a line break (Django would
+        # refuse the mail) and should hold no other control character, whatever the data.
+        "subject": " ".join("".join(c if c.isprintable() else " " for c in subject).split()),
         "text": render_to_string(f"{template}.txt", context),
     }
     with contextlib.suppress(TemplateDoesNotExist):  # the HTML part is optional

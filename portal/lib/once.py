@@ -1,10 +1,10 @@
-"""Forms that show a secret must not run twice when the browser re-sends them.
+"""One-time form tokens: a form that creates something carries one, and the change claims it.
 
-The secret-once page is the answer to a POST, so a reload (or back, then forward) would
-re-submit the form and create a second client or secret. Each such form carries a random
-nonce; the session remembers which nonces were used and where their result lives now, and a
-re-sent form is redirected there (a GET that shows suffixes only). The session holds nonces
-and URLs, never a secret.
+A double click, a reload of the answer to a POST, or several tabs would otherwise send the same
+form again and create a second client, secret or invitation. Each such form carries a random
+token (field ``nonce``); the service claims it atomically, in the transaction of the change
+(``clients.services._common.form_claim``: a unique row, never read-then-write), so any number
+of submissions of one form make one change. This module only makes and reads the token.
 """
 
 from __future__ import annotations
@@ -13,26 +13,14 @@ import secrets
 
 from django.http import HttpRequest
 
-SESSION_KEY = "portal_form_nonces"
-KEEP = 50
+FIELD = "nonce"
 
 
-def nonce_issue(request: HttpRequest) -> str:
-    nonce = secrets.token_urlsafe(16)
-    nonces = dict(request.session.get(SESSION_KEY, {}))
-    nonces[nonce] = ""
-    request.session[SESSION_KEY] = dict(list(nonces.items())[-KEEP:])
-    return nonce
+def nonce_issue() -> str:
+    """A new token for a form to carry (128 random bits)."""
+    return secrets.token_urlsafe(16)
 
 
-def nonce_used(request: HttpRequest, nonce: str) -> str | None:
-    """Where a form with this nonce already led, or None when it was not used yet."""
-    return request.session.get(SESSION_KEY, {}).get(nonce) or None
-
-
-def nonce_spend(request: HttpRequest, nonce: str, result_url: str) -> None:
-    if not nonce:
-        return
-    nonces = dict(request.session.get(SESSION_KEY, {}))
-    nonces[nonce] = result_url
-    request.session[SESSION_KEY] = dict(list(nonces.items())[-KEEP:])
+def nonce_of(request: HttpRequest) -> str:
+    """The token a posted form carried, or "" (then nothing is claimed)."""
+    return request.POST.get(FIELD, "")[:64]

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
+from django.utils import timezone
 
+from clients import activity, services
 from clients.models import (
     MAX_CUSTOM_CLAIMS,
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
     ApiClient,
-    ApiResource,
     Membership,
+    Organization,
+    validate_client_lists,
+    validate_no_control_characters,
 )
 from oauth.settings import oauth_settings
 
@@ -54,11 +60,33 @@ class PasswordPairForm(forms.Form):
         return data
 
 
+def email_field() -> forms.EmailField:
+    """An e-mail address field as every portal form labels it (accounts are e-mail addresses)."""
+    return forms.EmailField(
+        label="E-mail", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+
+
+class LoginForm(AuthenticationForm):
+    """Django's log-in form, saying what the account name is: an e-mail address."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = "E-mail"
+        self.fields["username"].widget.input_type = "email"
+        self.fields["username"].widget.attrs["autocomplete"] = "username"
+
+
+class EmailPasswordResetForm(PasswordResetForm):
+    email = email_field()
+
+
 class SignupForm(PasswordPairForm):
-    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    email = email_field()
     organization_name = forms.CharField(
         label="Organization name",
         max_length=MAX_NAME_LENGTH,
+        validators=[validate_no_control_characters],
         help_text="Your company or team; you can invite colleagues later.",
     )
     field_order = ["email", "organization_name", "password1", "password2"]
@@ -77,7 +105,7 @@ class InvitationSignupForm(PasswordPairForm):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField()
+    email = email_field()
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.VIEWER)
 
 
@@ -114,13 +142,21 @@ def claims_from(data: QueryDict | None) -> list[dict[str, str]]:
 
 
 class ClientForm(forms.Form):
-    """Register or edit a client. APIs and scopes are offered from the organization's catalog."""
+    """Register or edit a client. APIs and scopes are offered from the organization's catalog.
 
-    name = forms.CharField(max_length=MAX_NAME_LENGTH)
+    Every mistake is found in one pass: the fields' own checks, the domain's checks of the
+    lists and claims (``validate_client_lists``) and the catalog's (``catalog_check``) all run in
+    ``clean``, and each error sits beside its field or its claim row. A ticked scope ticks its
+    API: nobody means a scope without the API that offers it.
+    """
+
+    # The model's validators, so that every mistake shows in one pass, before any service runs.
+    name = forms.CharField(max_length=MAX_NAME_LENGTH, validators=[validate_no_control_characters])
     description = forms.CharField(
         max_length=MAX_DESCRIPTION_LENGTH,
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[validate_no_control_characters],
+        help_text="One line: what the client does, for your team.",
     )
     audience = forms.MultipleChoiceField(
         label="APIs", required=False, widget=forms.CheckboxSelectMultiple
@@ -128,9 +164,11 @@ class ClientForm(forms.Form):
     scopes = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     expiry = forms.IntegerField(label="Token lifetime (seconds)")
 
-    def __init__(self, *args: Any, catalog: list[ApiResource], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.catalog = catalog
+        self.organization = organization
+        self.catalog = catalog = services.catalog_for(organization)
+        self.claim_errors: dict[int, list[str]] = {}
         self.fields["audience"].choices = [(api.audience, api.name) for api in catalog]
         self.fields["scopes"].choices = sorted(
             {(scope.name, scope.name) for api in catalog for scope in api.scopes.all()}
@@ -168,11 +206,38 @@ class ClientForm(forms.Form):
         if len(self.claims) > MAX_CUSTOM_CLAIMS:
             self.add_error(None, f"at most {MAX_CUSTOM_CLAIMS} custom claims")
         data["custom_claims"] = self.claims
+        scopes = list(data.get("scopes", []))
+        audience = self._with_scope_apis(list(data.get("audience", [])), scopes)
+        if "audience" in data:
+            data["audience"] = audience
+        problems = validate_client_lists(scopes, audience, self.claims)
+        try:
+            services.catalog_check(organization=self.organization, audience=audience, scopes=scopes)
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                problems.setdefault(field, []).extend(messages)
+        add_service_errors(self, ValidationError(problems))
         return data
 
-    def claim_rows(self) -> list[dict[str, str]]:
-        """The rows to show: the entered ones and one empty row to type into (works without JS)."""
-        return [*self.claims, {"key": "", "value": ""}]
+    def is_valid(self) -> bool:
+        """Valid when no field and no claim row has an error."""
+        return super().is_valid() and not self.claim_errors
+
+    def _with_scope_apis(self, audience: list[str], scopes: list[str]) -> list[str]:
+        """``audience`` and, for each scope that no ticked API offers, the first API offering it."""
+        offers = {api.audience: {s.name for s in api.scopes.all()} for api in self.catalog}
+        for scope in scopes:
+            if not any(scope in offers.get(aud, ()) for aud in audience):
+                audience += [aud for aud, names in offers.items() if scope in names][:1]
+        return audience
+
+    def claim_rows(self) -> list[dict[str, Any]]:
+        """The rows to show, each with its errors: the entered ones and one empty row to type
+        into (works without JS)."""
+        rows = [
+            {**claim, "errors": self.claim_errors.get(i, [])} for i, claim in enumerate(self.claims)
+        ]
+        return [*rows, {"key": "", "value": "", "errors": []}]
 
     def service_fields(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -205,10 +270,56 @@ def add_service_errors(form: forms.Form, error: ValidationError) -> None:
             for message in errors:
                 form.add_error(base, message)
         elif match := CLAIM_KEY_RE.fullmatch(key):
-            # ``custom_claims[1].key`` names no form field: say which row, counting from 1.
-            row, part = int(match.group(1)) + 1, match.group(2) or "claim"
+            # ``custom_claims[1].key`` names no form field: beside its row when the form shows
+            # rows (``claim_errors``), else in the summary naming the row, counting from 1.
+            row, part = int(match.group(1)), match.group(2) or "claim"
             for message in errors:
-                form.add_error(None, f"custom claim {row} ({part}): {message}")
+                if hasattr(form, "claim_errors"):
+                    # Beside the row, and in the summary (``_form_errors.html``) by its number.
+                    form.claim_errors.setdefault(row, []).append(f"{part}: {message}")
+                else:
+                    form.add_error(None, f"custom claim {row + 1} ({part}): {message}")
         else:
             for message in errors:
                 form.add_error(None, message)
+
+
+class AuditFilterForm(forms.Form):
+    """The activity page's filters: a client, a person, a kind of event, a range of days."""
+
+    client = forms.CharField(required=False, max_length=32)
+    person = forms.ChoiceField(required=False)
+    kind = forms.ChoiceField(required=False, choices=[("", "All kinds"), *activity.KINDS.items()])
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
+
+    def __init__(self, *args: Any, members: list[Membership], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["person"].choices = [("", "Everyone")] + [
+            (str(m.user_id), m.user.get_username()) for m in members
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and until < since:
+            self.add_error("until", "the last day comes on or after the first")
+        return data
+
+    def filters(self) -> dict[str, Any]:
+        """The selector's keyword arguments for the valid fields (a wrong one filters nothing)."""
+        data = self.cleaned_data if self.is_bound else {}
+        until = data.get("until")
+        return {
+            "client_id": data.get("client", ""),
+            "actor_id": data.get("person", ""),
+            "kind": data.get("kind", ""),
+            "since": _day_start(data.get("since")),
+            "until": _day_start(until + timedelta(days=1)) if until else None,
+        }
+
+
+def _day_start(day: date | None) -> datetime | None:
+    if day is None:
+        return None
+    return timezone.make_aware(datetime.combine(day, time.min))

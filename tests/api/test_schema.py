@@ -137,6 +137,8 @@ def test_every_operation_answers_as_documented(checked, document, org, guide_cli
     call("delete", f"{world.path}/keys/{key['id']}")
     call("delete", f"{world.path}/secrets/{world.secrets[0].id}")
     call("delete", f"{clients}/{new['client_id']}")
+    events = call("get", f"/organizations/{org.id}/audit-events?page_size=2").json()
+    assert events["next_page_token"] and events["audit_events"][0]["action"] == "client.delete"
     assert document.answered == document.operations()
 
 

@@ -601,3 +601,14 @@ def test_each_reserved_claim_name_is_refused(api, org, name):
         "custom_claims[0].key": f"{name.upper()!r} is a registered claim name"
     }
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("bad", ["Initech\nBcc: x@evil.test", "Initech\u0000", "tab\tname"])
+def test_a_control_character_in_a_name_is_a_field_error(api, org, bad):
+    body = assert_error(api.call("post", "/organizations", {"display_name": bad}), 400, 3)
+    assert body["details"][0]["field_violations"][0]["field"] == "display_name"
+    client = {**GUIDE_CLIENT, "name": bad}
+    body = assert_error(api.call("post", f"/organizations/{org.id}/clients", client), 400, 3)
+    assert body["details"][0]["field_violations"][0]["field"] == "name"
+    assert Organization.objects.count() == 1
+    assert not ApiClient.objects.filter(organization=org).exists()

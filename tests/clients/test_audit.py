@@ -93,7 +93,7 @@ def test_audit_client(org, guide_client):
         "target_id": client.id,
         "organization_id": org.id,
         "client_id": client.id,
-        "details": {"changed": ["name"]},
+        "details": {"client_name": client.name, "changed": ["name"]},
     }
 
 
@@ -106,7 +106,7 @@ def test_a_management_clients_event_has_no_organization(db):
         "target_id": client.id,
         "organization_id": "",
         "client_id": client.id,
-        "details": {},
+        "details": {"client_name": "ops"},
     }
 
 
@@ -119,7 +119,11 @@ def test_audit_secret_names_the_secret_by_its_suffix(org, guide_client):
         "target_id": secret.id,
         "organization_id": org.id,
         "client_id": guide_client.client_id,
-        "details": {"secret_suffix": guide_client.secret[-4:], "expire_time": None},
+        "details": {
+            "secret_suffix": guide_client.secret[-4:],
+            "client_name": guide_client.client.name,
+            "expire_time": None,
+        },
     }
     assert guide_client.secret not in str(event.details)
 
@@ -135,7 +139,7 @@ def test_audit_key_names_the_key_by_its_kid(org, guide_client):
         "target_id": key.id,
         "organization_id": org.id,
         "client_id": guide_client.client_id,
-        "details": {"kid": "k1"},
+        "details": {"kid": "k1", "client_name": guide_client.client.name},
     }
 
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
 
 from clients.models import ApiClient, AuditEvent, ClientSecret, Organization, check_secret
 from clients.services import (
@@ -22,6 +22,7 @@ from clients.services import (
     secret_delete,
     secrets_revoke_all,
 )
+from tests.clients.conftest import skip_unless_shared_database
 from tests.conftest import GUIDE_CLIENT, SYSTEM
 
 pytestmark = pytest.mark.django_db
@@ -113,10 +114,7 @@ def test_a_second_delete_is_a_clean_no_op(guide_client):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_adds_never_exceed_five_secrets(org):
-    if connection.vendor == "sqlite" and connection.settings_dict["NAME"].startswith(
-        "file:memorydb"
-    ):
-        pytest.skip("an in-memory SQLite database is not shared between threads")
+    skip_unless_shared_database()
     client, _ = client_create(actor=SYSTEM, organization=org, name="racy")
     results: list[str] = []
 

@@ -204,7 +204,14 @@ def test_create_and_change_an_api_client(admin_client, superuser, console, org, 
     assert created.scopes == ["read:deployments", "deploy:applications"]
     event = last_event("client.update")
     assert_by(event, superuser)
-    assert event.details == {"changed": ["name", "scopes"]}
+    assert event.details == {
+        "client_name": "Nightly export v2",
+        "changed": ["name", "scopes"],
+        "changes": {
+            "name": ["Nightly export", "Nightly export v2"],
+            "scopes": [["read:deployments"], ["read:deployments", "deploy:applications"]],
+        },
+    }
     assert_clean(admin_client.get(change_url).content, console)
 
 
@@ -707,3 +714,27 @@ def test_the_catalog_refuses_the_management_audience_and_scope(admin_client, con
     api.refresh_from_db()
     assert api.audience == "deployment-api.acmecorp.com"
     assert sorted(api.scopes.values_list("name", flat=True)) == sorted(s.name for s in scopes)
+
+
+@pytest.mark.parametrize("bad", ["Initech\nBcc: x@evil.test", "Initech\x00", "tab\tname"])
+def test_a_control_character_in_a_name_is_a_field_error(admin_client, console, bad):
+    response = admin_client.post(
+        reverse("admin:clients_organization_add"),
+        {"display_name": bad, "external_id": "initech", **inline("memberships", [])},
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["display_name"]
+    assert any("control characters" in e or "Null characters" in e for e in errors), errors
+    assert not Organization.objects.filter(external_id="initech").exists()
+    response = admin_client.post(
+        reverse("admin:clients_apiresource_add"),
+        {
+            "name": "Billing",
+            "audience": "billing-api.acmecorp.com",
+            "description": bad,
+            **inline("scopes", []),
+        },
+    )
+    assert response.status_code == 200
+    assert "description" in response.context["adminform"].form.errors
+    assert not ApiResource.objects.filter(name="Billing").exists()

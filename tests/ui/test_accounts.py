@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import logging
 import re
+from contextlib import contextmanager
 
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
+from django.utils import timezone
 
 from clients.models import AuditEvent, Membership, Organization, OutboxTask, invitation_token
-from clients.services import client_create, invitation_create
-from tests.conftest import PASSWORD, SYSTEM, post_form, run_worker
+from clients.services import (
+    Actor,
+    client_create,
+    client_update,
+    invitation_create,
+    secret_add,
+    secret_delete,
+)
+from portal.ui.views import audit as audit_views
+from tests.conftest import GUIDE_CLIENT, PASSWORD, SYSTEM, post_form, run_worker
 from tests.ui.conftest import guide_form
 
 pytestmark = pytest.mark.django_db
@@ -181,7 +193,9 @@ def test_log_in_and_out(client, owner, org):
     assert client.get("/").status_code == 302
     assert client.get("/logout").status_code == 405  # logging out is a POST
     response = client.post("/logout")
-    assert response.status_code == 302 and response["Location"] == "/login"
+    assert response.status_code == 302 and response["Location"] == "/"
+    landing = client.get("/").content.decode()
+    assert "You are logged out." in landing and "Sign up" in landing
     assert client.get(f"/orgs/{org.id}/clients").status_code == 302
 
 
@@ -199,8 +213,16 @@ def test_home_goes_to_the_last_organization(as_owner, owner, org, other_org):
     assert "Acme Corp" in body and "Globex" in body  # the switcher lists both
 
 
+def test_the_landing_page_says_what_the_portal_is_for(client, db, settings):
+    page = client.get("/")
+    body = page.content.decode()
+    assert page.status_code == 200 and "Give your services access to our APIs" in body
+    assert 'href="/signup"' in body and 'href="/login"' in body
+    settings.PORTAL_SIGNUP_ENABLED = False
+    assert 'href="/signup"' not in client.get("/").content.decode()
+
+
 def test_home_without_an_organization(client, db):
-    assert client.get("/")["Location"] == "/login"
     user = get_user_model().objects.create_user(username="lonely@x.test", password=PASSWORD)
     client.force_login(user)
     assert "not in an organization yet" in client.get("/").content.decode()
@@ -266,6 +288,16 @@ def test_password_reset_is_limited_per_requesting_address(owner, settings):
 # --- Activity ------------------------------------------------------------------------------------
 
 
+@contextmanager
+def override_events_per_page(n: int):
+    before = audit_views.EVENTS_PER_PAGE
+    audit_views.EVENTS_PER_PAGE = n
+    try:
+        yield
+    finally:
+        audit_views.EVENTS_PER_PAGE = before
+
+
 @pytest.fixture
 def two_clients(org, catalog):
     first, _ = client_create(actor=SYSTEM, organization=org, name="first bot")
@@ -273,18 +305,75 @@ def two_clients(org, catalog):
     return first, second
 
 
-def test_the_owner_reads_the_activity_and_filters_it(as_owner, org, two_clients):
-    first, second = two_clients
+def sentences(body: str) -> list[str]:
+    return [html.unescape(s) for s in re.findall(r'<p class="sentence">([^<]*)</p>', body)]
+
+
+def test_the_owner_reads_the_activity_as_sentences(as_owner, org, two_clients):
+    first, _ = two_clients
     post_form(as_owner, f"/orgs/{org.id}/clients/new", guide_form())
     body = as_owner.get(f"/orgs/{org.id}/audit").content.decode()
-    assert "client.create" in body and "owner@acme.test" in body and "127.0.0.1" in body
+    said = sentences(body)
+    assert f"owner@acme.test registered client {GUIDE_CLIENT['name']}" in said
+    assert "client.create" not in body and "127.0.0.1" in body
     filtered = as_owner.get(f"/orgs/{org.id}/audit?client={first.id}").content.decode()
-    assert first.id in filtered and second.id not in filtered.split("</select>")[1]
+    assert sentences(filtered) == [
+        f"tests generated secret …{first.secrets.get().secret_suffix} of first bot",
+        "tests registered client first bot",
+    ]
 
 
-def test_a_viewer_reads_the_activity(as_viewer, org, two_clients):
-    response = as_viewer.get(f"/orgs/{org.id}/audit")
-    assert response.status_code == 200 and "client.create" in response.content.decode()
+def test_a_revoked_secret_and_a_deleted_client_read_with_their_names(as_owner, org, two_clients):
+    first, _ = two_clients
+    secret = first.secrets.get()
+    post_form(as_owner, f"/orgs/{org.id}/clients/{first.id}/secrets/{secret.id}/revoke", {})
+    post_form(as_owner, f"/orgs/{org.id}/clients/{first.id}/delete", {"name": "first bot"})
+    said = sentences(as_owner.get(f"/orgs/{org.id}/audit?client={first.id}").content.decode())
+    assert said[:2] == [
+        "owner@acme.test deleted client first bot",
+        f"owner@acme.test revoked secret …{secret.secret_suffix} of first bot",
+    ]
+
+
+def test_an_update_says_what_changed(as_owner, owner, org, two_clients):
+    first, _ = two_clients
+    client_update(actor=Actor.for_user(owner), client=first, name="renamed", expiry=600)
+    said = sentences(as_owner.get(f"/orgs/{org.id}/audit?kind=client").content.decode())
+    assert said[0] == (
+        "owner@acme.test updated client renamed "
+        "(token lifetime: 3600 → 600; name: first bot → renamed)"
+    )
+
+
+def test_the_activity_filters_by_person_kind_and_day(as_owner, owner, org, two_clients):
+    first, _ = two_clients
+    secret_add(actor=Actor.for_user(owner), client=first)
+    mine = sentences(as_owner.get(f"/orgs/{org.id}/audit?person={owner.pk}").content.decode())
+    assert len(mine) == 1 and mine[0].startswith("owner@acme.test generated secret")
+    kinds = sentences(as_owner.get(f"/orgs/{org.id}/audit?kind=secret").content.decode())
+    assert len(kinds) == 3 and all("secret" in s for s in kinds)
+    today = timezone.localdate()
+    day = as_owner.get(f"/orgs/{org.id}/audit?since={today}&until={today}").content.decode()
+    assert len(sentences(day)) == 6  # the organization, two clients, three secrets
+    later = today + dt.timedelta(days=1)
+    assert sentences(as_owner.get(f"/orgs/{org.id}/audit?since={later}").content.decode()) == []
+    backwards = as_owner.get(f"/orgs/{org.id}/audit?since={later}&until={today}")
+    assert backwards.status_code == 200
+    assert "the last day comes on or after the first" in backwards.content.decode()
+    bad = as_owner.get(f"/orgs/{org.id}/audit?since=yesterday&kind=nonsense&person=999")
+    assert bad.status_code == 200 and len(sentences(bad.content.decode())) == 6
+
+
+def test_the_activity_pages_keep_their_filters(as_owner, org, two_clients):
+    first, _ = two_clients
+    for _ in range(3):
+        for secret in first.secrets.all():
+            secret_delete(actor=SYSTEM, secret=secret)
+        secret_add(actor=SYSTEM, client=first)
+    with override_events_per_page(2):
+        body = as_owner.get(f"/orgs/{org.id}/audit?kind=secret").content.decode()
+    assert len(sentences(body)) == 2
+    assert "?page=2&amp;kind=secret" in body
 
 
 def test_the_outsider_gets_404_for_the_activity(as_outsider, org, two_clients, other_client):
@@ -298,3 +387,54 @@ def test_the_activity_fragment_for_htmx(as_owner, org, two_clients):
         f"/orgs/{org.id}/audit", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="audit-table"
     )
     assert response.content.decode().lstrip().startswith('<div id="audit-table">')
+
+
+def confirmed_sign_up(client, email: str) -> None:
+    sign_up(client, email=email)
+    run_worker()
+    link = mailed_path(mail.outbox[-1], "/signup/confirm/")
+    assert post_form(client, link, {}).status_code == 302
+    client.logout()
+
+
+@pytest.mark.parametrize(
+    "typed", ["Mixed.Case@Example.COM", "mixed.case@example.com", " MIXED.CASE@EXAMPLE.COM "]
+)
+def test_log_in_works_with_any_capitalisation_of_the_address(client, typed):
+    confirmed_sign_up(client, "Mixed.Case@Example.COM")
+    assert get_user_model().objects.get().username == "mixed.case@example.com"
+    response = post_form(client, "/login", {"username": typed, "password": PASSWORD})
+    assert response.status_code == 302, response.content.decode()
+    assert client.get("/").status_code == 302  # logged in: home opens the organization
+
+
+def test_sign_up_in_another_capitalisation_opens_no_second_account(client):
+    confirmed_sign_up(client, "dev@newco.test")
+    sign_up(client, email="DEV@NewCo.test")
+    assert get_user_model().objects.count() == 1
+
+
+def test_an_invitation_to_a_capitalised_address_is_one_for_its_account(org, owner):
+    invitation = invitation_create(
+        actor=SYSTEM,
+        organization=org,
+        email="New.Person@ACME.test",
+        role="viewer",
+        invited_by=owner,
+    )
+    assert invitation.email == "new.person@acme.test"
+
+
+def test_the_log_in_and_reset_fields_say_e_mail(client):
+    for path in ("/login", "/password-reset/", "/signup"):
+        body = client.get(path).content.decode()
+        assert ">E-mail</label>" in body and "Username" not in body
+
+
+@pytest.mark.parametrize("bad", ["Acme\nBcc: evil@evil.test", "Acme\x00", "Acme\rCorp"])
+def test_an_organization_name_with_a_control_character_is_a_field_error(client, bad):
+    response = post_form(client, "/signup", {**SIGNUP, "organization_name": bad})
+    assert response.status_code == 400
+    errors = response.context["form"].errors["organization_name"]
+    assert any("control characters" in e or "Null characters" in e for e in errors), errors
+    assert not get_user_model().objects.exists() and not OutboxTask.objects.exists()

@@ -153,9 +153,10 @@ def test_a_new_person_sets_a_password_and_joins(client, org, invitation):
     assert response.status_code == 302 and response["Location"] == f"/orgs/{org.id}/clients"
     user = get_user_model().objects.get(username="invitee@acme.test")
     assert membership(user, org).role == "viewer"
-    # Single use.
-    assert client.get(f"/invitations/{token}").status_code == 404
-    assert post_form(client, f"/invitations/{token}/register", data).status_code == 404
+    # Single use: the link then has a page of its own that says so (410 Gone).
+    used = client.get(f"/invitations/{token}")
+    assert used.status_code == 410 and "already used" in used.content.decode()
+    assert post_form(client, f"/invitations/{token}/register", data).status_code == 410
 
 
 def test_a_weak_password_is_refused_on_invitation(client, invitation):
@@ -188,14 +189,17 @@ def test_someone_else_cannot_accept_an_invitation(as_outsider, outsider, org, in
     assert invitation.accepted_time is None
 
 
-def test_a_forged_or_expired_invitation_is_404(client, invitation, settings):
+def test_a_forged_invitation_is_404_and_an_expired_one_says_so(client, invitation, settings):
     forged = signing.dumps(invitation.pk, salt="something-else")
-    assert client.get(f"/invitations/{forged}").status_code == 404
+    page = client.get(f"/invitations/{forged}")
+    assert page.status_code == 404 and "link is not valid" in page.content.decode()
     token = invitation_token(invitation)
     settings.PORTAL_INVITATION_MAX_AGE = -1
-    assert client.get(f"/invitations/{token}").status_code == 404
+    page = client.get(f"/invitations/{token}")
+    assert page.status_code == 410 and "has expired" in page.content.decode()
     data = {"password1": PASSWORD, "password2": PASSWORD}
-    assert post_form(client, f"/invitations/{token}/register", data).status_code == 404
+    assert post_form(client, f"/invitations/{token}/register", data).status_code == 410
+    assert not get_user_model().objects.filter(username=invitation.email).exists()
 
 
 def test_the_invitation_token_holds_only_the_id(invitation):
@@ -208,3 +212,76 @@ def test_invitations_expire_after_seven_days_by_default():
     from portal import settings as production
 
     assert production.PORTAL_INVITATION_MAX_AGE == 7 * 24 * 3600
+
+
+# --- Open invitations: no duplicates, cancel, resend -----------------------------------------
+
+
+def test_an_address_with_an_open_invitation_is_not_invited_twice(as_owner, org, invitation):
+    data = {"email": "INVITEE@acme.test", "role": "admin"}
+    response = post_form(as_owner, f"/orgs/{org.id}/members/invite", data)
+    assert response.status_code == 400
+    assert "is invited already" in response.context["invite_form"].errors["email"][0]
+    assert Invitation.objects.filter(organization=org).count() == 1
+
+
+def test_an_invitation_form_sent_twice_invites_once(as_owner, org):
+    page = as_owner.get(f"/orgs/{org.id}/members").content.decode()
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page).group(1)
+    data = {"email": "new@acme.test", "role": "viewer", "nonce": nonce}
+    assert post_form(as_owner, f"/orgs/{org.id}/members/invite", data).status_code == 302
+    again = post_form(as_owner, f"/orgs/{org.id}/members/invite", data)
+    assert again.status_code == 302
+    assert "already sent" in as_owner.get(again["Location"]).content.decode()
+    assert Invitation.objects.filter(organization=org).count() == 1
+
+
+def test_the_owner_cancels_an_invitation_and_its_link_says_so(as_owner, client, org, invitation):
+    token = invitation_token(invitation)
+    url = f"/orgs/{org.id}/invitations/{invitation.pk}/cancel"
+    assert post_form(as_owner, url, {}).status_code == 302
+    assert not Invitation.objects.filter(pk=invitation.pk).exists()
+    event = AuditEvent.objects.get(action="invitation.cancel")
+    assert event.details["email"] == "invitee@acme.test"
+    page = client.get(f"/invitations/{token}")
+    assert page.status_code == 410 and "no longer valid" in page.content.decode()
+    # Cancelled already: the invitation is gone for this organization.
+    assert post_form(as_owner, url, {}).status_code == 404
+    # The address may be invited again.
+    data = {"email": "invitee@acme.test", "role": "viewer"}
+    assert post_form(as_owner, f"/orgs/{org.id}/members/invite", data).status_code == 302
+
+
+def test_the_owner_resends_an_invitation_with_a_fresh_link(as_owner, client, org, invitation):
+    run_worker()
+    mail.outbox.clear()
+    url = f"/orgs/{org.id}/invitations/{invitation.pk}/resend"
+    response = post_form(as_owner, url, {})
+    assert response.status_code == 302
+    assert "again" in as_owner.get(response["Location"]).content.decode()
+    run_worker()
+    (sent,) = mail.outbox
+    assert sent.to == ["invitee@acme.test"]
+    link = re.search(r"/invitations/\S+", sent.body).group(0)
+    assert client.get(link).status_code == 200
+    assert AuditEvent.objects.filter(action="invitation.resend").count() == 1
+
+
+def test_a_used_invitation_cannot_be_cancelled_or_resent(as_owner, org, invitation):
+    Invitation.objects.filter(pk=invitation.pk).update(accepted_time="2026-01-01T00:00:00Z")
+    for action in ("cancel", "resend"):
+        url = f"/orgs/{org.id}/invitations/{invitation.pk}/{action}"
+        assert post_form(as_owner, url, {}).status_code == 404
+
+
+def test_an_admin_cannot_cancel_or_resend(as_admin, org, invitation):
+    for action in ("cancel", "resend"):
+        url = f"/orgs/{org.id}/invitations/{invitation.pk}/{action}"
+        assert post_form(as_admin, url, {}).status_code == 403
+    assert Invitation.objects.filter(pk=invitation.pk).exists()
+
+
+def test_the_members_page_offers_resend_and_cancel(as_owner, org, invitation):
+    body = as_owner.get(f"/orgs/{org.id}/members").content.decode()
+    assert f"/invitations/{invitation.pk}/resend" in body
+    assert f"/invitations/{invitation.pk}/cancel" in body

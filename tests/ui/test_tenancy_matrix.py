@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from clients.models import AuditEvent, Membership
+from clients.models import AuditEvent, Invitation, Membership
 from clients.services import client_create, client_key_add, secret_add
 from oauth.keys import public_jwk
 from tests.conftest import SYSTEM, logged_in, make_user, request_token
@@ -78,6 +78,12 @@ def world(org, other_org, owner, viewer, guide_client):
     )
     our_member = Membership.objects.get(user=viewer, organization=org)
     our_key = client_key_add(actor=SYSTEM, client=guide_client.client, jwk=ec_jwk("ours"))
+    our_invitation = Invitation.objects.create(
+        organization=org, email="new@acme.test", role="viewer"
+    )
+    their_invitation = Invitation.objects.create(
+        organization=other_org, email="new@globex.test", role="viewer"
+    )
     their_key = client_key_add(actor=SYSTEM, client=theirs, jwk=ec_jwk("theirs"))
     assert AuditEvent.objects.filter(organization_id=other_org.id).exists()
     return {
@@ -88,6 +94,7 @@ def world(org, other_org, owner, viewer, guide_client):
             "secret_id": our_secret.id,
             "membership_id": our_member.id,
             "key_id": our_key.id,
+            "invitation_id": our_invitation.id,
         },
         "theirs": {
             "org_id": other_org.id,
@@ -96,6 +103,7 @@ def world(org, other_org, owner, viewer, guide_client):
             "secret_id": their_secret.id,
             "membership_id": their_member.id,
             "key_id": their_key.id,
+            "invitation_id": their_invitation.id,
         },
     }
 
@@ -106,7 +114,7 @@ def mixes(route: Route, world: dict) -> list[dict[str, str]]:
     out = []
     if {"org_id", "organization_id"} & set(route.params):
         out.append(dict(theirs))
-    for name in ("client_id", "secret_id", "membership_id", "key_id"):
+    for name in ("client_id", "secret_id", "membership_id", "key_id", "invitation_id"):
         if name in route.params:
             mixed = dict(ours)
             mixed[name] = theirs[name]
@@ -179,4 +187,6 @@ def test_every_state_changing_portal_url_refuses_a_viewer(world, viewer):
         "portal:member-invite",
         "portal:member-role",
         "portal:member-remove",
+        "portal:invitation-cancel",
+        "portal:invitation-resend",
     } <= set(refused), refused

@@ -15,11 +15,13 @@ from portal.ui.views.accounts import (
     invitation,
     invitation_accept,
     invitation_register,
+    logout,
     signup,
     signup_confirm,
     signup_sent,
 )
 from portal.ui.views.audit import audit_log
+from portal.ui.views.catalog import catalog
 from portal.ui.views.clients import (
     claim_row,
     client_delete,
@@ -32,12 +34,20 @@ from portal.ui.views.clients import (
     secret_revoke,
     secret_revoke_confirm,
 )
-from portal.ui.views.members import member_invite, member_remove, member_role, members
+from portal.ui.views.members import (
+    invitation_cancel,
+    invitation_resend,
+    member_invite,
+    member_remove,
+    member_role,
+    members,
+)
 
 __all__ = [
     "LoginView",
     "PasswordResetView",
     "audit_log",
+    "catalog",
     "claim_row",
     "client_delete",
     "client_delete_confirm",
@@ -48,7 +58,10 @@ __all__ = [
     "home",
     "invitation",
     "invitation_accept",
+    "invitation_cancel",
     "invitation_register",
+    "invitation_resend",
+    "logout",
     "member_invite",
     "member_remove",
     "member_role",

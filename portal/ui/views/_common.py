@@ -23,9 +23,8 @@ def page_of(request: HttpRequest, items: object, per_page: int) -> object:
 def org_context(request: HttpRequest, member: Membership, **extra: object) -> dict:
     """What every organization page needs: the member, the organization, the switcher."""
     url_name = request.resolver_match.url_name if request.resolver_match else ""
-    section = (
-        "audit" if url_name == "audit-log" else "members" if "member" in url_name else "clients"
-    )
+    sections = {"audit-log": "audit", "catalog": "catalog"}
+    section = sections.get(url_name) or ("members" if "member" in url_name else "clients")
     return {
         "section": section,
         "member": member,

@@ -8,11 +8,13 @@ the per-address login limit has to count each user's address, not the load balan
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
+from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
@@ -24,7 +26,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clients import selectors, services
-from clients.models import Invitation, invitation_from_token, signup_from_token
+from clients.models import Invitation, invitation_state, signup_from_token
 from oauth import logins
 from portal.lib.net import client_ip
 from portal.ui import forms
@@ -33,15 +35,25 @@ from portal.ui.tenancy import CURRENT_ORGANIZATION
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """``/``: the organization opened last, or the first one, or the login page."""
+    """``/``: for a visitor, what the portal is for and the way in (sign up or log in); for a
+    member, the organization opened last, or the first one."""
     if not request.user.is_authenticated:
-        return redirect("portal:login")
+        context = {"signup_enabled": settings.PORTAL_SIGNUP_ENABLED}
+        return render(request, "portal/landing.html", context)
     memberships = selectors.memberships_of(request.user)
     current = request.session.get(CURRENT_ORGANIZATION)
     chosen = memberships.filter(organization_id=current).first() or memberships.first()
     if chosen is None:
         return render(request, "portal/no_organization.html")
     return redirect("portal:client-list", org_id=chosen.organization_id)
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    """Log out (a POST, so no link or image can do it) and say so on the landing page."""
+    auth_logout(request)
+    messages.info(request, "You are logged out.")
+    return redirect("portal:home")
 
 
 def _welcome(request: HttpRequest, user: Any, organization_id: str, message: str) -> HttpResponse:
@@ -112,17 +124,47 @@ def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
 # --- Invitations ---------------------------------------------------------------------------------
 
 
-def _invitation_or_404(token: str) -> Invitation:
-    invitation = invitation_from_token(token)
-    if invitation is None:
-        raise Http404("this invitation link is invalid, expired or already used")
+class InvitationClosed(Exception):
+    """The link names no open invitation; ``state`` says why (``invitation_state``)."""
+
+    def __init__(self, state: str, invitation: Invitation | None) -> None:
+        super().__init__(state)
+        self.state, self.invitation = state, invitation
+
+
+def _open_invitation(token: str) -> Invitation:
+    state, invitation = invitation_state(token)
+    if state != "open" or invitation is None:
+        raise InvitationClosed(state, invitation)
     return invitation
 
 
+def _closed_page(request: HttpRequest, closed: InvitationClosed) -> HttpResponse:
+    """A page of its own for a link that no longer works: what happened and what to do. 404 for
+    a forged link, 410 Gone for one that worked once."""
+    status = 404 if closed.state == "invalid" else 410
+    context = {"state": closed.state, "invitation": closed.invitation}
+    return render(request, "portal/invitation_closed.html", context, status=status)
+
+
+def invitation_link(view: Any) -> Any:
+    """For the views of an invitation link: a closed link gets its page, not a bare 404."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, token: str) -> HttpResponse:
+        try:
+            return view(request, token)
+        except InvitationClosed as closed:
+            return _closed_page(request, closed)
+
+    return wrapper
+
+
 @require_GET
+@invitation_link
 def invitation(request: HttpRequest, token: str) -> HttpResponse:
     """The invitation page: join with the current account, or set a password for a new one."""
-    invitation = _invitation_or_404(token)
+    invitation = _open_invitation(token)
     has_account = get_user_model().objects.filter(username__iexact=invitation.email).exists()
     form = forms.InvitationSignupForm(email=invitation.email)
     context = {"invitation": invitation, "token": token, "has_account": has_account, "form": form}
@@ -131,8 +173,9 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_POST
 @login_required
+@invitation_link
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
-    invitation = _invitation_or_404(token)
+    invitation = _open_invitation(token)
     try:
         services.invitation_accept(invitation=invitation, user=request.user, ip=client_ip(request))
     except ValidationError as exc:
@@ -144,9 +187,10 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 
 @sensitive_post_parameters("password1", "password2")
 @require_POST
+@invitation_link
 def invitation_register(request: HttpRequest, token: str) -> HttpResponse:
     """A new account for the invited email, joined to the organization."""
-    invitation = _invitation_or_404(token)
+    invitation = _open_invitation(token)
     form = forms.InvitationSignupForm(request.POST, email=invitation.email)
     if form.is_valid():
         try:
@@ -173,6 +217,7 @@ class LoginView(logins.LimitedLoginView):
     window closes."""
 
     template_name = "portal/login.html"
+    authentication_form = forms.LoginForm
     redirect_authenticated_user = True
 
 
@@ -182,6 +227,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     target address and per requesting address (``RATE_LIMIT_PASSWORD_RESET``)."""
 
     template_name = "portal/password_reset.html"
+    form_class = forms.EmailPasswordResetForm
     success_url = reverse_lazy("portal:password-reset-done")
 
     def form_valid(self, form: PasswordResetForm) -> HttpResponse:

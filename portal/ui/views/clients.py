@@ -1,15 +1,16 @@
 """API clients and their secrets: list, register, edit, delete, add and revoke secrets.
 
 A plain secret leaves the server once, in ``secret_once``'s response (``no-store``). The forms
-that make one carry a nonce, so that sending the same form again (back button, reload) leads to
-the client's page instead of making a second secret or showing the first again.
+that make one carry a one-time token (``portal.lib.once``) that the service claims atomically, so
+sending the same form again (double click, reload, several tabs at once) leads to the client's
+page instead of making a second client or secret, or showing the first secret again.
 """
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from clients import selectors, services
 from clients.models import ApiClient, Membership
 from oauth.settings import oauth_settings
-from portal.lib.once import nonce_issue, nonce_spend, nonce_used
+from portal.lib.once import nonce_issue, nonce_of
 from portal.ui import forms
 from portal.ui.tenancy import member_view
 from portal.ui.views._common import actor_for, org_context, page_of
@@ -45,7 +46,7 @@ def client_list(request: HttpRequest, member: Membership) -> HttpResponse:
 def _client_form_context(
     request: HttpRequest, member: Membership, form: forms.ClientForm, **extra: object
 ) -> dict:
-    return org_context(request, member, form=form, nonce=nonce_issue(request), **extra)
+    return org_context(request, member, form=form, nonce=nonce_issue(), **extra)
 
 
 def secret_once(
@@ -71,48 +72,49 @@ def _detail_url(member: Membership, client: ApiClient) -> str:
     return reverse("portal:client-detail", args=[member.organization_id, client.id])
 
 
-def _spend_nonce(request: HttpRequest, member: Membership, client: ApiClient) -> None:
-    """Remember where this secret-making form led: sent again, it goes there (``_replayed``)."""
-    nonce_spend(request, request.POST.get("nonce", ""), _detail_url(member, client))
+ALREADY_SUBMITTED = (
+    "This form was already submitted: here is what it made. Its secret was shown once, to the "
+    "first submission; if you did not copy it, generate a new secret."
+)
 
 
-def _replayed(request: HttpRequest) -> HttpResponse | None:
-    """A re-sent secret-making form goes to where its first answer led, without the secret."""
-    used = nonce_used(request, request.POST.get("nonce", ""))
-    if used is None:
-        return None
-    messages.info(request, "That form was already sent; the secret is not shown again.")
-    return HttpResponseRedirect(used)
+def _already_submitted(
+    request: HttpRequest, member: Membership, exc: services.AlreadySubmitted
+) -> HttpResponse:
+    """A form sent again (double click, reload, several tabs) leads to what its first
+    submission made, never to a second secret."""
+    messages.info(request, ALREADY_SUBMITTED)
+    if exc.target_id:
+        return redirect(
+            "portal:client-detail", org_id=member.organization_id, client_id=exc.target_id
+        )
+    return redirect("portal:client-list", org_id=member.organization_id)
 
 
 @require_http_methods(["GET", "POST"])
 @member_view(manage_clients=True)
 def client_new(request: HttpRequest, member: Membership) -> HttpResponse:
     """The register form; a valid POST creates the client and shows its secret once."""
-    catalog = services.catalog_for(member.organization)
     if request.method == "POST":
-        if replay := _replayed(request):
-            return replay
-        form = forms.ClientForm(request.POST, catalog=catalog)
-        if form.is_valid():
+        form = forms.ClientForm(request.POST, organization=member.organization)
+        if form.is_valid():  # the catalog checked too (``ClientForm.clean``)
             fields = form.service_fields()
             try:
-                services.catalog_check(
-                    organization=member.organization,
-                    audience=fields["audience"],
-                    scopes=fields["scopes"],
-                )
                 client, plain = services.client_create(
-                    actor=actor_for(request), organization=member.organization, **fields
+                    actor=actor_for(request),
+                    organization=member.organization,
+                    form_token=nonce_of(request),
+                    **fields,
                 )
+            except services.AlreadySubmitted as exc:
+                return _already_submitted(request, member, exc)
             except ValidationError as exc:
                 forms.add_service_errors(form, exc)
             else:
-                _spend_nonce(request, member, client)
                 return secret_once(request, member, client, plain, created=True)
         context = _client_form_context(request, member, form)
         return render(request, "portal/client_new.html", context, status=400)
-    form = forms.ClientForm(catalog=catalog)
+    form = forms.ClientForm(organization=member.organization)
     return render(request, "portal/client_new.html", _client_form_context(request, member, form))
 
 
@@ -128,7 +130,7 @@ def _detail_context(
 ) -> dict:
     if form is None:
         form = forms.ClientForm(
-            catalog=services.catalog_for(member.organization),
+            organization=member.organization,
             initial={
                 "name": client.name,
                 "description": client.description,
@@ -149,6 +151,7 @@ def _detail_context(
         provider_audience=kept_audience,
         provider_scopes=kept_scopes,
         secrets=list(client.secrets.all()),
+        revoked_secrets=selectors.recently_revoked_secrets(client),
         max_secrets=oauth_settings.MAX_SECRETS_PER_CLIENT,
     )
 
@@ -166,18 +169,13 @@ def client_detail(request: HttpRequest, member: Membership, client_id: str) -> H
 @member_view(manage_clients=True)
 def client_update(request: HttpRequest, member: Membership, client_id: str) -> HttpResponse:
     client = selectors.client_get(member.organization, client_id)
-    form = forms.ClientForm(request.POST, catalog=services.catalog_for(member.organization))
-    if form.is_valid():
+    form = forms.ClientForm(request.POST, organization=member.organization)
+    if form.is_valid():  # the catalog checked too (``ClientForm.clean``)
         fields = form.service_fields()
         kept_audience, kept_scopes = services.provider_grants(
             organization=member.organization, audience=client.audience, scopes=client.scopes
         )
         try:
-            services.catalog_check(
-                organization=member.organization,
-                audience=fields["audience"],
-                scopes=fields["scopes"],
-            )
             # What the provider granted outside the catalog stays as it is.
             fields["audience"] = fields["audience"] + [
                 aud for aud in kept_audience if aud not in fields["audience"]
@@ -216,8 +214,10 @@ def client_delete(request: HttpRequest, member: Membership, client_id: str) -> H
     if not form.is_valid():
         context = org_context(request, member, client=client, form=form)
         return render(request, "portal/client_delete.html", context, status=400)
-    services.client_delete(actor=actor_for(request), client=client)
-    messages.success(request, f"Deleted {client.name}; its secrets no longer work.")
+    if services.client_delete(actor=actor_for(request), client=client):
+        messages.success(request, f"Deleted {client.name}; its secrets no longer work.")
+    else:
+        messages.info(request, f"{client.name} was already deleted.")
     return redirect("portal:client-list", org_id=member.organization_id)
 
 
@@ -229,14 +229,15 @@ def client_delete(request: HttpRequest, member: Membership, client_id: str) -> H
 def secret_new(request: HttpRequest, member: Membership, client_id: str) -> HttpResponse:
     """Generate another secret (rotation step one) and show it once."""
     client = selectors.client_get(member.organization, client_id)
-    if replay := _replayed(request):
-        return replay
     try:
-        _secret, plain = services.secret_add(actor=actor_for(request), client=client)
+        _secret, plain = services.secret_add(
+            actor=actor_for(request), client=client, form_token=nonce_of(request)
+        )
+    except services.AlreadySubmitted as exc:
+        return _already_submitted(request, member, exc)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("portal:client-detail", org_id=member.organization_id, client_id=client.id)
-    _spend_nonce(request, member, client)
     return secret_once(request, member, client, plain, created=False)
 
 

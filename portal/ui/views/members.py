@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -10,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clients import selectors, services
 from clients.models import Membership
+from portal.lib.once import nonce_issue, nonce_of
 from portal.ui import forms
 from portal.ui.tenancy import member_view
 from portal.ui.views._common import actor_for, org_context
@@ -23,6 +26,7 @@ def _members_context(request: HttpRequest, member: Membership, **extra: object) 
         members=organization.memberships.select_related("user").order_by("create_time", "id"),
         invitations=organization.invitations.filter(accepted_time__isnull=True)[:50],
         roles=Membership.Role.choices,
+        nonce=nonce_issue(),
         **extra,
     )
 
@@ -46,7 +50,13 @@ def member_invite(request: HttpRequest, member: Membership) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
                 invited_by=request.user,
+                form_token=nonce_of(request),
             )
+        except services.AlreadySubmitted:
+            messages.info(
+                request, "This invitation was already sent (the form was submitted twice)."
+            )
+            return redirect("portal:members", org_id=member.organization_id)
         except ValidationError as exc:
             forms.add_service_errors(form, exc)
         else:
@@ -90,3 +100,47 @@ def member_remove(request: HttpRequest, member: Membership, membership_id: int) 
     if target.user_id == request.user.pk:
         return redirect("portal:home")
     return redirect("portal:members", org_id=member.organization_id)
+
+
+def _on_invitation(
+    request: HttpRequest,
+    member: Membership,
+    invitation_id: int,
+    change: Callable[..., object],
+    done: str,
+) -> HttpResponse:
+    """Apply ``change`` (a service) to an open invitation of this organization, say ``done``."""
+    invitation = selectors.invitation_get(member.organization, invitation_id)
+    try:
+        change(actor=actor_for(request), invitation=invitation)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, done.format(email=invitation.email))
+    return redirect("portal:members", org_id=member.organization_id)
+
+
+@require_POST
+@member_view(manage_members=True)
+def invitation_cancel(request: HttpRequest, member: Membership, invitation_id: int) -> HttpResponse:
+    """Withdraw an open invitation: its link then says so."""
+    return _on_invitation(
+        request,
+        member,
+        invitation_id,
+        services.invitation_cancel,
+        "Cancelled the invitation of {email}.",
+    )
+
+
+@require_POST
+@member_view(manage_members=True)
+def invitation_resend(request: HttpRequest, member: Membership, invitation_id: int) -> HttpResponse:
+    """Mail an open invitation again, with a fresh link."""
+    return _on_invitation(
+        request,
+        member,
+        invitation_id,
+        services.invitation_resend,
+        "Sent the invitation to {email} again.",
+    )

@@ -45,6 +45,15 @@
     }
   });
 
+  // Ticking a scope ticks the API that offers it (the server does the same without JS).
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (box.name !== "scopes" || !box.checked) { return; }
+    var api = box.closest(".api");
+    var apiBox = api && api.querySelector("input[name=audience]");
+    if (apiBox) { apiBox.checked = true; }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     reveal(document);
     // The secret-once page answers a POST: swap its history entry for the client's page so
@@ -54,6 +63,31 @@
       window.history.replaceState(null, "", marker.getAttribute("data-replace-url"));
     }
   });
+
+  // A button that creates or changes something is disabled on the first click, so a double
+  // click sends one request. Only a courtesy: the server claims each form's one-time token, so a
+  // second submission changes nothing anyway. Disabled after the submit event (a disabled
+  // submitter would drop out of the form's data); enabled again when the page comes back from
+  // the back-forward cache or an htmx request ends.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || (form.method || "").toLowerCase() !== "post") { return; }
+    var buttons = form.querySelectorAll("button[type=submit], button:not([type])");
+    setTimeout(function () {
+      buttons.forEach(function (button) {
+        button.disabled = true;
+        button.setAttribute("aria-busy", "true");
+      });
+    }, 0);
+  });
+  function enableAll(root) {
+    root.querySelectorAll("button[aria-busy=true]").forEach(function (button) {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    });
+  }
+  window.addEventListener("pageshow", function () { enableAll(document); });
+  document.addEventListener("htmx:afterRequest", function () { enableAll(document); });
 
   // Fragments swapped in by htmx may hold buttons that need this script too.
   document.addEventListener("htmx:afterSwap", function (event) { reveal(event.target); });
