@@ -225,6 +225,12 @@ METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN") or None
 if METRICS_BEARER_TOKEN is not None and len(METRICS_BEARER_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_BEARER_TOKEN must be at least 16 characters")
 
+# --- Outbound requests (portal/lib/outbound.py) -------------------------------------------------
+# TEST-ONLY: also allow http:// URLs and loopback addresses for every outbound request of ours
+# (issuer discovery and JWKS, webhooks), so that tests and local development can run an issuer on
+# 127.0.0.1. Never set it in production: it opens the server-side request forgery guard.
+OUTBOUND_ALLOW_INSECURE = env_bool("OUTBOUND_ALLOW_INSECURE", False)
+
 # --- Rate limits (oauth/ratelimit.py) -----------------------------------------------------------
 # Each "N/s", "N/m" or "N/h"; counted in Redis when REDIS_URL is set, else in the database.
 
