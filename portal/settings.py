@@ -205,6 +205,7 @@ OAUTH = {
         "SECRET_CACHE_SECONDS": env_int("OAUTH_SECRET_CACHE_SECONDS", None, minimum=0),
         "TOKEN_LEEWAY_SECONDS": env_int("OAUTH_TOKEN_LEEWAY_SECONDS", None, minimum=0),
         "TOKEN_FAST_PATH": env_bool("OAUTH_TOKEN_FAST_PATH", None),
+        "FEDERATION_SINGLE_USE": env_bool("OAUTH_FEDERATION_SINGLE_USE", None),
         "TOKEN_QUERY_BATCHING": env_bool("OAUTH_TOKEN_QUERY_BATCHING", None),
         "TOKEN_DATABASE_TIMEOUT": env_int("OAUTH_TOKEN_DATABASE_TIMEOUT", None, minimum=1),
         "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", None, minimum=1),

@@ -51,9 +51,17 @@ from clients.services.secrets import (
     secret_set_status,
     secrets_revoke_all,
 )
+from clients.services.trust import (
+    TRUST_POLICY_FIELDS,
+    federated_token_record,
+    trust_policy_create,
+    trust_policy_delete,
+    trust_policy_update,
+)
 
 __all__ = [
     "CLIENT_UPDATABLE_FIELDS",
+    "TRUST_POLICY_FIELDS",
     "Actor",
     "account_signup",
     "account_signup_confirm",
@@ -74,6 +82,7 @@ __all__ = [
     "email_enqueue",
     "enqueue",
     "expire_time_from_seconds",
+    "federated_token_record",
     "invitation_accept",
     "invitation_accept_with_signup",
     "invitation_create",
@@ -91,4 +100,7 @@ __all__ = [
     "secret_delete",
     "secret_set_status",
     "secrets_revoke_all",
+    "trust_policy_create",
+    "trust_policy_delete",
+    "trust_policy_update",
 ]

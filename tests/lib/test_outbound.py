@@ -5,57 +5,19 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from portal.lib import outbound
 from portal.lib.outbound import OutboundRefused, address_refusal, fetch
-
-
-@dataclass
-class LocalServer:
-    """A plain HTTP server on 127.0.0.1: ``routes`` maps a path to (status, headers, body);
-    ``hosts`` records the Host header of each request."""
-
-    host: str
-    port: int
-    routes: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
-    hosts: list[str] = field(default_factory=list)
-
-
-def _handler(local: LocalServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            local.hosts.append(self.headers.get("Host", ""))
-            status, headers, body = local.routes.get(self.path, (404, {}, b"nothing"))
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    return Handler
+from tests.oidc_issuer import LocalServer, local_server
 
 
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
-    local = LocalServer("127.0.0.1", 0)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(local))
-    local.port = httpd.server_address[1]
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+    with local_server() as local:
         yield local
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.fixture
