@@ -215,29 +215,58 @@ def is_external(assertion: str, client_id: str | None) -> bool:
     return isinstance(issuer, str) and issuer not in (client_id, claims.get("sub"))
 
 
-def _policy_failure(policy: TrustPolicy, claims: dict[str, Any], now: int) -> str | None:
-    """The first check of ``policy`` that the (signature-verified) claims fail, or None."""
+def policy_checks(
+    policy: TrustPolicy, claims: dict[str, Any], now: int
+) -> list[tuple[str, str | None]]:
+    """Each claim check of ``policy`` on (signature-verified) claims, in order: (what is
+    checked, None when it passes or the refusal's description)."""
+    checks: list[tuple[str, str | None]] = []
     audience = claims.get("aud")
     audiences = audience if isinstance(audience, list) else [audience]
-    if policy.audience not in audiences:
-        return "the external token's aud does not name the policy's audience"
+    checks.append(
+        (
+            "aud",
+            None
+            if policy.audience in audiences
+            else "the external token's aud does not name the policy's audience",
+        )
+    )
     issued = claims.get("iat")
     if not isinstance(issued, int | float) or isinstance(issued, bool):
-        return "the external token has no iat claim"
-    if issued > now + LEEWAY:
-        return "the external token's iat is in the future"
-    if now - issued > policy.max_token_age + LEEWAY:
-        age = policy.max_token_age
-        return f"the external token is older than the policy's max_token_age ({age} s)"
+        age = "the external token has no iat claim"
+    elif issued > now + LEEWAY:
+        age = "the external token's iat is in the future"
+    elif now - issued > policy.max_token_age + LEEWAY:
+        limit = policy.max_token_age
+        age = f"the external token is older than the policy's max_token_age ({limit} s)"
+    else:
+        age = None
+    checks.append(("iat within max_token_age", age))
     if policy.subject:
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not pattern_matches(policy.subject, subject):
-            return "the external token's sub does not match the policy's subject"
+        matches = isinstance(subject, str) and pattern_matches(policy.subject, subject)
+        checks.append(
+            (
+                "sub",
+                None if matches else "the external token's sub does not match the policy's subject",
+            )
+        )
     for condition in policy.claim_conditions:
-        value = claim_text(claim_value(claims, condition["claim"]))
-        if value is None or not pattern_matches(condition["value"], value):
-            return f"the external token's {condition['claim']} claim does not match the policy"
-    return None
+        name = condition["claim"]
+        value = claim_text(claim_value(claims, name))
+        matches = value is not None and pattern_matches(condition["value"], value)
+        checks.append(
+            (
+                name,
+                None if matches else f"the external token's {name} claim does not match the policy",
+            )
+        )
+    return checks
+
+
+def _policy_failure(policy: TrustPolicy, claims: dict[str, Any], now: int) -> str | None:
+    """The first check of ``policy`` that the claims fail, or None."""
+    return next((failure for _what, failure in policy_checks(policy, claims, now) if failure), None)
 
 
 def _verified_claims(token: str, header: dict[str, Any], keys: Iterable[dict[str, Any]]) -> dict:
@@ -350,3 +379,52 @@ def federated_client(token: str, client_id: str | None) -> AuthenticatedClient:
         subject=subject if isinstance(subject, str) else None,
     )
     return AuthenticatedClient.of_client(client, federation)
+
+
+@dataclass(frozen=True)
+class PolicyReport:
+    """One policy's checks of a pasted token, for the portal's "test a token" box."""
+
+    policy: TrustPolicy
+    checks: list[tuple[str, str | None]]
+
+    @property
+    def admitted(self) -> bool:
+        return all(failure is None for _what, failure in self.checks)
+
+
+def explain(token: str, client: ApiClient) -> tuple[str | None, list[PolicyReport]]:
+    """Every check of every policy of the token's issuer, passed or not, for a person testing a
+    token: (a refusal before any policy applies, or None; each policy's report). Nothing is
+    recorded and no token is issued."""
+    try:
+        header, unverified = _unverified(token)
+    except FederationRejected as exc:
+        return exc.description, []
+    issuer = unverified.get("iss")
+    policies = [p for p in client.trust_policies.all() if p.issuer == issuer]
+    if not isinstance(issuer, str) or not policies:
+        return "no trust policy of the client accepts the external token's iss", []
+    now = int(timezone.now().timestamp())
+    reports = []
+    for policy in policies:
+        checks: list[tuple[str, str | None]] = [("alg", None), ("iss", None)]
+        try:
+            keys = (
+                policy.jwks["keys"]
+                if policy.jwks is not None
+                else issuer_keys(issuer, header.get("kid"))
+            )
+            claims = _verified_claims(token, header, keys)
+        except FederationRejected as exc:
+            reports.append(
+                PolicyReport(policy, [*checks, ("signature, exp, nbf", exc.description)])
+            )
+            continue
+        except IssuerUnavailable:
+            failure = "the issuer's keys cannot be fetched right now"
+            reports.append(PolicyReport(policy, [*checks, ("signature, exp, nbf", failure)]))
+            continue
+        checks.append(("signature, exp, nbf", None))
+        reports.append(PolicyReport(policy, checks + policy_checks(policy, claims, now)))
+    return None, reports

@@ -32,6 +32,7 @@ from portal.ui.views.clients import (
     secret_revoke,
     secret_revoke_confirm,
 )
+from portal.ui.views.federation import trust_policy_delete, trust_policy_new, trust_policy_test
 from portal.ui.views.members import member_invite, member_remove, member_role, members
 
 __all__ = [
@@ -59,4 +60,7 @@ __all__ = [
     "signup",
     "signup_confirm",
     "signup_sent",
+    "trust_policy_delete",
+    "trust_policy_new",
+    "trust_policy_test",
 ]

@@ -21,6 +21,7 @@ from portal.lib.once import nonce_issue, nonce_spend, nonce_used
 from portal.ui import forms
 from portal.ui.tenancy import member_view
 from portal.ui.views._common import actor_for, org_context, page_of
+from portal.ui.views.federation import federation_context
 
 CLIENTS_PER_PAGE = 20
 
@@ -150,6 +151,7 @@ def _detail_context(
         provider_scopes=kept_scopes,
         secrets=list(client.secrets.all()),
         max_secrets=oauth_settings.MAX_SECRETS_PER_CLIENT,
+        **federation_context(client),
     )
 
 
