@@ -17,7 +17,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from clients.models import AuditEvent
-from clients.services import trust_policy_create, trust_policy_delete, trust_policy_update
+from clients.services import (
+    client_create,
+    trust_policy_create,
+    trust_policy_delete,
+    trust_policy_update,
+)
+from m2m_auth_kit.client import ClientCredentials
 from oauth import federation
 from tests.assertion_helpers import ASSERTION_TYPE, ec_key, public_jwk, rsa_key
 from tests.conftest import SYSTEM, post_form
@@ -527,3 +533,28 @@ def test_a_malformed_grant_request_is_invalid_request(client, form, description)
 def test_discovery_names_the_jwt_bearer_grant(client):
     body = client.get("/.well-known/oauth-authorization-server").json()
     assert GRANT in body["grant_types_supported"]
+
+
+# --- The kit's ClientCredentials with federated_token, against this server over HTTP -----------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_kit_trades_a_projected_token_file_for_an_access_token(live_server, tmp_path, org):
+    client, _secret = client_create(actor=SYSTEM, organization=org, name="deployer")
+    trust_policy_create(
+        actor=SYSTEM,
+        client=client,
+        name="cluster deployer",
+        issuer=K8S_ISSUER,
+        jwks={"keys": [public_jwk(rsa_key(20), kid="cluster-key")]},
+        audience="https://auth.acme.test",
+        subject="system:serviceaccount:deploy:deployer",
+        max_token_age=3600,
+    )
+    path = tmp_path / "token"
+    path.write_text(_k8s_token())
+    credentials = ClientCredentials(
+        f"{live_server.url}/oauth/token", client.id, federated_token=path
+    )
+    claims = jwt.decode(credentials.token(), options={"verify_signature": False})
+    assert claims["client_id"] == client.id and claims["act"]["iss"] == K8S_ISSUER
