@@ -22,6 +22,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--algorithm", choices=["RS256", "ES256"], default=None)
     parser.add_argument("--count", type=int, default=1, help="how many clients to make")
+    parser.add_argument(
+        "--federated",
+        action="store_true",
+        help="also give each client a trust policy (a static JWKS) and print an external "
+        "workload token it admits, as assertion",
+    )
     args = parser.parse_args()
 
     import django
@@ -44,7 +50,46 @@ def main() -> None:
             audience=["https://api.example.com"],
             custom_claims=[{"key": "tier", "value": "gold"}],
         )
-        print(json.dumps({"client_id": client.id, "client_secret": secret}))
+        made = {"client_id": client.id, "client_secret": secret}
+        if args.federated:
+            made["assertion"] = _federate(actor, client)
+        print(json.dumps(made))
+
+
+def _federate(actor, client) -> str:
+    """A Kubernetes-style trust policy with a static JWKS, and a day-long token it admits: the
+    federated grant's cost is the external signature check, not fetching keys."""
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    from clients.conf import client_settings
+    from clients.services import trust_policy_create
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {**RSAAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "bench-cluster"}
+    issuer = "https://kubernetes.default.svc.cluster.local"
+    trust_policy_create(
+        actor=actor,
+        client=client,
+        name="bench cluster",
+        issuer=issuer,
+        jwks={"keys": [jwk]},
+        subject="system:serviceaccount:bench:loader",
+        max_token_age=86400,
+    )
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "sub": "system:serviceaccount:bench:loader",
+        "aud": [client_settings.ISSUER],
+        "iat": now,
+        "nbf": now,
+        "exp": now + 86400,
+    }
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "bench-cluster"})
 
 
 if __name__ == "__main__":

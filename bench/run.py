@@ -74,6 +74,7 @@ def run_wrk(server: Server, client: dict[str, str], connections: int, duration: 
         **os.environ,
         "BENCH_CLIENT_ID": client["client_id"],
         "BENCH_CLIENT_SECRET": client["client_secret"],
+        "BENCH_ASSERTION": client.get("assertion", ""),
     }
     cpu_before = server.worker_cpu_seconds()
     database_before = postgres_cpu_seconds()
@@ -167,7 +168,20 @@ def bench_database(label: str, args: argparse.Namespace, ceiling: float) -> dict
             summary["view"] = result
         es_top = es256(db, load_client, args, ceiling)
         summary["es256"] = es_top
+        summary["federated"] = federated(db, args, ceiling)
     return summary
+
+
+def federated(db: Database, args: argparse.Namespace, ceiling: float) -> dict:
+    """The jwt-bearer grant with an external workload token (a static-JWKS trust policy) at
+    the highest concurrency, beside the secret grant's line: its extra cost is the external
+    token's signature check and the audit event naming the policy."""
+    (client,) = db.make_clients(count=1, algorithm="RS256", federated=True)
+    with gunicorn(db) as server:
+        top = max(args.concurrency)
+        result = run_wrk(server, client, top, args.duration)
+        print(describe(f"federated jwt-bearer c={top:<3d}", result, ceiling), flush=True)
+    return result
 
 
 def es256(db: Database, client: dict[str, str], args: argparse.Namespace, ceiling: float) -> dict:
@@ -290,7 +304,7 @@ def main() -> int:
     failed = False
     for summary in results:
         for key, value in summary.items():
-            if key.startswith("rs256_c") or key in ("es256", "view"):
+            if key.startswith("rs256_c") or key in ("es256", "view", "federated"):
                 failed = failed or value["errors"] > 0
         top = summary[f"rs256_c{max(args.concurrency)}"]
         print(
@@ -298,6 +312,7 @@ def main() -> int:
             f" = {100 * top['tokens_per_s'] / ceiling:.1f}% of {ceiling:.0f};"
             f" p99 {top['p99_us'] / 1000:.1f} ms; errors {top['errors']};"
             f" ES256 {summary['es256']['tokens_per_s']:.0f} tokens/s;"
+            f" federated {summary['federated']['tokens_per_s']:.0f} tokens/s;"
             f" cold {summary['cold_ms']:.0f} ms;"
             f" single client median {summary['latency']['median_ms']:.2f} ms"
             f" p99 {summary['latency']['p99_ms']:.2f} ms"

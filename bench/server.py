@@ -103,10 +103,14 @@ class Database:
             text=True,
         ).stdout
 
-    def make_clients(self, count: int = 1, algorithm: str | None = None) -> list[dict[str, str]]:
+    def make_clients(
+        self, count: int = 1, algorithm: str | None = None, federated: bool = False
+    ) -> list[dict[str, str]]:
         cmd = [PYTHON, "bench/make_client.py", "--count", str(count)]
         if algorithm:
             cmd += ["--algorithm", algorithm]
+        if federated:
+            cmd.append("--federated")
         out = subprocess.run(
             cmd, cwd=ROOT, env=self.env, check=True, capture_output=True, text=True
         ).stdout

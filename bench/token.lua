@@ -1,5 +1,6 @@
 -- wrk script: POST /oauth/token with client_secret_post, and check every answer.
--- Credentials come from the environment (BENCH_CLIENT_ID, BENCH_CLIENT_SECRET).
+-- Credentials come from the environment (BENCH_CLIENT_ID, BENCH_CLIENT_SECRET); with
+-- BENCH_ASSERTION set, the jwt-bearer grant with that external workload token instead.
 -- A response that is not a 200 carrying an access_token counts as a failure; done() prints one
 -- line "BENCH_RESULT {json}" that bench/run.py reads.
 
@@ -16,6 +17,11 @@ wrk.path = "/oauth/token"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.body = "grant_type=client_credentials&client_id=" .. urlencode(client_id)
   .. "&client_secret=" .. urlencode(client_secret)
+local assertion = os.getenv("BENCH_ASSERTION")
+if assertion and assertion ~= "" then
+  wrk.body = "grant_type=" .. urlencode("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    .. "&client_id=" .. urlencode(client_id) .. "&assertion=" .. urlencode(assertion)
+end
 
 local threads = {}
 

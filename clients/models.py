@@ -22,6 +22,8 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from clients.conf import client_settings
+from clients.trust import trust_policy_errors
+from portal.lib.outbound import allow_insecure
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
@@ -405,6 +407,62 @@ class ClientKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kid} ({self.alg}, {self.id})"
+
+
+def new_trust_policy_id() -> str:
+    return random_id("tp_")
+
+
+def default_policy_audience() -> str:
+    """A trust policy's audience by default: our issuer URL (what GitHub's ``audience`` input,
+    GitLab's ``aud`` and a projected Kubernetes token are then set to)."""
+    return client_settings.ISSUER
+
+
+class TrustPolicy(models.Model):
+    """Which external workload tokens (GitHub Actions, GitLab CI, Kubernetes, any OIDC issuer)
+    a client accepts in place of a secret: their issuer, audience, subject and claim conditions
+    (workload identity federation, RFC 7523). Rules: ``clients.trust``."""
+
+    id = models.CharField(
+        primary_key=True, max_length=32, default=new_trust_policy_id, editable=False
+    )
+    client = models.ForeignKey(
+        ApiClient, on_delete=models.CASCADE, related_name="trust_policies", editable=False
+    )
+    name = models.CharField(max_length=MAX_NAME_LENGTH)
+    issuer = models.CharField(max_length=256)
+    # A static JWK Set for an issuer that publishes none; null: the issuer's discovery document.
+    jwks = models.JSONField(null=True, blank=True)
+    audience = models.CharField(max_length=256, default=default_policy_audience)
+    subject = models.CharField(max_length=512, blank=True, default="")
+    claim_conditions = models.JSONField(default=list, blank=True)
+    max_token_age = models.PositiveIntegerField(default=300)
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+    update_time = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["create_time", "id"]
+        verbose_name = "trust policy"
+        verbose_name_plural = "trust policies"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    def clean(self) -> None:
+        errors = trust_policy_errors(
+            issuer=self.issuer,
+            jwks=self.jwks,
+            audience=self.audience,
+            subject=self.subject,
+            claim_conditions=self.claim_conditions,
+            max_token_age=self.max_token_age,
+            allow_http=allow_insecure(),
+        )
+        if not self.name or not str(self.name).strip():
+            errors.setdefault("name", []).append("name is required")
+        if errors:
+            raise ValidationError(errors)
 
 
 class AuditEvent(models.Model):

@@ -17,6 +17,7 @@ from clients.models import (
     Invitation,
     Membership,
     Organization,
+    TrustPolicy,
 )
 
 
@@ -169,3 +170,18 @@ def client_key_get(client: ApiClient, key_id: str) -> ClientKey:
     if key is None:
         raise Http404("key not found")
     return key
+
+
+def trust_policies_of(client: ApiClient) -> list[TrustPolicy]:
+    """The client's trust policies, oldest first (the client was found through a selector)."""
+    return list(TrustPolicy.objects.filter(client=client).order_by("create_time", "id"))
+
+
+def trust_policy_get(client: ApiClient, policy_id: str) -> TrustPolicy:
+    """A trust policy of this client, or 404 (also another client's policy)."""
+    policy = (
+        TrustPolicy.objects.filter(client=client, pk=policy_id).select_related("client").first()
+    )
+    if policy is None:
+        raise Http404("trust policy not found")
+    return policy

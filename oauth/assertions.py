@@ -174,28 +174,23 @@ def authenticate_with_assertion(assertion: str, client_id: str | None) -> Authen
         raise AssertionRejected(
             f"the client assertion's jti must be 1 to {MAX_JTI_LENGTH} chars, none of them NUL"
         )
-    _remember(jti, issuer, datetime.fromtimestamp(exp + LEEWAY, UTC))
-    return AuthenticatedClient(
-        client_id=client.id,
-        organization_id=client.organization_id,
-        scopes=list(client.scopes),
-        audience=list(client.audience),
-        custom_claims=list(client.custom_claims),
-        expiry=client.expiry,
-        current_kid=None,
-    )
+    if not remember_used(jti, issuer, datetime.fromtimestamp(exp + LEEWAY, UTC)):
+        raise AssertionRejected("the client assertion was already used (jti replayed)")
+    return AuthenticatedClient.of_client(client)
 
 
-def _remember(jti: str, client_id: str, expire_time: datetime) -> None:
-    """Record a jti as used until the assertion can no longer pass; a second use is a replay."""
+def remember_used(jti: str, client_id: str, expire_time: datetime) -> bool:
+    """Record a jti as used until its token can no longer pass; False when it was used already
+    (a replay). Client assertions and single-use external tokens (oauth.federation) share it."""
     try:
         with transaction.atomic():
             # Rows past their expiry can never match a valid assertion again: drop them here,
             # so the table holds only the last few minutes of assertions.
             UsedAssertion.objects.filter(expire_time__lte=timezone.now()).delete()
             UsedAssertion.objects.create(jti=jti, client_id=client_id, expire_time=expire_time)
-    except IntegrityError as exc:
-        raise AssertionRejected("the client assertion was already used (jti replayed)") from exc
+    except IntegrityError:
+        return False
+    return True
 
 
 def purge_used_assertions() -> int:

@@ -31,6 +31,12 @@ oauth_settings = AppSettings(
         "SECRET_CACHE_SECONDS": 300,
         # last_used_time is written at most this often per secret (never on every token).
         "LAST_USED_RESOLUTION_SECONDS": 60,
+        # Workload identity federation (oauth.federation): accept each external token (its iss
+        # and jti) once, remembering it until it expires. Off: CI systems reuse theirs until exp.
+        "FEDERATION_SINGLE_USE": False,
+        # An external token whose kid the cached keys lack fetches the issuer's keys again at
+        # most this often (seconds), as the kit does: unknown kids cannot make us hammer it.
+        "FEDERATION_REFETCH_SECONDS": 60,
         # Serve POST /oauth/token from the fast path in front of Django (portal.serving.fastpath).
         "TOKEN_FAST_PATH": True,
         # PostgreSQL under the asgi worker: token requests waiting together share one query.

@@ -25,6 +25,7 @@ from clients.models import ApiScope
 from clients.services import Actor
 from oauth import keys
 from oauth import metrics as token_metrics
+from oauth.federation import JWT_BEARER_GRANT
 from oauth.introspection import (
     introspection_answer,
     live_client,
@@ -118,7 +119,7 @@ def metadata() -> dict[str, Any]:
         "issuer": issuer,
         "token_endpoint": f"{issuer}/oauth/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", JWT_BEARER_GRANT],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),

@@ -206,6 +206,7 @@ OAUTH = {
         "SECRET_CACHE_SECONDS": env_int("OAUTH_SECRET_CACHE_SECONDS", None, minimum=0),
         "TOKEN_LEEWAY_SECONDS": env_int("OAUTH_TOKEN_LEEWAY_SECONDS", None, minimum=0),
         "TOKEN_FAST_PATH": env_bool("OAUTH_TOKEN_FAST_PATH", None),
+        "FEDERATION_SINGLE_USE": env_bool("OAUTH_FEDERATION_SINGLE_USE", None),
         "TOKEN_QUERY_BATCHING": env_bool("OAUTH_TOKEN_QUERY_BATCHING", None),
         "TOKEN_DATABASE_TIMEOUT": env_int("OAUTH_TOKEN_DATABASE_TIMEOUT", None, minimum=1),
         "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", None, minimum=1),
@@ -225,6 +226,12 @@ REDIS_URL = env("REDIS_URL") or None
 METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN") or None
 if METRICS_BEARER_TOKEN is not None and len(METRICS_BEARER_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_BEARER_TOKEN must be at least 16 characters")
+
+# --- Outbound requests (portal/lib/outbound.py) -------------------------------------------------
+# TEST-ONLY: also allow http:// URLs and loopback addresses for every outbound request of ours
+# (issuer discovery and JWKS, webhooks), so that tests and local development can run an issuer on
+# 127.0.0.1. Never set it in production: it opens the server-side request forgery guard.
+OUTBOUND_ALLOW_INSECURE = env_bool("OUTBOUND_ALLOW_INSECURE", False)
 
 # --- Rate limits (oauth/ratelimit.py) -----------------------------------------------------------
 # Each "N/s", "N/m" or "N/h"; counted in Redis when REDIS_URL is set, else in the database.

@@ -54,9 +54,17 @@ from clients.services.secrets import (
     secret_set_status,
     secrets_revoke_all,
 )
+from clients.services.trust import (
+    TRUST_POLICY_FIELDS,
+    federated_token_record,
+    trust_policy_create,
+    trust_policy_delete,
+    trust_policy_update,
+)
 
 __all__ = [
     "CLIENT_UPDATABLE_FIELDS",
+    "TRUST_POLICY_FIELDS",
     "Actor",
     "AlreadySubmitted",
     "account_signup",
@@ -78,6 +86,7 @@ __all__ = [
     "email_enqueue",
     "enqueue",
     "expire_time_from_seconds",
+    "federated_token_record",
     "invitation_accept",
     "invitation_accept_with_signup",
     "invitation_cancel",
@@ -97,4 +106,7 @@ __all__ = [
     "secret_delete",
     "secret_set_status",
     "secrets_revoke_all",
+    "trust_policy_create",
+    "trust_policy_delete",
+    "trust_policy_update",
 ]

@@ -15,6 +15,7 @@ from clients.models import (
     Invitation,
     Membership,
     Organization,
+    TrustPolicy,
 )
 
 
@@ -92,7 +93,8 @@ ApiAction = Literal[
     "api.scope_delete",
 ]
 SigningKeyAction = Literal["signing_key.rotate", "signing_key.withdraw"]
-TokenAction = Literal["token.revoke"]
+TokenAction = Literal["token.revoke", "token.federated"]
+TrustPolicyAction = Literal["trust_policy.create", "trust_policy.update", "trust_policy.delete"]
 
 
 def audit_organization(
@@ -162,6 +164,25 @@ def audit_key(
         organization_id=key.client.organization_id,
         client_id=key.client_id,
         details={"kid": key.kid, "client_name": key.client.name, **(details or {})},
+    )
+
+
+def audit_trust_policy(
+    actor: Actor,
+    action: TrustPolicyAction,
+    policy: TrustPolicy,
+    *,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """A trust policy's event, named by the policy's name."""
+    return audit_record(
+        actor=actor,
+        action=action,
+        target_type="trust_policy",
+        target_id=policy.id,
+        organization_id=policy.client.organization_id,
+        client_id=policy.client_id,
+        details={"name": policy.name, **(details or {})},
     )
 
 

@@ -261,8 +261,11 @@ def test_a_deleted_key_stops_working(server, mgmt, org):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({}, "either client_secret or private_key"),
-        ({"client_secret": "s", "private_key": "k"}, "either client_secret or private_key"),
+        ({}, "one of client_secret, private_key or federated_token"),
+        (
+            {"client_secret": "s", "private_key": "k"},
+            "one of client_secret, private_key or federated_token",
+        ),
         ({"client_secret": "s", "auth_method": "private_key_jwt"}, "private_key_jwt needs"),
         ({"private_key": "not a key"}, "not an unencrypted PEM private key"),
         ({"client_secret": "s", "auth_method": "tls_client_auth"}, "auth_method must be"),

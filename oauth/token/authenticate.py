@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from clients.models import check_secret, hash_secret
-from oauth import assertions, ratelimit
+from oauth import assertions, federation, ratelimit
 from oauth import metrics as token_metrics
 from oauth.settings import oauth_settings
 from oauth.token.lookup import AuthenticatedClient, Prefetched, could_be_client_id, read_rows
@@ -129,6 +129,17 @@ def too_many_failures(limited: ratelimit.RateLimited) -> OAuthError:
     )
 
 
+def issuer_unavailable(exc: federation.IssuerUnavailable) -> OAuthError:
+    """503: an external token's issuer has no cached keys and cannot be reached; not the
+    caller's fault, so it counts as no failure."""
+    return OAuthError(
+        "temporarily_unavailable",
+        f"the external token's issuer cannot be reached; retry after {exc.retry_after} s",
+        status=503,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 def authenticate_client(
     authorization: str | None,
     params: dict[str, list[str]],
@@ -222,6 +233,14 @@ def _verified_client(
     key: bytes | None,
     ahead: Prefetched | None,
 ) -> AuthenticatedClient:
+    if method == "private_key_jwt" and federation.is_external(credential, client_id):
+        # RFC 7523 §2.2 with an external workload token: its iss is the workload's issuer.
+        try:
+            return federation.federated_client(credential, client_id)
+        except federation.FederationRejected as exc:
+            raise invalid_client(exc.description) from None
+        except federation.IssuerUnavailable as exc:
+            raise issuer_unavailable(exc) from None
     if method == "private_key_jwt":
         try:
             return assertions.authenticate_with_assertion(credential, client_id)

@@ -14,7 +14,7 @@ from django.db import DatabaseError
 
 from oauth import keys
 from oauth import metrics as token_metrics
-from oauth.token import lookup
+from oauth.token import federated, lookup
 from oauth.token.authenticate import authenticate_client, dummy_check
 from oauth.token.lookup import Prefetched
 from oauth.token.request import NO_STORE, OAuthError, TokenRequest, token_request_of
@@ -84,14 +84,23 @@ def _token(
     grant_type = params.get("grant_type", [None])[0]
     if not grant_type:
         raise OAuthError("invalid_request", "grant_type is required")
-    if grant_type != "client_credentials":
-        raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
-    client, auth_method = authenticate_client(
-        authorization, params, log, ip, ahead, parsed.credentials
-    )
+    if grant_type == federated.GRANT_TYPE:
+        client, auth_method = federated.grant_client(authorization, params, log, ip), "jwt_bearer"
+    elif grant_type != "client_credentials":
+        raise OAuthError(
+            "unsupported_grant_type",
+            f"only client_credentials and {federated.GRANT_TYPE} are supported",
+        )
+    else:
+        client, auth_method = authenticate_client(
+            authorization, params, log, ip, ahead, parsed.credentials
+        )
     scopes = _requested_scopes(params, client.scopes)
     audience = _requested_audience(params, client.audience)
     token = issue_token(client, scopes=scopes, audience=audience)
+    if client.federation is not None:
+        federated.record(client, token.jti, ip)
+        auth_method = "jwt_bearer" if auth_method == "jwt_bearer" else "federated_assertion"
     body: dict[str, Any] = {
         "access_token": token.access_token,
         "token_type": "Bearer",

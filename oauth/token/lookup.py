@@ -29,6 +29,24 @@ from portal.lib.encoding import loads
 
 
 @dataclass(frozen=True)
+class Federation:
+    """Which trust policy admitted which external workload: the access token's ``act`` claim
+    (RFC 8693 §4.1: the external ``iss`` and ``sub``) and the audit event's details."""
+
+    policy_id: str
+    policy_name: str
+    issuer: str
+    subject: str | None
+
+    @property
+    def act(self) -> dict[str, str]:
+        act = {"iss": self.issuer}
+        if self.subject is not None:
+            act["sub"] = self.subject
+        return act
+
+
+@dataclass(frozen=True)
 class AuthenticatedClient:
     """What the token endpoint needs to know about a client once it has proven who it is."""
 
@@ -40,6 +58,24 @@ class AuthenticatedClient:
     expiry: int
     current_kid: str | None
     secret_id: str | None = None
+    # Set when an external workload token admitted the client (oauth.federation).
+    federation: Federation | None = None
+
+    @classmethod
+    def of_client(
+        cls, client: ApiClient, federation: Federation | None = None
+    ) -> AuthenticatedClient:
+        """A client read as a model (the assertion and federation paths, off the token query)."""
+        return cls(
+            client_id=client.id,
+            organization_id=client.organization_id,
+            scopes=list(client.scopes),
+            audience=list(client.audience),
+            custom_claims=list(client.custom_claims),
+            expiry=client.expiry,
+            current_kid=None,
+            federation=federation,
+        )
 
     @classmethod
     def from_row(cls, row: tuple) -> AuthenticatedClient:

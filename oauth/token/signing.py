@@ -53,6 +53,8 @@ def issue_token(
     )
     if client.organization_id:
         claims["oid"] = client.organization_id
+    if client.federation is not None:
+        claims["act"] = client.federation.act
     if audience:
         claims["aud"] = audience[0] if len(audience) == 1 else list(audience)
     claims["scopes"] = list(scopes)

@@ -147,3 +147,30 @@ def annotate() -> None:
         get=_op("get_key", "Get a public key", s.KeyOne),
         delete=_op("delete_key", "Remove a public key; assertions signed with it fail", EMPTY),
     )(views.KeyDetailView)
+    extend_schema_view(
+        get=_op(
+            "list_trust_policies",
+            "List a client's trust policies (workload identity federation)",
+            s.TrustPolicyList,
+        ),
+        post=_op(
+            "add_trust_policy",
+            "Add a trust policy (at most 10): which external workload tokens (GitHub Actions, "
+            "GitLab CI, Kubernetes, any OIDC issuer) get this client's tokens",
+            s.TrustPolicyOne,
+            201,
+            request=s.TrustPolicyInput,
+        ),
+    )(views.TrustPolicyListView)
+    extend_schema_view(
+        get=_op("get_trust_policy", "Get a trust policy", s.TrustPolicyOne),
+        patch=_op(
+            "update_trust_policy",
+            "Change a trust policy; the next token request sees it",
+            s.TrustPolicyOne,
+            request=s.TrustPolicyPatch,
+        ),
+        delete=_op(
+            "delete_trust_policy", "Remove a trust policy; the tokens it admitted fail", EMPTY
+        ),
+    )(views.TrustPolicyDetailView)

@@ -119,6 +119,30 @@ class AuditEventQuery(serializers.Serializer):
         return data
 
 
+class ClaimConditionSerializer(StrictSerializer):
+    """A claim the external token must carry: its name (dots reach into objects) and the value,
+    exact or with ``*`` wildcards (any run of characters without a colon)."""
+
+    claim = StrictCharField(allow_blank=True)
+    value = StrictCharField(allow_blank=True)
+
+
+class TrustPolicyInput(StrictSerializer):
+    # What a policy may say is checked by the model (clients.trust), the one place that knows.
+    name = StrictCharField(max_length=MAX_NAME_LENGTH)
+    issuer = StrictCharField(allow_blank=True)
+    jwks = serializers.JSONField(required=False, allow_null=True)
+    audience = StrictCharField(required=False, allow_blank=True)
+    subject = StrictCharField(required=False, allow_blank=True)
+    claim_conditions = serializers.ListField(child=ClaimConditionSerializer(), required=False)
+    max_token_age = StrictIntegerField(required=False)
+
+
+class TrustPolicyPatch(TrustPolicyInput):
+    name = StrictCharField(max_length=MAX_NAME_LENGTH, required=False)
+    issuer = StrictCharField(allow_blank=True, required=False)
+
+
 # --- Output: the response shapes ----------------------------------------------------------------
 # Each shape is declared once, here: the views render with it and drf-spectacular documents it
 # (``XSerializer`` is the component ``X``). The JSON's keys come in the order of the fields.
@@ -158,6 +182,23 @@ class KeySerializer(serializers.Serializer):
     alg = serializers.CharField()
     create_time = Rfc3339Field()
     jwk = serializers.DictField(help_text="the public members only")
+
+
+class TrustPolicySerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    issuer = serializers.CharField(help_text="the iss of the external tokens it accepts")
+    jwks = serializers.DictField(
+        allow_null=True, help_text="a static JWK Set; null: the issuer's discovery document"
+    )
+    audience = serializers.CharField(help_text="the aud the external token must carry")
+    subject = serializers.CharField(
+        allow_blank=True, help_text="exact or with * wildcards; empty: no subject condition"
+    )
+    claim_conditions = ClaimConditionSerializer(many=True)
+    max_token_age = serializers.IntegerField(help_text="seconds since the token's iat")
+    create_time = Rfc3339Field()
+    update_time = Rfc3339Field()
 
 
 class ClientSerializer(serializers.Serializer):
@@ -278,3 +319,11 @@ class KeyList(serializers.Serializer):
 
 class KeyOne(serializers.Serializer):
     key = KeySerializer()
+
+
+class TrustPolicyList(serializers.Serializer):
+    trust_policies = TrustPolicySerializer(many=True)
+
+
+class TrustPolicyOne(serializers.Serializer):
+    trust_policy = TrustPolicySerializer()

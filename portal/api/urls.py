@@ -32,6 +32,16 @@ urlpatterns = [
     ),
     path(f"{CLIENT}/keys", views.KeyListView.as_view(), name="key-list"),
     path(f"{CLIENT}/keys/<str:key_id>", views.KeyDetailView.as_view(), name="key-detail"),
+    path(
+        f"{CLIENT}/trust-policies",
+        views.TrustPolicyListView.as_view(),
+        name="trust-policy-list",
+    ),
+    path(
+        f"{CLIENT}/trust-policies/<str:policy_id>",
+        views.TrustPolicyDetailView.as_view(),
+        name="trust-policy-detail",
+    ),
     # Anything else under /api/v1 is a 404 in the API's own format, not an HTML page.
     re_path(r"^.*$", not_found),
 ]

@@ -214,3 +214,43 @@ class KeyDetailView(ManagementView):
         key = selectors.client_key_get(client, key_id)
         services.client_key_delete(actor=self.actor(), key=key)
         return Response({})
+
+
+class TrustPolicyListView(ManagementView):
+    """The trust policies that let external workload tokens in (workload identity federation)."""
+
+    def get(self, request: Request, organization_id: str, client_id: str) -> Response:
+        client = self.client_of(organization_id, client_id)
+        policies = selectors.trust_policies_of(client)
+        return Response(s.TrustPolicyList({"trust_policies": policies}).data)
+
+    def post(self, request: Request, organization_id: str, client_id: str) -> Response:
+        client = self.client_of(organization_id, client_id)
+        data = self.parse(s.TrustPolicyInput, request)
+        policy = services.trust_policy_create(actor=self.actor(), client=client, **data)
+        return Response(
+            s.TrustPolicyOne({"trust_policy": policy}).data, status=status.HTTP_201_CREATED
+        )
+
+
+class TrustPolicyDetailView(ManagementView):
+    def get(
+        self, request: Request, organization_id: str, client_id: str, policy_id: str
+    ) -> Response:
+        policy = selectors.trust_policy_get(self.client_of(organization_id, client_id), policy_id)
+        return Response(s.TrustPolicyOne({"trust_policy": policy}).data)
+
+    def patch(
+        self, request: Request, organization_id: str, client_id: str, policy_id: str
+    ) -> Response:
+        policy = selectors.trust_policy_get(self.client_of(organization_id, client_id), policy_id)
+        data = self.parse(s.TrustPolicyPatch, request, partial=True)
+        policy = services.trust_policy_update(actor=self.actor(), policy=policy, **data)
+        return Response(s.TrustPolicyOne({"trust_policy": policy}).data)
+
+    def delete(
+        self, request: Request, organization_id: str, client_id: str, policy_id: str
+    ) -> Response:
+        policy = selectors.trust_policy_get(self.client_of(organization_id, client_id), policy_id)
+        services.trust_policy_delete(actor=self.actor(), policy=policy)
+        return Response({})

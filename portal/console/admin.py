@@ -7,6 +7,7 @@ from portal.console import (  # noqa: F401
     audit,
     catalog,
     clients,
+    federation,
     keys,
     management_clients,
     memberships,

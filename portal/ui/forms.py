@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -323,3 +324,67 @@ def _day_start(day: date | None) -> datetime | None:
     if day is None:
         return None
     return timezone.make_aware(datetime.combine(day, time.min))
+
+
+class TrustPolicyForm(forms.Form):
+    """A trust policy as a person types it: claim conditions one ``claim = value`` per line, a
+    static JWKS as JSON. What a policy may say is the model's to check (clients.trust)."""
+
+    name = forms.CharField(max_length=MAX_NAME_LENGTH)
+    issuer = forms.CharField(
+        max_length=256, help_text="The iss of the workload's tokens, e.g. GitHub's URL."
+    )
+    audience = forms.CharField(
+        max_length=256, help_text="The aud the workload asks its token for (default: this server)."
+    )
+    subject = forms.CharField(
+        max_length=512,
+        required=False,
+        help_text="Exact, or with * wildcards (a * never spans a colon).",
+    )
+    claim_conditions = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="One per line: claim = value (exact or with * wildcards).",
+    )
+    max_token_age = forms.IntegerField(
+        min_value=1, max_value=86400, initial=300, help_text="Seconds since the token's iat."
+    )
+    jwks = forms.CharField(
+        required=False,
+        label="Static JWKS (optional)",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="Only for an issuer that publishes no discovery document (a private cluster).",
+    )
+
+    def clean_claim_conditions(self) -> list[dict[str, str]]:
+        conditions = []
+        for number, line in enumerate(self.cleaned_data["claim_conditions"].splitlines(), 1):
+            if not line.strip():
+                continue
+            claim, equals, value = line.partition("=")
+            if not equals or not claim.strip() or not value.strip():
+                raise ValidationError(f"line {number}: write claim = value")
+            conditions.append({"claim": claim.strip(), "value": value.strip()})
+        return conditions
+
+    def clean_jwks(self) -> Any:
+        text = self.cleaned_data["jwks"].strip()
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValidationError("the JWKS is not valid JSON") from exc
+
+    @staticmethod
+    def conditions_text(conditions: list[dict[str, str]]) -> str:
+        return "\n".join(f"{c['claim']} = {c['value']}" for c in conditions)
+
+
+class TokenTestForm(forms.Form):
+    token = forms.CharField(
+        label="External token",
+        max_length=16 * 1024,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "autocomplete": "off"}),
+    )

@@ -52,6 +52,13 @@ urlpatterns = [
         views.secret_revoke_confirm,
         name="secret-revoke-confirm",
     ),
+    path(client + "trust-policies/new", views.trust_policy_new, name="trust-policy-new"),
+    path(
+        client + "trust-policies/<str:policy_id>/delete",
+        views.trust_policy_delete,
+        name="trust-policy-delete",
+    ),
+    path(client + "trust-policies/test", views.trust_policy_test, name="trust-policy-test"),
     path(org + "audit", views.audit_log, name="audit-log"),
     path(org + "apis", views.catalog, name="catalog"),
     path(org + "members", views.members, name="members"),

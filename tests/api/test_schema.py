@@ -134,6 +134,17 @@ def test_every_operation_answers_as_documented(checked, document, org, guide_cli
     key = call("post", f"{world.path}/keys", {"jwk": public_jwk(ec_key())}).json()["key"]
     call("get", f"{world.path}/keys/{key['id']}")
 
+    policies = f"{world.path}/trust-policies"
+    call("get", policies)
+    policy = call(
+        "post",
+        policies,
+        {"name": "ci", "issuer": "https://gitlab.com", "subject": "project_path:acme/api:*"},
+    ).json()["trust_policy"]
+    call("get", f"{policies}/{policy['id']}")
+    call("patch", f"{policies}/{policy['id']}", {"max_token_age": 600})
+    call("delete", f"{policies}/{policy['id']}")
+
     call("delete", f"{world.path}/keys/{key['id']}")
     call("delete", f"{world.path}/secrets/{world.secrets[0].id}")
     call("delete", f"{clients}/{new['client_id']}")
@@ -148,6 +159,7 @@ def test_errors_answer_as_documented(checked, guide_client):
     assert call("get", f"{path}/keys/ckey_0").status_code == 404
     assert call("patch", path, {"name": "", "scopes": [1]}).status_code == 400
     assert call("post", f"{path}/keys", {"jwk": {"kty": "oct"}}).status_code == 400
+    assert call("post", f"{path}/trust-policies", {"name": "x", "issuer": ""}).status_code == 400
     for _ in range(4):
         call("post", f"{path}/secrets")
     assert call("post", f"{path}/secrets").status_code == 400  # the sixth: FAILED_PRECONDITION

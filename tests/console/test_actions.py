@@ -557,6 +557,33 @@ def test_staff_with_the_key_permissions_may_remove_a_client_key(client, staff_no
     assert not ClientKey.objects.filter(pk=key.pk).exists()
 
 
+def test_remove_a_trust_policy(client, superuser, console, staff_nobody):
+    from clients.models import TrustPolicy
+    from clients.services import Actor, trust_policy_create
+
+    guide = console.credentials["guide"]
+    policy = trust_policy_create(
+        actor=Actor.system("tests"),
+        client=guide.client,
+        name="GitHub deploy",
+        issuer="https://token.actions.githubusercontent.com",
+        subject="repo:acmecorp/*:environment:production",
+    )
+    client.force_login(staff_nobody)  # staff without the permission: refused, nothing removed
+    response = run_action(client, "clients_trustpolicy", "remove_policies", [policy.pk])
+    assert response.status_code == 403
+    assert TrustPolicy.objects.filter(pk=policy.pk).exists()
+    client.force_login(superuser)
+    page = client.get(reverse("admin:clients_trustpolicy_changelist"))
+    assert page.status_code == 200 and policy.id.encode() in page.content
+    detail = client.get(reverse("admin:clients_trustpolicy_change", args=[policy.pk]))
+    assert b"repo:acmecorp/*:environment:production" in detail.content
+    response = run_action(client, "clients_trustpolicy", "remove_policies", [policy.pk])
+    assert response.status_code == 302
+    assert not TrustPolicy.objects.filter(pk=policy.pk).exists()
+    assert_by(last_event("trust_policy.delete"), superuser)
+
+
 def test_revoked_tokens_are_listed_read_only(admin_client, console, client):
     from oauth.models import RevokedToken
 

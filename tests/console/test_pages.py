@@ -45,6 +45,7 @@ def test_every_model_of_ours_is_registered():
         "clients.ApiResource",
         "clients.AuditEvent",
         "clients.ClientKey",
+        "clients.TrustPolicy",
         "oauth.TokenStat",
         "oauth.RevokedToken",
         "oauth.SigningKey",

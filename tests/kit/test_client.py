@@ -495,3 +495,73 @@ def test_a_thread_fetching_a_token_never_blocks_the_event_loop(kit, credentials)
     # a token waited for it off the loop.
     assert issued_while_the_loop_ran == [0]
     assert token == "at-1" and kit.count("/token") == 1
+
+
+# --- Workload identity federation: federated_token -----------------------------------------------
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+def test_a_federated_token_callable_is_sent_as_a_jwt_bearer_grant(kit):
+    calls = []
+
+    def oidc_token() -> str:
+        calls.append(1)
+        return f"workload-token-{len(calls)}\n"
+
+    credentials = ClientCredentials(
+        kit.url("/token"), CLIENT_ID, federated_token=oidc_token, scope="read"
+    )
+    with pytest.raises(TokenRequestError):  # the tiny server knows only secrets
+        credentials.token()
+    request = kit.token_requests[0]
+    assert request["basic"] is False
+    assert request["form"] == {
+        "grant_type": JWT_BEARER,
+        "client_id": CLIENT_ID,
+        "assertion": "workload-token-1",
+        "scope": "read",
+    }
+    with pytest.raises(TokenRequestError):
+        credentials.token()
+    assert kit.token_requests[1]["form"]["assertion"] == "workload-token-2"  # asked again
+
+
+def test_a_federated_token_file_is_read_again_when_it_changes(kit, tmp_path):
+    path = tmp_path / "token"
+    path.write_text("first-token\n")
+    credentials = ClientCredentials(kit.url("/token"), CLIENT_ID, federated_token=str(path))
+    for _ in range(2):
+        with pytest.raises(TokenRequestError):
+            credentials.token()
+    path.write_text("second, longer token\n")  # Kubernetes rewrites the projected file
+    with pytest.raises(TokenRequestError):
+        credentials.token()
+    sent = [request["form"]["assertion"] for request in kit.token_requests]
+    assert sent == ["first-token", "first-token", "second, longer token"]
+
+
+def test_an_unreadable_or_empty_federated_token_is_a_clear_error(kit, tmp_path):
+    missing = ClientCredentials(kit.url("/token"), CLIENT_ID, federated_token=tmp_path / "none")
+    with pytest.raises(TokenRequestError) as caught:
+        missing.token()
+    assert caught.value.error == "federated_token_unavailable"
+    empty = ClientCredentials(kit.url("/token"), CLIENT_ID, federated_token=lambda: "  ")
+    with pytest.raises(TokenRequestError) as caught:
+        empty.token()
+    assert caught.value.error == "federated_token_unavailable"
+    assert kit.token_requests == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"client_secret": CLIENT_SECRET, "federated_token": lambda: "t"},
+        {"federated_token": lambda: "t", "auth_method": "client_secret_post"},
+        {"federated_token": 42},
+        {},
+    ],
+)
+def test_federated_token_is_the_only_credential(kit, options):
+    with pytest.raises(ValueError):
+        ClientCredentials(kit.url("/token"), CLIENT_ID, **options)

@@ -21,7 +21,10 @@ def test_metadata_names_every_endpoint(client, settings):
     assert body["jwks_uri"] == f"{issuer}/.well-known/jwks.json"
     assert body["introspection_endpoint"] == f"{issuer}/oauth/introspect"
     assert body["revocation_endpoint"] == f"{issuer}/oauth/revoke"
-    assert body["grant_types_supported"] == ["client_credentials"]
+    assert body["grant_types_supported"] == [
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    ]
     assert body["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",

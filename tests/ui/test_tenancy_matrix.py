@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from clients.models import AuditEvent, Invitation, Membership
-from clients.services import client_create, client_key_add, secret_add
+from clients.services import client_create, client_key_add, secret_add, trust_policy_create
 from oauth.keys import public_jwk
 from tests.conftest import SYSTEM, logged_in, make_user, request_token
 
@@ -28,6 +28,10 @@ NOT_ORG_SCOPED = {
     "portal:invitation-accept": "the same token",
     "portal:invitation-register": "the same token",
     "portal:password-reset-confirm": "Django's signed reset token",
+}
+# POSTs that change nothing, so a viewer may send them, and why.
+READ_ONLY_POSTS = {
+    "portal:trust-policy-test": "checks a pasted token against the policies; nothing is kept",
 }
 PARAM = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
 
@@ -85,6 +89,11 @@ def world(org, other_org, owner, viewer, guide_client):
         organization=other_org, email="new@globex.test", role="viewer"
     )
     their_key = client_key_add(actor=SYSTEM, client=theirs, jwk=ec_jwk("theirs"))
+    policy = {"issuer": "https://gitlab.com", "subject": "project_path:acme/api:*"}
+    our_policy = trust_policy_create(
+        actor=SYSTEM, client=guide_client.client, name="ours", **policy
+    )
+    their_policy = trust_policy_create(actor=SYSTEM, client=theirs, name="theirs", **policy)
     assert AuditEvent.objects.filter(organization_id=other_org.id).exists()
     return {
         "ours": {
@@ -95,6 +104,7 @@ def world(org, other_org, owner, viewer, guide_client):
             "membership_id": our_member.id,
             "key_id": our_key.id,
             "invitation_id": our_invitation.id,
+            "policy_id": our_policy.id,
         },
         "theirs": {
             "org_id": other_org.id,
@@ -104,6 +114,7 @@ def world(org, other_org, owner, viewer, guide_client):
             "membership_id": their_member.id,
             "key_id": their_key.id,
             "invitation_id": their_invitation.id,
+            "policy_id": their_policy.id,
         },
     }
 
@@ -114,7 +125,7 @@ def mixes(route: Route, world: dict) -> list[dict[str, str]]:
     out = []
     if {"org_id", "organization_id"} & set(route.params):
         out.append(dict(theirs))
-    for name in ("client_id", "secret_id", "membership_id", "key_id", "invitation_id"):
+    for name in ("client_id", "secret_id", "membership_id", "key_id", "invitation_id", "policy_id"):
         if name in route.params:
             mixed = dict(ours)
             mixed[name] = theirs[name]
@@ -173,6 +184,8 @@ def test_every_state_changing_portal_url_refuses_a_viewer(world, viewer):
     for route in routes("portal"):
         if route.name in NOT_ORG_SCOPED or "org_id" not in route.params:
             continue
+        if route.name in READ_ONLY_POSTS:
+            continue
         response = browser.post(route.url(world["ours"]), {"name": "x", "email": "a@b.test"})
         if not served(response):
             continue  # a page that only shows (GET)
@@ -189,4 +202,6 @@ def test_every_state_changing_portal_url_refuses_a_viewer(world, viewer):
         "portal:member-remove",
         "portal:invitation-cancel",
         "portal:invitation-resend",
+        "portal:trust-policy-new",
+        "portal:trust-policy-delete",
     } <= set(refused), refused

@@ -16,13 +16,15 @@ async) when those libraries are installed::
     with httpx.Client(auth=credentials) as client:
         client.get("https://api.example.com/orders")
 
-The client authenticates with a secret (HTTP Basic or form fields) or with a
+The client authenticates with a secret (HTTP Basic or form fields), with a
 private key (``private_key_jwt``, RFC 7523: a fresh signed assertion per token
-request). Token requests go through the ``requests.Session`` or
-``httpx.Client`` passed as ``session=`` (its proxies, CA bundle and client
-certificate apply), through urllib otherwise. For ``httpx.AsyncClient`` auth,
-pass the ``httpx.AsyncClient`` itself as ``session=``: token requests are then
-sent by it on the event loop.
+request), or with no secret at all: ``federated_token`` trades the workload's
+own OIDC token (GitHub Actions, GitLab CI, a Kubernetes projected token file)
+for an access token with the RFC 7523 §2.1 JWT bearer grant. Token requests go
+through the ``requests.Session`` or ``httpx.Client`` passed as ``session=``
+(its proxies, CA bundle and client certificate apply), through urllib
+otherwise. For ``httpx.AsyncClient`` auth, pass the ``httpx.AsyncClient``
+itself as ``session=``: token requests are then sent by it on the event loop.
 
 One ``ClientCredentials`` per (client, scope, audience) and process is the
 intended use: it is thread-safe, keeps one token until shortly before it
@@ -36,6 +38,7 @@ import asyncio
 import base64
 import functools
 import json
+import os
 import secrets
 import threading
 import time
@@ -86,6 +89,7 @@ _DEFAULT_LIFETIME = 60.0
 _SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 _AUTH_METHODS = (*_SECRET_METHODS, "private_key_jwt")
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 
@@ -95,7 +99,8 @@ class TokenRequestError(Exception):
     Attributes:
         error: the OAuth ``error`` code (RFC 6749 §5.2), or ``"request_failed"``
             (network), ``"invalid_response"`` (not a token response) or
-            ``"discovery_failed"`` (``from_issuer`` found no usable metadata).
+            ``"discovery_failed"`` (``from_issuer`` found no usable metadata) or
+            ``"federated_token_unavailable"`` (the ``federated_token`` source failed).
         error_description: the server's ``error_description``, if any.
         status_code: the HTTP status, or ``None`` when no response arrived.
     """
@@ -167,6 +172,40 @@ def _algorithm_for(key: Any) -> str:
     raise ValueError(f"no signing algorithm for a {type(key).__name__}; pass algorithm=")
 
 
+class _FederatedToken:
+    """Where a workload's OIDC token comes from: a callable, or a file read again when its
+    modification time or size changes (Kubernetes rewrites a projected token before it
+    expires)."""
+
+    def __init__(self, source: Callable[[], str] | str | os.PathLike[str]) -> None:
+        if not callable(source) and not isinstance(source, str | os.PathLike):
+            raise ValueError("federated_token must be a callable or a file path")
+        self._source = source
+        self._seen: tuple[int, int] | None = None
+        self._text = ""
+
+    def read(self) -> str:
+        source = self._source
+        if callable(source):
+            token = source()
+        else:
+            try:
+                stat = os.stat(source)
+                stamp = (stat.st_mtime_ns, stat.st_size)
+                if stamp != self._seen:
+                    with open(source, encoding="utf-8") as file:
+                        self._text = file.read().strip()
+                    self._seen = stamp
+            except OSError as exc:
+                raise TokenRequestError(
+                    "federated_token_unavailable", f"cannot read {os.fspath(source)}: {exc}"
+                ) from None
+            token = self._text
+        if not isinstance(token, str) or not token.strip():
+            raise TokenRequestError("federated_token_unavailable", "the federated token is empty")
+        return token.strip()
+
+
 class ClientCredentials(_PluginBases):
     """A cached source of access tokens for one OAuth client; also requests and httpx auth.
 
@@ -183,6 +222,10 @@ class ClientCredentials(_PluginBases):
         audience: the ``audience`` parameter to send, if the server wants one.
         auth_method: ``"client_secret_basic"`` (the default with a secret),
             ``"client_secret_post"``, or ``"private_key_jwt"`` (the default with a key).
+        federated_token: or no secret at all: the workload's OIDC token, traded with the
+            JWT bearer grant (RFC 7523 §2.1) under the client's trust policies. A callable
+            that returns a fresh token, or the path of a file that holds one (Kubernetes'
+            projected service-account token), read again whenever the file changes.
         assertion_lifetime: seconds an assertion is valid (short: it is used once).
         session: a ``requests.Session`` or ``httpx.Client`` to send token requests with;
             or an ``httpx.AsyncClient``, for use as async httpx auth only (``await
@@ -208,14 +251,21 @@ class ClientCredentials(_PluginBases):
         scope: str | Iterable[str] | None = None,
         audience: str | None = None,
         auth_method: str | None = None,
+        federated_token: Callable[[], str] | str | os.PathLike[str] | None = None,
         assertion_lifetime: int = 60,
         session: object | None = None,
         refresh_margin: float = 30,
         timeout: float = 10,
     ) -> None:
         """Configure the client; no request is made until ``token()``."""
-        if (client_secret is None) == (private_key is None):
-            raise ValueError("give either client_secret or private_key")
+        given = [client_secret, private_key, federated_token]
+        if sum(source is not None for source in given) != 1:
+            raise ValueError("give one of client_secret, private_key or federated_token")
+        self._federated = _FederatedToken(federated_token) if federated_token is not None else None
+        if self._federated is not None:
+            if auth_method is not None:
+                raise ValueError("federated_token authenticates by itself: no auth_method")
+            auth_method = "client_secret_post"  # unused: the grant carries no client secret
         if auth_method is None:
             auth_method = "private_key_jwt" if private_key is not None else "client_secret_basic"
         if auth_method not in _AUTH_METHODS:
@@ -366,6 +416,12 @@ class ClientCredentials(_PluginBases):
     def _token_request(self) -> tuple[dict[str, str], bytes]:
         """The headers and form of one token request (a fresh assertion for each)."""
         fields = {"grant_type": "client_credentials"}
+        if self._federated is not None:
+            fields = {
+                "grant_type": JWT_BEARER_GRANT,
+                "client_id": self.client_id,
+                "assertion": self._federated.read(),
+            }
         if self.scope:
             fields["scope"] = self.scope
         if self.audience:
@@ -375,7 +431,9 @@ class ClientCredentials(_PluginBases):
             "Content-Type": "application/x-www-form-urlencoded",
             "User-Agent": _USER_AGENT,
         }
-        if self._signing_key is not None:
+        if self._federated is not None:
+            pass  # the external token is the grant; the client_id picks the trust policies
+        elif self._signing_key is not None:
             # RFC 7523 §3: the token endpoint is an audience every server accepts.
             fields["client_id"] = self.client_id
             fields["client_assertion_type"] = ASSERTION_TYPE

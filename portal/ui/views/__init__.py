@@ -34,6 +34,7 @@ from portal.ui.views.clients import (
     secret_revoke,
     secret_revoke_confirm,
 )
+from portal.ui.views.federation import trust_policy_delete, trust_policy_new, trust_policy_test
 from portal.ui.views.members import (
     invitation_cancel,
     invitation_resend,
@@ -72,4 +73,7 @@ __all__ = [
     "signup",
     "signup_confirm",
     "signup_sent",
+    "trust_policy_delete",
+    "trust_policy_new",
+    "trust_policy_test",
 ]

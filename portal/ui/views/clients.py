@@ -22,6 +22,7 @@ from portal.lib.once import nonce_issue, nonce_of
 from portal.ui import forms
 from portal.ui.tenancy import member_view
 from portal.ui.views._common import actor_for, org_context, page_of
+from portal.ui.views.federation import federation_context
 
 CLIENTS_PER_PAGE = 20
 
@@ -153,6 +154,7 @@ def _detail_context(
         secrets=list(client.secrets.all()),
         revoked_secrets=selectors.recently_revoked_secrets(client),
         max_secrets=oauth_settings.MAX_SECRETS_PER_CLIENT,
+        **federation_context(client),
     )
 
 
