@@ -30,6 +30,7 @@ def client_create(
     audience: list[str] | None = None,
     custom_claims: list[dict[str, str]] | None = None,
     expiry: int | None = None,
+    dpop_bound_access_tokens: bool = False,
 ) -> tuple[ApiClient, str]:
     """Register a client with its first secret. Returns the client and the plain secret (once)."""
     client = ApiClient(
@@ -41,6 +42,7 @@ def client_create(
         audience=list(audience or []),
         custom_claims=list(custom_claims or []),
         expiry=client_settings.TOKEN_EXPIRY_DEFAULT if expiry is None else expiry,
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
     )
     check_model(client, exclude=["id"])
     client.save(force_insert=True)
@@ -55,7 +57,15 @@ def client_create(
     return client, plain
 
 
-CLIENT_UPDATABLE_FIELDS = ("name", "description", "scopes", "audience", "custom_claims", "expiry")
+CLIENT_UPDATABLE_FIELDS = (
+    "name",
+    "description",
+    "scopes",
+    "audience",
+    "custom_claims",
+    "expiry",
+    "dpop_bound_access_tokens",
+)
 
 
 @transaction.atomic

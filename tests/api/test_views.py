@@ -195,6 +195,9 @@ def test_expiry_defaults_to_3600(api, org):
         ({"name": "ok", "expiry": True}, "expiry"),
         ({"name": "ok", "expiry": 3600.5}, "expiry"),
         ({"name": "ok", "client_id": "m2morg_1"}, "client_id"),
+        ({"name": "ok", "dpop_bound_access_tokens": "true"}, "dpop_bound_access_tokens"),
+        ({"name": "ok", "dpop_bound_access_tokens": 1}, "dpop_bound_access_tokens"),
+        ({"name": "ok", "dpop_bound_access_tokens": None}, "dpop_bound_access_tokens"),
     ],
 )
 def test_bad_client_bodies_are_400_and_change_nothing(api, org, body, field):
@@ -601,3 +604,22 @@ def test_each_reserved_claim_name_is_refused(api, org, name):
         "custom_claims[0].key": f"{name.upper()!r} is a registered claim name"
     }
     assert snapshot() == before
+
+
+def test_a_client_can_require_dpop(api, org, client):
+    """RFC 9449 §5.2 dpop_bound_access_tokens: set at creation, changed by PATCH, enforced."""
+    body = {"name": "bound", "dpop_bound_access_tokens": True}
+    created = api.call("post", f"/organizations/{org.id}/clients", body).json()
+    assert created["client"]["dpop_bound_access_tokens"] is True
+    creds = Credentials(
+        ApiClient.objects.get(pk=created["client"]["client_id"]), created["plain_secret"]
+    )
+    response = request_token(client, creds)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_dpop_proof"
+    path = f"/organizations/{org.id}/clients/{creds.client_id}"
+    patched = api.call("patch", path, {"dpop_bound_access_tokens": False}).json()
+    assert patched["client"]["dpop_bound_access_tokens"] is False
+    assert request_token(client, creds).status_code == 200
+    plain = api.call("post", f"/organizations/{org.id}/clients", {"name": "plain"}).json()
+    assert plain["client"]["dpop_bound_access_tokens"] is False
