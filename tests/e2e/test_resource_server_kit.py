@@ -298,8 +298,12 @@ def call(api: ExampleAPI, method: str, token: str | None) -> requests.Response:
     return requests.get(f"{api.url}/deployments", headers=headers, timeout=10)
 
 
+# The DPoP challenge the kit offers beside Bearer's (RFC 9449 §7.1).
+DPOP = 'DPoP realm="api", algs="ES256 RS256 PS256 EdDSA"'
+
+
 def invalid_token_challenge(description: str) -> str:
-    return f'Bearer realm="api", error="invalid_token", error_description="{description}"'
+    return f'Bearer realm="api", error="invalid_token", error_description="{description}", {DPOP}'
 
 
 # POST goes through m2m_auth_kit.guards.require_scopes, GET through DRF's BearerTokenAuthentication.
@@ -335,7 +339,7 @@ def test_the_forging_path_itself_yields_accepted_tokens(api, forged):
 def test_no_token_is_refused_with_a_bare_challenge(api, method):
     response = call(api, method, None)
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response.headers["WWW-Authenticate"] == f'Bearer realm="api", {DPOP}'
 
 
 # --- Refused -------------------------------------------------------------------------------------
