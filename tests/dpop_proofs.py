@@ -111,3 +111,35 @@ def unsigned_proof(header: dict[str, Any], claims: dict[str, Any], signature: by
     """A JWT built by hand (``alg: none``, or an HMAC), which no library would let us sign."""
     segments = [b64url(json.dumps(part).encode()) for part in (header, claims)]
     return ".".join([*segments, b64url(signature)])
+
+
+def rfc9449_check(
+    proof: str,
+    *,
+    method: str,
+    url: str,
+    access_token: str | None = None,
+    jkt: str | None = None,
+    max_age: int = 60,
+) -> dict[str, Any]:
+    """RFC 9449 §4.3's checks, step by step, written from the RFC for the tests (the kit's
+    caller is checked with this, not with the kit's own verifier). Returns the claims; raises
+    AssertionError naming the step that fails."""
+    assert "," not in proof, "1: one DPoP header, one value"
+    head, _body, _signature = proof.split(".")  # 2: a well-formed JWT
+    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    assert header["typ"] == "dpop+jwt", "4: typ"
+    assert header["alg"] in ("ES256", "RS256", "PS256", "EdDSA"), "5: an asymmetric alg"
+    jwk = header["jwk"]
+    assert not {"d", "p", "q", "dp", "dq", "qi", "k"} & set(jwk), "7: a public key only"
+    key = jwt.PyJWK(jwk, algorithm=header["alg"]).key
+    claims = jwt.decode(proof, key, algorithms=[header["alg"]], options={"verify_iat": False})
+    assert isinstance(claims["jti"], str) and claims["jti"], "3: jti"  # 6: signature above
+    assert claims["htm"] == method, "8: htm"
+    parts = url.split("?")[0].split("#")[0]
+    assert claims["htu"] == parts, "9: htu"
+    if access_token is not None:
+        assert claims["ath"] == ath_of(access_token), "11: ath"
+        assert rfc7638_thumbprint(jwk) == jkt, "12: the key the token is bound to"
+    assert abs(time.time() - claims["iat"]) <= max_age, "11: iat within the window"
+    return claims

@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from m2m_auth_kit.client import ClientCredentials
 from m2m_auth_kit.verify import InvalidToken, TokenVerifier
 from tests.conftest import GUIDE_CLIENT
+from tests.dpop_proofs import ProofKey, rfc9449_check
 from tests.e2e.server import (
     ROOT,
     ServerProcess,
@@ -583,3 +584,58 @@ def test_cached_keys_keep_working_while_the_jwks_endpoint_is_down(tmp_path):
                 assert response.headers["Retry-After"] == "1"
         finally:
             api.stop()
+
+
+# --- DPoP (RFC 9449): our caller, our server, the example API --------------------------------
+
+
+@pytest.mark.parametrize("library", ["requests", "httpx"])
+def test_our_dpop_caller_gets_a_bound_token_and_the_api_accepts_its_calls(
+    server, clients, api, library
+):
+    """ClientCredentials(dpop=True): a proof at the token endpoint, a DPoP-bound token, and a
+    proof with ath on every API call; each proof passes the tests' own RFC 9449 check."""
+    credentials = ClientCredentials(server.url + "/oauth/token", *clients["deployer"], dpop=True)
+    sent: list[tuple[str, str, dict]] = []
+    if library == "requests":
+        session = requests.Session()
+        session.auth = credentials
+        session.hooks["response"].append(
+            lambda r, **_: sent.append((r.request.method, r.request.url, dict(r.request.headers)))
+        )
+        created = session.post(f"{api.url}/deployments", json=DEPLOYMENT, timeout=10)
+        listed = session.get(f"{api.url}/deployments", timeout=10)
+    else:
+
+        def hook(response: httpx.Response) -> None:
+            request = response.request
+            sent.append((request.method, str(request.url), dict(request.headers)))
+
+        with httpx.Client(auth=credentials, event_hooks={"response": [hook]}) as client:
+            created = client.post(f"{api.url}/deployments", json=DEPLOYMENT)
+            listed = client.get(f"{api.url}/deployments")
+    assert created.status_code == 201, created.text
+    assert listed.status_code == 200, listed.text
+
+    token = credentials.token()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["cnf"] == {"jkt": credentials.dpop_jkt}
+    proofs = set()
+    for method, url, sent_headers in sent:
+        headers = {name.lower(): value for name, value in sent_headers.items()}
+        proofs.add(headers["dpop"])
+        assert headers["authorization"] == f"DPoP {token}"
+        rfc9449_check(
+            headers["dpop"], method=method, url=url, access_token=token, jkt=credentials.dpop_jkt
+        )
+    assert len(proofs) == len(sent) == 2  # a fresh proof per call
+
+    # The same token without the key is worth nothing: as Bearer, and with another key's proof.
+    assert call(api, "GET", token).status_code == 401
+    url = f"{api.url}/deployments"
+    thief = ProofKey.es256().proof("GET", url, access_token=token)
+    stolen = requests.get(
+        url, headers={"Authorization": f"DPoP {token}", "DPoP": thief}, timeout=10
+    )
+    assert stolen.status_code == 401
+    assert 'error="invalid_dpop_proof"' in stolen.headers["WWW-Authenticate"]

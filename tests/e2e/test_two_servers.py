@@ -23,6 +23,7 @@ import requests
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from m2m_auth_kit.client import ClientCredentials
 from tests.dpop_proofs import ProofKey
 from tests.e2e.server import ServerDatabase, ServerProcess, server_database
 
@@ -326,3 +327,13 @@ def test_a_dpop_nonce_from_one_is_good_at_the_other_and_a_proof_replayed_there_i
     assert replayed.status_code == 400, replayed.text
     assert replayed.json()["error"] == "invalid_dpop_proof"
     assert "replayed" in replayed.json()["error_description"]
+
+
+def test_our_caller_follows_the_nonce_and_gets_a_bound_token(servers):
+    """ClientCredentials(dpop=True) against a server that requires nonces: one use_dpop_nonce,
+    one retry with the nonce, a DPoP-bound token."""
+    a, _b = servers
+    client_id, secret = new_client(a)
+    credentials = ClientCredentials(a.url + "/oauth/token", client_id, secret, dpop=True)
+    claims = verify(credentials.token(), a.jwks())
+    assert claims["cnf"] == {"jkt": credentials.dpop_jkt}
