@@ -639,3 +639,59 @@ def test_our_dpop_caller_gets_a_bound_token_and_the_api_accepts_its_calls(
     )
     assert stolen.status_code == 401
     assert 'error="invalid_dpop_proof"' in stolen.headers["WWW-Authenticate"]
+
+
+@pytest.fixture(scope="module")
+def oauth4webapi(tmp_path_factory) -> Path:
+    """oauth4webapi from npm, installed in a directory of this run beside our client script."""
+    where = tmp_path_factory.mktemp("oauth4webapi")
+    script = where / "client.mjs"
+    script.write_text((Path(__file__).parent / "oauth4webapi_dpop.mjs").read_text())
+    try:
+        installed = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--silent", "oauth4webapi@3"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"npm is not usable here: {exc}")
+    if installed.returncode != 0:
+        unreachable = ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT", "ENETUNREACH")
+        if any(code in installed.stderr for code in unreachable):
+            pytest.skip(f"the npm registry is unreachable: {installed.stderr.strip()[-300:]}")
+        raise AssertionError(f"npm install failed: {installed.stderr}")
+    return script
+
+
+def test_a_dpop_client_we_did_not_write_gets_a_bound_token_and_our_kit_verifies_its_call(
+    server, clients, api, oauth4webapi
+):
+    """oauth4webapi (Node) finds DPoP in our discovery, gets a DPoP-bound token from our token
+    endpoint and calls the example API, whose kit guard verifies its proof."""
+    client_id, secret = clients["deployer"]
+    ran = subprocess.run(
+        ["node", str(oauth4webapi)],
+        cwd=oauth4webapi.parent,
+        env=child_env(
+            ISSUER=server.url,
+            CLIENT_ID=client_id,
+            CLIENT_SECRET=secret,
+            SCOPE="read:deployments",
+            API_URL=f"{api.url}/deployments",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    answer = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert answer["dpop_algs"] == ["ES256", "RS256", "PS256", "EdDSA"]
+    assert answer["token_type"].lower() == "dpop"
+    assert answer["api_status"] == 200, answer["api_body"]
+    assert answer["api_body"]["client_id"] == client_id
+    claims = jwt.decode(answer["access_token"], options={"verify_signature": False})
+    assert set(claims["cnf"]) == {"jkt"}
+    # Without the library's key, the token it holds is refused.
+    assert call(api, "GET", answer["access_token"]).status_code == 401
