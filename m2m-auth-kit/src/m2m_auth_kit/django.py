@@ -216,25 +216,23 @@ def _quoted(value: str) -> str:
     return _UNSAFE_IN_QUOTES.sub("", value)
 
 
-def bearer_challenge(error: str | None = None, description: str | None = None) -> str:
-    """The ``Bearer`` challenge for a 401 or 400 (RFC 6750 §3)."""
+def _challenge(scheme: str, error: str | None, description: str | None, *extra: str) -> str:
     params = [f'realm="{REALM}"']
     if error:
         params.append(f'error="{error}"')
         if description:
             params.append(f'error_description="{_quoted(description)}"')
-    return "Bearer " + ", ".join(params)
+    return f"{scheme} " + ", ".join([*params, *extra])
+
+
+def bearer_challenge(error: str | None = None, description: str | None = None) -> str:
+    """The ``Bearer`` challenge for a 401 or 400 (RFC 6750 §3)."""
+    return _challenge("Bearer", error, description)
 
 
 def dpop_challenge(error: str | None = None, description: str | None = None) -> str:
     """The ``DPoP`` challenge for a 401 or 400 (RFC 9449 §7.1), with the proof ``algs``."""
-    params = [f'realm="{REALM}"']
-    if error:
-        params.append(f'error="{error}"')
-        if description:
-            params.append(f'error_description="{_quoted(description)}"')
-    params.append(f'algs="{" ".join(DPOP_ALGORITHMS)}"')
-    return "DPoP " + ", ".join(params)
+    return _challenge("DPoP", error, description, f'algs="{" ".join(DPOP_ALGORITHMS)}"')
 
 
 def challenges(
