@@ -16,6 +16,7 @@ from clients.models import RESERVED_CLAIMS, ApiClient, AuditEvent, ClientSecret,
 from clients.services import client_create, client_delete, client_update
 from oauth import keys
 from tests.conftest import GUIDE_CLIENT, SYSTEM, Credentials, post_form, request_token
+from tests.dpop_proofs import ProofKey
 
 pytestmark = pytest.mark.django_db
 
@@ -623,3 +624,36 @@ def test_a_client_can_require_dpop(api, org, client):
     assert request_token(client, creds).status_code == 200
     plain = api.call("post", f"/organizations/{org.id}/clients", {"name": "plain"}).json()
     assert plain["client"]["dpop_bound_access_tokens"] is False
+
+
+def test_the_management_api_takes_dpop_bound_tokens_with_their_proof(client, management, org):
+    """The management API authenticates through the kit: a DPoP-bound management token works
+    with its proof, is refused as Bearer, and a revoked one is refused with a proof too."""
+    key = ProofKey.es256()
+    token = post_form(
+        client,
+        "/oauth/token",
+        {
+            "grant_type": "client_credentials",
+            "client_id": management.client_id,
+            "client_secret": management.secret,
+        },
+        HTTP_DPOP=key.proof("POST", "http://testserver/oauth/token"),
+    ).json()["access_token"]
+    url = f"http://testserver/api/v1/organizations/{org.id}"
+
+    def get(scheme: str, proof: str | None):
+        extra = {"HTTP_DPOP": proof} if proof else {}
+        return client.get(url, HTTP_AUTHORIZATION=f"{scheme} {token}", **extra)
+
+    assert get("DPoP", key.proof("GET", url, access_token=token)).status_code == 200
+    assert get("Bearer", None).status_code == 401
+    refused = get("DPoP", key.proof("GET", url, access_token="another"))
+    assert refused.status_code == 401
+    assert 'error="invalid_dpop_proof"' in refused["WWW-Authenticate"]
+    post_form(
+        client,
+        "/oauth/revoke",
+        {"token": token, "client_id": management.client_id, "client_secret": management.secret},
+    )
+    assert get("DPoP", key.proof("GET", url, access_token=token)).status_code == 401
