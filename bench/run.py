@@ -9,6 +9,8 @@ port and prints:
 - single-client warm latency (median, p99; bench/latency.py does the same on its own);
 - ``wrk`` + bench/token.lua at each concurrency: tokens/s, p50/p99, failures (any answer that is
   not a 200 with an access_token), and the ratio of tokens/s to the ceiling;
+- DPoP-bound tokens (bench/token_dpop.lua: a fresh ES256 proof per request, signed beforehand)
+  beside bearer ones, at the highest concurrency, on the same server;
 - ES256 beside RS256, and the plain Django view (OAUTH_TOKEN_FAST_PATH=false), at the highest
   concurrency;
 - the resident memory (RSS) of each gunicorn worker after the load;
@@ -30,7 +32,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -50,6 +57,8 @@ from server import (
 )
 
 BENCH = Path(__file__).resolve().parent
+# Proofs signed per second of a DPoP run: more than the server can use (a proof is good once).
+DPOP_PROOFS_PER_SECOND = 4000
 
 
 def openssl_sign_per_second(algorithm: str, seconds: int = 3) -> float:
@@ -68,13 +77,23 @@ def openssl_sign_per_second(algorithm: str, seconds: int = 3) -> float:
     return float(numbers[header.index("sign/s")])
 
 
-def run_wrk(server: Server, client: dict[str, str], connections: int, duration: int) -> dict:
+def run_wrk(
+    server: Server,
+    client: dict[str, str],
+    connections: int,
+    duration: int,
+    script: str = "token.lua",
+    extra_env: dict[str, str] | None = None,
+) -> dict:
     threads = min(connections, int(os.environ.get("BENCH_WRK_THREADS", "1")))
     env = {
         **os.environ,
         "BENCH_CLIENT_ID": client["client_id"],
         "BENCH_CLIENT_SECRET": client["client_secret"],
         "BENCH_ASSERTION": client.get("assertion", ""),
+        "BENCH_WRK_THREADS_N": str(threads),
+        "BENCH_TOKEN_LUA": str(BENCH / "token.lua"),
+        **(extra_env or {}),
     }
     cpu_before = server.worker_cpu_seconds()
     database_before = postgres_cpu_seconds()
@@ -88,7 +107,7 @@ def run_wrk(server: Server, client: dict[str, str], connections: int, duration: 
             "--timeout",
             "5s",
             "-s",
-            str(BENCH / "token.lua"),
+            str(BENCH / script),
             server.url,
         ],
         capture_output=True,
@@ -110,6 +129,34 @@ def run_wrk(server: Server, client: dict[str, str], connections: int, duration: 
     result["tokens_per_s"] = result["ok"] / (result["duration_us"] / 1e6)
     result["errors"] = result["failed"] + result["socket_errors"]
     return result
+
+
+def dpop_proofs(url: str, count: int, path: Path) -> None:
+    """``count`` DPoP proofs (ES256, one key) for POST ``url``, one a line, signed now: their
+    iat stays inside the server's 60 s window for a run of some seconds."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = jwt.get_algorithm_by_name("ES256").to_jwk(key.public_key(), as_dict=True)
+    now = int(time.time())
+    with path.open("w") as out:
+        for number in range(count):
+            claims = {"jti": f"bench-{now}-{number}", "htm": "POST", "htu": url, "iat": now}
+            header = {"typ": "dpop+jwt", "jwk": jwk}
+            out.write(jwt.encode(claims, key, algorithm="ES256", headers=header) + "\n")
+
+
+def run_wrk_dpop(server: Server, client: dict[str, str], connections: int, duration: int) -> dict:
+    """As ``run_wrk``, every token request with a fresh DPoP proof (a DPoP-bound token each)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proofs = Path(tmp) / "proofs"
+        dpop_proofs(f"{server.url}/oauth/token", DPOP_PROOFS_PER_SECOND * duration, proofs)
+        return run_wrk(
+            server,
+            client,
+            connections,
+            duration,
+            "token_dpop.lua",
+            {"BENCH_DPOP_PROOFS": str(proofs)},
+        )
 
 
 def describe(label: str, result: dict, ceiling: float) -> str:
@@ -161,6 +208,12 @@ def bench_database(label: str, args: argparse.Namespace, ceiling: float) -> dict
             rss = server.worker_rss_mib()
             print("worker RSS after the run: " + ", ".join(f"{mib:.1f} MiB" for mib in rss))
             summary["rss_mib"] = rss
+            top = max(args.concurrency)
+            # The same server and client, every request with a DPoP proof: the bound tokens'
+            # rate beside the bearer tokens' above (the proof check, its jti written once).
+            result = run_wrk_dpop(server, load_client, top, args.duration)
+            print(describe(f"DPoP c={top:<3d}", result, ceiling), flush=True)
+            summary["dpop"] = result
         top = max(args.concurrency)
         with gunicorn(db, OAUTH_TOKEN_FAST_PATH="false") as server:
             result = run_wrk(server, load_client, top, args.duration)
@@ -304,7 +357,7 @@ def main() -> int:
     failed = False
     for summary in results:
         for key, value in summary.items():
-            if key.startswith("rs256_c") or key in ("es256", "view", "federated"):
+            if key.startswith("rs256_c") or key in ("es256", "view", "federated", "dpop"):
                 failed = failed or value["errors"] > 0
         top = summary[f"rs256_c{max(args.concurrency)}"]
         print(
@@ -313,6 +366,7 @@ def main() -> int:
             f" p99 {top['p99_us'] / 1000:.1f} ms; errors {top['errors']};"
             f" ES256 {summary['es256']['tokens_per_s']:.0f} tokens/s;"
             f" federated {summary['federated']['tokens_per_s']:.0f} tokens/s;"
+            f" DPoP {summary['dpop']['tokens_per_s']:.0f} tokens/s;"
             f" cold {summary['cold_ms']:.0f} ms;"
             f" single client median {summary['latency']['median_ms']:.2f} ms"
             f" p99 {summary['latency']['p99_ms']:.2f} ms"

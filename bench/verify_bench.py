@@ -1,4 +1,6 @@
-"""Warm-cache throughput of TokenVerifier.verify beside bare jwt.decode.
+"""Warm-cache throughput of TokenVerifier.verify beside bare jwt.decode; and of a DPoP-bound
+request (``verify_dpop``: the token, then a fresh proof with ``ath`` and ``cnf.jkt``, its jti
+in the in-process replay cache) beside a bearer one.
 
 Same process, same token, same key: the bare side calls ``jwt.decode`` with the
 key object already loaded; the kit side goes through ``TokenVerifier`` whose
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from m2m_auth_kit.dpop import access_token_hash, jwk_thumbprint
 from m2m_auth_kit.verify import TokenVerifier
 
 AUDIENCE = "https://api.bench"
@@ -114,6 +117,57 @@ def bench(alg: str, private_key: Any, batches: int, batch: int) -> tuple[float, 
         server.server_close()
 
 
+def bench_dpop(batches: int, batch: int) -> tuple[float, float]:
+    """Calls per second: ``verify`` of a bearer token, ``verify_dpop`` of a bound one (RS256
+    tokens, ES256 proofs made beforehand: each call needs a proof of its own)."""
+    issuer, url = "https://issuer.bench", "https://api.bench/orders"
+    signing = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = jwt.get_algorithm_by_name("RS256").to_jwk(signing.public_key(), as_dict=True)
+    server = serve_jwks({"keys": [{**jwk, "kid": "k1", "alg": "RS256", "use": "sig"}]})
+    proof_key = ec.generate_private_key(ec.SECP256R1())
+    proof_jwk = jwt.get_algorithm_by_name("ES256").to_jwk(proof_key.public_key(), as_dict=True)
+    try:
+        now = int(time.time())
+        claims = {"iss": issuer, "aud": AUDIENCE, "sub": "c", "iat": now, "exp": now + 3600}
+        headers = {"kid": "k1", "typ": "at+jwt"}
+        bearer_token = jwt.encode(claims, signing, algorithm="RS256", headers=headers)
+        bound_claims = {**claims, "cnf": {"jkt": jwk_thumbprint(proof_jwk)}}
+        bound_token = jwt.encode(bound_claims, signing, algorithm="RS256", headers=headers)
+        ath = access_token_hash(bound_token)
+        proofs = iter(
+            [
+                jwt.encode(
+                    {"jti": str(n), "htm": "GET", "htu": url, "iat": now, "ath": ath},
+                    proof_key,
+                    algorithm="ES256",
+                    headers={"typ": "dpop+jwt", "jwk": proof_jwk},
+                )
+                for n in range((batches + 1) * batch)
+            ]
+        )
+        verifier = TokenVerifier(
+            issuer,
+            jwks_url=f"http://127.0.0.1:{server.server_address[1]}/jwks",
+            audience=AUDIENCE,
+            jwks_cache_seconds=3600,
+        )
+
+        def bearer() -> None:
+            verifier.verify(bearer_token)
+
+        def dpop() -> None:
+            verifier.verify_dpop(bound_token, next(proofs), method="GET", uri=url)
+
+        for _ in range(batch):
+            bearer()
+            dpop()
+        bearer_time, dpop_time = best_per_call([bearer, dpop], batches, batch)
+        return 1 / bearer_time, 1 / dpop_time
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60, help="interleaved batches per side")
@@ -129,6 +183,11 @@ def main() -> None:
     for alg, key in cases:
         bare, kit = bench(alg, key, args.batches, args.batch)
         print(f"{alg:6} {bare:18,.0f} {kit:16,.0f} {kit / bare:7.1%}")
+    bearer, dpop = bench_dpop(args.batches, args.batch)
+    print(
+        f"kit, RS256 token: bearer request {bearer:,.0f}/s, DPoP-bound request (ES256 proof)"
+        f" {dpop:,.0f}/s ({dpop / bearer:.1%})"
+    )
 
 
 if __name__ == "__main__":

@@ -192,6 +192,13 @@ class ApiClient(models.Model):
     audience = models.JSONField(default=list, blank=True)
     custom_claims = models.JSONField(default=list, blank=True)
     expiry = models.PositiveIntegerField(default=3600)
+    # RFC 9449 §5.2: every token of this client is DPoP-bound; a token request without a DPoP
+    # proof is refused (oauth.dpop).
+    dpop_bound_access_tokens = models.BooleanField(
+        default=False,
+        help_text="Refuse token requests without a DPoP proof (RFC 9449): every token is "
+        "bound to the client's key.",
+    )
     create_time = models.DateTimeField(default=timezone.now, editable=False)
     update_time = models.DateTimeField(auto_now=True)
 

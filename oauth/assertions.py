@@ -5,9 +5,9 @@ The client signs a short-lived JWT with a private key whose public half it regis
 (one authentication method only), the header (an asymmetric algorithm we allow), ``iss`` =
 ``sub`` = the client, a registered key that verifies the signature, ``aud`` (our issuer or token
 endpoint), ``exp`` (present, and at most ``ASSERTION_MAX_LIFETIME`` ahead), ``nbf``/``iat`` (not
-in the future), and last a ``jti`` never seen before: it is written to ``UsedAssertion`` and a
-unique violation means a replay. Every failure is ``invalid_client`` (RFC 7521 §4.2.1), except a
-malformed combination of parameters, which is ``invalid_request``.
+in the future), and last a ``jti`` never seen before (``oauth.replay.remember_once``, the store
+every server process shares: a second use is a replay). Every failure is ``invalid_client``
+(RFC 7521 §4.2.1), except a malformed combination of parameters, which is ``invalid_request``.
 
 Until a signature holds, every failure that depends on the client (unknown client_id, a client
 without keys, no key matching the kid or alg, a signature that does not verify) gives the same
@@ -23,12 +23,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clients.jwk import ASSERTION_ALGORITHMS
 from clients.models import ApiClient
 from oauth.models import UsedAssertion
+from oauth.replay import remember_once
 from oauth.settings import oauth_settings
 from oauth.token.lookup import AuthenticatedClient, could_be_client_id
 
@@ -181,16 +181,9 @@ def authenticate_with_assertion(assertion: str, client_id: str | None) -> Authen
 
 def remember_used(jti: str, client_id: str, expire_time: datetime) -> bool:
     """Record a jti as used until its token can no longer pass; False when it was used already
-    (a replay). Client assertions and single-use external tokens (oauth.federation) share it."""
-    try:
-        with transaction.atomic():
-            # Rows past their expiry can never match a valid assertion again: drop them here,
-            # so the table holds only the last few minutes of assertions.
-            UsedAssertion.objects.filter(expire_time__lte=timezone.now()).delete()
-            UsedAssertion.objects.create(jti=jti, client_id=client_id, expire_time=expire_time)
-    except IntegrityError:
-        return False
-    return True
+    (a replay). Client assertions and single-use external tokens (oauth.federation) share it,
+    in the one replay store (oauth.replay: Redis, or the database)."""
+    return remember_once(client_id, jti, expire_time)
 
 
 def purge_used_assertions() -> int:

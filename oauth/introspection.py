@@ -112,7 +112,13 @@ def introspection_answer(claims: dict[str, Any]) -> dict[str, Any]:
     for name in ANSWER_CLAIMS:
         if name in claims:
             answer[name] = claims[name]
-    answer["token_type"] = "Bearer"
+    # RFC 9449 §6.2: a DPoP-bound token says so, with its key's thumbprint.
+    cnf = claims.get("cnf")
+    if isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str):
+        answer["token_type"] = "DPoP"
+        answer["cnf"] = {"jkt": cnf["jkt"]}
+    else:
+        answer["token_type"] = "Bearer"
     return answer
 
 

@@ -183,6 +183,13 @@ def _redis(url: str) -> Any:
 
 
 @functools.cache
+def redis_client(url: str) -> Any:
+    """One Redis client (and its connection pool) per URL for this process; also the replay
+    store's (``oauth.replay``)."""
+    return _redis(url)
+
+
+@functools.cache
 def _script(url: str, source: str) -> Any:
     return _redis(url).register_script(source)
 

@@ -44,6 +44,13 @@ oauth_settings = AppSettings(
         # Seconds the token path waits for its query (connecting included) before answering 503
         # with Retry-After; PostgreSQL's statement_timeout on the token path's connections.
         "TOKEN_DATABASE_TIMEOUT": 2,
+        # DPoP (RFC 9449, oauth.dpop): a proof's iat may be this many seconds old (and its jti
+        # is remembered that long in the shared replay store).
+        "DPOP_IAT_WINDOW": 60,
+        # Require a server nonce in every DPoP proof (RFC 9449 §8); each nonce is accepted for
+        # one to two periods of DPOP_NONCE_SECONDS, by every server process.
+        "DPOP_NONCE_REQUIRED": False,
+        "DPOP_NONCE_SECONDS": 300,
     },
     fallback=client_settings,
 )

@@ -25,6 +25,7 @@ from clients.models import ApiScope
 from clients.services import Actor
 from oauth import keys
 from oauth import metrics as token_metrics
+from oauth.dpop import DPOP_ALGORITHMS
 from oauth.federation import JWT_BEARER_GRANT
 from oauth.introspection import (
     introspection_answer,
@@ -83,6 +84,7 @@ def token(request: HttpRequest) -> HttpResponse:
     """POST /oauth/token through Django (the WSGI fast path serves the same token_endpoint)."""
     meta = request.META
     log: dict[str, Any] = {}
+    proof = meta.get("HTTP_DPOP")
     status, headers, body = token_endpoint(
         request.method or "",
         meta.get("CONTENT_TYPE", ""),
@@ -91,6 +93,8 @@ def token(request: HttpRequest) -> HttpResponse:
         request.read,
         log,
         client_ip(request),
+        proof=proof,
+        target_uri=request.build_absolute_uri(request.path) if proof is not None else None,
     )
     log_context(request, **log)
     response = HttpResponse(body, status=status, content_type=headers.pop("Content-Type"))
@@ -130,6 +134,7 @@ def metadata() -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "scopes_supported": scopes_supported(),
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
 
 

@@ -31,6 +31,7 @@ def client_create(
     custom_claims: list[dict[str, str]] | None = None,
     expiry: int | None = None,
     form_token: str = "",
+    dpop_bound_access_tokens: bool = False,
 ) -> tuple[ApiClient, str]:
     """Register a client with its first secret. Returns the client and the plain secret (once).
 
@@ -50,6 +51,7 @@ def client_create(
         audience=list(audience or []),
         custom_claims=list(custom_claims or []),
         expiry=client_settings.TOKEN_EXPIRY_DEFAULT if expiry is None else expiry,
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
     )
     check_model(client, exclude=["id"])
     client.save(force_insert=True)
@@ -64,7 +66,15 @@ def client_create(
     return client, plain
 
 
-CLIENT_UPDATABLE_FIELDS = ("name", "description", "scopes", "audience", "custom_claims", "expiry")
+CLIENT_UPDATABLE_FIELDS = (
+    "name",
+    "description",
+    "scopes",
+    "audience",
+    "custom_claims",
+    "expiry",
+    "dpop_bound_access_tokens",
+)
 
 
 @transaction.atomic

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import DatabaseError
 
-from oauth import keys
+from oauth import dpop, keys
 from oauth import metrics as token_metrics
 from oauth.token import federated, lookup
 from oauth.token.authenticate import authenticate_client, dummy_check
@@ -71,6 +71,8 @@ def _token(
     ip: str | None,
     ahead: Prefetched | None,
     parsed: TokenRequest | OAuthError | None,
+    proof: str | None,
+    target_uri: str | None,
 ) -> TokenAnswer:
     if ahead is not None and ahead.rows is None:
         # The batch's query timed out: asking again (or the rate limiter, maybe in the same
@@ -97,20 +99,39 @@ def _token(
         )
     scopes = _requested_scopes(params, client.scopes)
     audience = _requested_audience(params, client.audience)
-    token = issue_token(client, scopes=scopes, audience=audience)
+    jkt, headers = None, None
+    if proof is not None:  # only then: a bearer request does no DPoP work
+        jkt = _proof_key(proof, target_uri)
+        headers = dpop.nonce_headers()
+    elif client.dpop_bound:
+        raise OAuthError(
+            "invalid_dpop_proof", "this client's tokens are DPoP-bound: send a DPoP proof"
+        )
+    token = issue_token(client, scopes=scopes, audience=audience, jkt=jkt)
     if client.federation is not None:
         federated.record(client, token.jti, ip)
         auth_method = "jwt_bearer" if auth_method == "jwt_bearer" else "federated_assertion"
     body: dict[str, Any] = {
         "access_token": token.access_token,
-        "token_type": "Bearer",
+        "token_type": "Bearer" if jkt is None else "DPoP",
         "expires_in": token.expires_in,
     }
     if token.scopes:
         body["scope"] = " ".join(token.scopes)
     token_metrics.record_token_issued(auth_method)
     log.update(outcome="token_issued", auth_method=auth_method)
-    return _answer(body)
+    return _answer(body, headers=headers)
+
+
+def _proof_key(proof: str, target_uri: str | None) -> str:
+    """The thumbprint of a token request's valid DPoP proof (RFC 9449 §5), or the refusal:
+    400 ``invalid_dpop_proof``, or ``use_dpop_nonce`` with the nonce to use (§8)."""
+    try:
+        return dpop.token_proof(proof, "POST", (target_uri,) if target_uri else ())
+    except dpop.UseDPoPNonce as exc:
+        raise OAuthError(exc.error, exc.description, headers=dpop.nonce_headers()) from exc
+    except dpop.InvalidDPoPProof as exc:
+        raise OAuthError(exc.error, exc.description) from exc
 
 
 def token_endpoint(
@@ -123,6 +144,8 @@ def token_endpoint(
     client_ip: str | None = None,
     ahead: Prefetched | None = None,
     parsed: TokenRequest | OAuthError | None = None,
+    proof: str | None = None,
+    target_uri: str | None = None,
 ) -> TokenAnswer:
     """POST /oauth/token (the client_credentials grant), from the parts of an HTTP request.
 
@@ -133,6 +156,9 @@ def token_endpoint(
     the client the request names, when the server has read them already (oauth.token.batching).
     ``parsed``: what ``token_request_of`` made of this request (or the error it raised) when
     the server parsed it already to decide where to answer it; the body is then not read again.
+    ``proof``: the ``DPoP`` header, when the request has one (RFC 9449), and ``target_uri`` the
+    URI it was sent to (scheme and host as the client used them, behind a trusted proxy too);
+    the issued token is then bound to the proof's key.
     """
     if method != "POST":
         return _refused(
@@ -141,7 +167,16 @@ def token_endpoint(
         )
     try:
         return _token(
-            content_type, content_length, authorization, read, log, client_ip, ahead, parsed
+            content_type,
+            content_length,
+            authorization,
+            read,
+            log,
+            client_ip,
+            ahead,
+            parsed,
+            proof,
+            target_uri,
         )
     except OAuthError as error:
         return _refused(error, log)

@@ -58,6 +58,9 @@ class AuthenticatedClient:
     expiry: int
     current_kid: str | None
     secret_id: str | None = None
+    # RFC 9449 §5.2 dpop_bound_access_tokens: a token request without a DPoP proof is refused.
+    dpop_bound: bool = False
+
     # Set when an external workload token admitted the client (oauth.federation).
     federation: Federation | None = None
 
@@ -74,6 +77,7 @@ class AuthenticatedClient:
             custom_claims=list(client.custom_claims),
             expiry=client.expiry,
             current_kid=None,
+            dpop_bound=client.dpop_bound_access_tokens,
             federation=federation,
         )
 
@@ -89,6 +93,7 @@ class AuthenticatedClient:
             expiry=row[5],
             current_kid=row[10],
             secret_id=row[6],
+            dpop_bound=bool(row[11]),
         )
 
 
@@ -109,7 +114,8 @@ _COLUMNS = (
     "SELECT c.id, c.organization_id, c.scopes, c.audience, c.custom_claims, c.expiry, "
     "s.id, s.secret_hash, s.secret_suffix, "
     "CASE WHEN s.last_used_time IS NULL OR s.last_used_time < %s THEN 1 ELSE 0 END, "
-    "(SELECT k.kid FROM {key} k WHERE k.retire_time IS NULL ORDER BY k.create_time DESC LIMIT 1) "
+    "(SELECT k.kid FROM {key} k WHERE k.retire_time IS NULL ORDER BY k.create_time DESC LIMIT 1), "
+    "c.dpop_bound_access_tokens "
 )
 
 
@@ -143,8 +149,8 @@ def batch_sql() -> str:
     """
     return (
         _COLUMNS + "FROM unnest(%s::varchar[]) AS wanted(id) "
-        "CROSS JOIN LATERAL (SELECT id, organization_id, scopes, audience, custom_claims, expiry "
-        "FROM {client} WHERE id = wanted.id OFFSET 0) c "
+        "CROSS JOIN LATERAL (SELECT id, organization_id, scopes, audience, custom_claims, expiry, "
+        "dpop_bound_access_tokens FROM {client} WHERE id = wanted.id OFFSET 0) c "
         "CROSS JOIN LATERAL (SELECT id, secret_hash, secret_suffix, last_used_time "
         "FROM {secret} s WHERE s.client_id = wanted.id AND " + _USABLE + " OFFSET 0) s"
     ).format(**_tables())

@@ -37,8 +37,10 @@ def issue_token(
     *,
     scopes: list[str] | None = None,
     audience: list[str] | None = None,
+    jkt: str | None = None,
 ) -> IssuedToken:
-    """Sign an access token (RFC 9068 shape, plus the guide's ``scopes`` and ``oid``)."""
+    """Sign an access token (RFC 9068 shape, plus the guide's ``scopes`` and ``oid``); with
+    ``jkt``, bound to that DPoP key (RFC 9449 §6.1: ``cnf.jkt``)."""
     scopes = client.scopes if scopes is None else scopes
     audience = client.audience if audience is None else audience
     issued_at = int(time.time())
@@ -63,6 +65,8 @@ def issue_token(
     claims.update(
         {"iat": issued_at, "nbf": issued_at, "exp": issued_at + client.expiry, "jti": jti}
     )
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}
     access_token = _signing_key(client.current_kid).encode(claims)
     return IssuedToken(
         access_token=access_token,

@@ -30,13 +30,11 @@ NOT_ACTIVE = "the token is not active"
 class ManagementTokenVerifier(TokenVerifier):
     """A ``TokenVerifier`` that also requires a live management client."""
 
-    def verify(self, token: str | bytes) -> Claims:
-        """The claims of a valid token of a live management client; ``InvalidToken`` otherwise."""
-        claims = super().verify(token)
+    def check_claims(self, claims: Claims) -> None:
+        """Refuse a token (bearer or DPoP-bound) unless its management client is live."""
         client = live_client(claims.raw)
         if client is None or not client.is_management or claims.organization_id is not None:
             raise InvalidToken(NOT_ACTIVE)
-        return claims
 
 
 _verifiers: dict[tuple, ManagementTokenVerifier] = {}

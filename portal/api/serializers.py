@@ -38,6 +38,15 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, and only those: no "yes", 1 or "true" coerced."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so a typo is an error, not a silent no-op."""
 
@@ -77,6 +86,10 @@ class ClientInput(StrictSerializer):
     audience = serializers.ListField(child=StrictCharField(allow_blank=True), required=False)
     custom_claims = serializers.ListField(child=CustomClaimSerializer(), required=False)
     expiry = StrictIntegerField(required=False)
+    dpop_bound_access_tokens = StrictBooleanField(
+        required=False,
+        help_text="RFC 9449 §5.2: refuse token requests without a DPoP proof (default false)",
+    )
 
 
 class ClientPatch(ClientInput):
@@ -214,6 +227,9 @@ class ClientSerializer(serializers.Serializer):
     audience = serializers.ListField(child=serializers.CharField())
     custom_claims = CustomClaimSerializer(many=True)
     expiry = serializers.IntegerField()
+    dpop_bound_access_tokens = serializers.BooleanField(
+        help_text="every token of this client is DPoP-bound (RFC 9449 §5.2)"
+    )
 
 
 # Bound once: a serializer made per client would copy its nested fields for each client.

@@ -71,7 +71,7 @@ class ClientForm(forms.ModelForm):
 
     class Meta:
         model = ApiClient
-        fields = ("organization", "name", "description", "expiry")
+        fields = ("organization", "name", "description", "expiry", "dpop_bound_access_tokens")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -114,6 +114,7 @@ class ClientForm(forms.ModelForm):
             for name in ("name", "description", "scopes", "audience", "custom_claims")
         }
         fields["expiry"] = data["expiry"]
+        fields["dpop_bound_access_tokens"] = data.get("dpop_bound_access_tokens", False)
         return fields
 
 
@@ -244,7 +245,7 @@ class ApiClientAdmin(BaseClientAdmin):
     autocomplete_fields = ("organization",)
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
-        main = ["organization", "name", "description", "expiry"]
+        main = ["organization", "name", "description", "expiry", "dpop_bound_access_tokens"]
         if obj is not None:
             main = ["id", *main, "create_time", "update_time"]
         return [

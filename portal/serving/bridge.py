@@ -229,7 +229,8 @@ class AsgiServer:
     async def _token_request(self, environ: dict[str, Any]) -> Answer:
         """Sign and answer on the loop: one query (shared with the token requests waiting at the
         same time) and one signature, no thread hop, for a secret this process has verified.
-        Every other request goes to the pool: argon2 (a secret not verified yet, or a wrong one)
+        Every other request (and any with a DPoP proof, whose jti is written to the shared
+        replay store) goes to the pool: argon2 (a secret not verified yet, or a wrong one)
         holds a thread 20-40 ms, and an assertion, a request without a usable secret or one the
         batch could not answer needs the database (the rate limiter, the client's keys, the
         rows), all of which would stall every other request of this worker.
@@ -238,7 +239,8 @@ class AsgiServer:
         where the request runs is exactly what the endpoint then checks."""
         parsed = self.fast_path.parse(environ)
         credentials = parsed.secret if isinstance(parsed, TokenRequest) else None
-        if credentials is None:
+        if credentials is None or "HTTP_DPOP" in environ:
+            # A DPoP proof's jti goes to the shared replay store (Redis or the database).
             return await self._in_pool(environ, None, parsed)
         ahead = None
         if self.batcher is not None:

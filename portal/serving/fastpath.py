@@ -203,9 +203,14 @@ class TokenFastPath:
             content_length_of(environ.get("CONTENT_LENGTH")),
             environ.get("HTTP_AUTHORIZATION"),
         )
+        # RFC 9449: the proof, and the URI it must name, only when there is one.
+        proof = environ.get("HTTP_DPOP")
+        target = self.target_uri(environ) if proof is not None else None
         log: dict[str, Any] = {}
         try:
-            status, headers, body = token_endpoint(*request, read, log, ip, ahead, parsed)
+            status, headers, body = token_endpoint(
+                *request, read, log, ip, ahead, parsed, proof, target
+            )
             if status == 503 and skipped_check and (ahead is None or ahead.rows is not None):
                 # The connection we did not health-check was dead (a database restart): do what
                 # the check would have done, afterwards. The failed query is the first thing the
@@ -214,7 +219,14 @@ class TokenFastPath:
                     conn.close()
                 log = {}
                 status, headers, body = token_endpoint(
-                    *request, lambda size: b"".join(read_bytes)[:size], log, ip, ahead, parsed
+                    *request,
+                    lambda size: b"".join(read_bytes)[:size],
+                    log,
+                    ip,
+                    ahead,
+                    parsed,
+                    proof,
+                    target,
                 )
         finally:
             for conn in open_connections:  # what Django's request_finished does
@@ -222,6 +234,14 @@ class TokenFastPath:
         if status != 503:
             self.local.last_healthy = time.monotonic()
         return status, headers, body, log
+
+    def target_uri(self, environ: dict[str, Any]) -> str:
+        """The URI this request was sent to, as Django's ``build_absolute_uri`` makes it: the
+        scheme a trusted proxy reports (SECURE_PROXY_SSL_HEADER), the Host (served only when
+        allowed; never X-Forwarded-Host, with which the fast path is off), the path."""
+        scheme = "https" if self._is_secure(environ) else "http"
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        return f"{scheme}://{environ.get('HTTP_HOST', '')}{path}"
 
     def _begin(self) -> tuple[bool, list]:
         """What Django's request_started does for the database (close_old_connections).

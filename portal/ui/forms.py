@@ -164,6 +164,12 @@ class ClientForm(forms.Form):
     )
     scopes = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     expiry = forms.IntegerField(label="Token lifetime (seconds)")
+    dpop_bound_access_tokens = forms.BooleanField(
+        label="Require DPoP",
+        required=False,
+        help_text="Refuse token requests without a DPoP proof: every token is bound to a key "
+        "that never leaves the caller (RFC 9449).",
+    )
 
     def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -249,6 +255,7 @@ class ClientForm(forms.Form):
             "scopes": list(data.get("scopes", [])),
             "custom_claims": data["custom_claims"],
             "expiry": data["expiry"],
+            "dpop_bound_access_tokens": data.get("dpop_bound_access_tokens", False),
         }
 
 

@@ -105,6 +105,7 @@ def client_shape(client: ApiClient, secrets: list[dict], keys: list[dict], **cha
         "audience": fields["audience"],
         "custom_claims": fields["custom_claims"],
         "expiry": fields["expiry"],
+        "dpop_bound_access_tokens": fields.get("dpop_bound_access_tokens", False),
     }
 
 

@@ -16,6 +16,7 @@ from clients.models import RESERVED_CLAIMS, ApiClient, AuditEvent, ClientSecret,
 from clients.services import client_create, client_delete, client_update
 from oauth import keys
 from tests.conftest import GUIDE_CLIENT, SYSTEM, Credentials, post_form, request_token
+from tests.dpop_proofs import ProofKey
 
 pytestmark = pytest.mark.django_db
 
@@ -195,6 +196,9 @@ def test_expiry_defaults_to_3600(api, org):
         ({"name": "ok", "expiry": True}, "expiry"),
         ({"name": "ok", "expiry": 3600.5}, "expiry"),
         ({"name": "ok", "client_id": "m2morg_1"}, "client_id"),
+        ({"name": "ok", "dpop_bound_access_tokens": "true"}, "dpop_bound_access_tokens"),
+        ({"name": "ok", "dpop_bound_access_tokens": 1}, "dpop_bound_access_tokens"),
+        ({"name": "ok", "dpop_bound_access_tokens": None}, "dpop_bound_access_tokens"),
     ],
 )
 def test_bad_client_bodies_are_400_and_change_nothing(api, org, body, field):
@@ -612,3 +616,55 @@ def test_a_control_character_in_a_name_is_a_field_error(api, org, bad):
     assert body["details"][0]["field_violations"][0]["field"] == "name"
     assert Organization.objects.count() == 1
     assert not ApiClient.objects.filter(organization=org).exists()
+
+
+def test_a_client_can_require_dpop(api, org, client):
+    """RFC 9449 §5.2 dpop_bound_access_tokens: set at creation, changed by PATCH, enforced."""
+    body = {"name": "bound", "dpop_bound_access_tokens": True}
+    created = api.call("post", f"/organizations/{org.id}/clients", body).json()
+    assert created["client"]["dpop_bound_access_tokens"] is True
+    creds = Credentials(
+        ApiClient.objects.get(pk=created["client"]["client_id"]), created["plain_secret"]
+    )
+    response = request_token(client, creds)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_dpop_proof"
+    path = f"/organizations/{org.id}/clients/{creds.client_id}"
+    patched = api.call("patch", path, {"dpop_bound_access_tokens": False}).json()
+    assert patched["client"]["dpop_bound_access_tokens"] is False
+    assert request_token(client, creds).status_code == 200
+    plain = api.call("post", f"/organizations/{org.id}/clients", {"name": "plain"}).json()
+    assert plain["client"]["dpop_bound_access_tokens"] is False
+
+
+def test_the_management_api_takes_dpop_bound_tokens_with_their_proof(client, management, org):
+    """The management API authenticates through the kit: a DPoP-bound management token works
+    with its proof, is refused as Bearer, and a revoked one is refused with a proof too."""
+    key = ProofKey.es256()
+    token = post_form(
+        client,
+        "/oauth/token",
+        {
+            "grant_type": "client_credentials",
+            "client_id": management.client_id,
+            "client_secret": management.secret,
+        },
+        HTTP_DPOP=key.proof("POST", "http://testserver/oauth/token"),
+    ).json()["access_token"]
+    url = f"http://testserver/api/v1/organizations/{org.id}"
+
+    def get(scheme: str, proof: str | None):
+        extra = {"HTTP_DPOP": proof} if proof else {}
+        return client.get(url, HTTP_AUTHORIZATION=f"{scheme} {token}", **extra)
+
+    assert get("DPoP", key.proof("GET", url, access_token=token)).status_code == 200
+    assert get("Bearer", None).status_code == 401
+    refused = get("DPoP", key.proof("GET", url, access_token="another"))
+    assert refused.status_code == 401
+    assert 'error="invalid_dpop_proof"' in refused["WWW-Authenticate"]
+    post_form(
+        client,
+        "/oauth/revoke",
+        {"token": token, "client_id": management.client_id, "client_secret": management.secret},
+    )
+    assert get("DPoP", key.proof("GET", url, access_token=token)).status_code == 401

@@ -214,6 +214,25 @@ def test_create_and_change_an_api_client(admin_client, superuser, console, org, 
     }
     assert_clean(admin_client.get(change_url).content, console)
 
+    # RFC 9449 §5.2: staff can require DPoP of a client; its proof-less requests are refused.
+    assert created.dpop_bound_access_tokens is False
+    response = admin_client.post(
+        change_url,
+        {
+            **form,
+            **secrets_inline(created),
+            "name": "Nightly export v2",
+            "scopes_text": "read:deployments deploy:applications",
+            "dpop_bound_access_tokens": "on",
+        },
+    )
+    assert response.status_code == 302
+    created.refresh_from_db()
+    assert created.dpop_bound_access_tokens is True
+    assert last_event("client.update").details == {"changed": ["dpop_bound_access_tokens"]}
+    refused = request_token(client, Credentials(created, plain))
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_dpop_proof"
+
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),

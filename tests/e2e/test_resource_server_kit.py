@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from m2m_auth_kit.client import ClientCredentials
 from m2m_auth_kit.verify import InvalidToken, TokenVerifier
 from tests.conftest import GUIDE_CLIENT
+from tests.dpop_proofs import ProofKey, rfc9449_check
 from tests.e2e.server import (
     ROOT,
     ServerProcess,
@@ -298,8 +299,12 @@ def call(api: ExampleAPI, method: str, token: str | None) -> requests.Response:
     return requests.get(f"{api.url}/deployments", headers=headers, timeout=10)
 
 
+# The DPoP challenge the kit offers beside Bearer's (RFC 9449 §7.1).
+DPOP = 'DPoP realm="api", algs="ES256 RS256 PS256 EdDSA"'
+
+
 def invalid_token_challenge(description: str) -> str:
-    return f'Bearer realm="api", error="invalid_token", error_description="{description}"'
+    return f'Bearer realm="api", error="invalid_token", error_description="{description}", {DPOP}'
 
 
 # POST goes through m2m_auth_kit.guards.require_scopes, GET through DRF's BearerTokenAuthentication.
@@ -335,7 +340,7 @@ def test_the_forging_path_itself_yields_accepted_tokens(api, forged):
 def test_no_token_is_refused_with_a_bare_challenge(api, method):
     response = call(api, method, None)
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response.headers["WWW-Authenticate"] == f'Bearer realm="api", {DPOP}'
 
 
 # --- Refused -------------------------------------------------------------------------------------
@@ -579,3 +584,114 @@ def test_cached_keys_keep_working_while_the_jwks_endpoint_is_down(tmp_path):
                 assert response.headers["Retry-After"] == "1"
         finally:
             api.stop()
+
+
+# --- DPoP (RFC 9449): our caller, our server, the example API --------------------------------
+
+
+@pytest.mark.parametrize("library", ["requests", "httpx"])
+def test_our_dpop_caller_gets_a_bound_token_and_the_api_accepts_its_calls(
+    server, clients, api, library
+):
+    """ClientCredentials(dpop=True): a proof at the token endpoint, a DPoP-bound token, and a
+    proof with ath on every API call; each proof passes the tests' own RFC 9449 check."""
+    credentials = ClientCredentials(server.url + "/oauth/token", *clients["deployer"], dpop=True)
+    sent: list[tuple[str, str, dict]] = []
+    if library == "requests":
+        session = requests.Session()
+        session.auth = credentials
+        session.hooks["response"].append(
+            lambda r, **_: sent.append((r.request.method, r.request.url, dict(r.request.headers)))
+        )
+        created = session.post(f"{api.url}/deployments", json=DEPLOYMENT, timeout=10)
+        listed = session.get(f"{api.url}/deployments", timeout=10)
+    else:
+
+        def hook(response: httpx.Response) -> None:
+            request = response.request
+            sent.append((request.method, str(request.url), dict(request.headers)))
+
+        with httpx.Client(auth=credentials, event_hooks={"response": [hook]}) as client:
+            created = client.post(f"{api.url}/deployments", json=DEPLOYMENT)
+            listed = client.get(f"{api.url}/deployments")
+    assert created.status_code == 201, created.text
+    assert listed.status_code == 200, listed.text
+
+    token = credentials.token()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["cnf"] == {"jkt": credentials.dpop_jkt}
+    proofs = set()
+    for method, url, sent_headers in sent:
+        headers = {name.lower(): value for name, value in sent_headers.items()}
+        proofs.add(headers["dpop"])
+        assert headers["authorization"] == f"DPoP {token}"
+        rfc9449_check(
+            headers["dpop"], method=method, url=url, access_token=token, jkt=credentials.dpop_jkt
+        )
+    assert len(proofs) == len(sent) == 2  # a fresh proof per call
+
+    # The same token without the key is worth nothing: as Bearer, and with another key's proof.
+    assert call(api, "GET", token).status_code == 401
+    url = f"{api.url}/deployments"
+    thief = ProofKey.es256().proof("GET", url, access_token=token)
+    stolen = requests.get(
+        url, headers={"Authorization": f"DPoP {token}", "DPoP": thief}, timeout=10
+    )
+    assert stolen.status_code == 401
+    assert 'error="invalid_dpop_proof"' in stolen.headers["WWW-Authenticate"]
+
+
+@pytest.fixture(scope="module")
+def oauth4webapi(tmp_path_factory) -> Path:
+    """oauth4webapi from npm, installed in a directory of this run beside our client script."""
+    where = tmp_path_factory.mktemp("oauth4webapi")
+    script = where / "client.mjs"
+    script.write_text((Path(__file__).parent / "oauth4webapi_dpop.mjs").read_text())
+    try:
+        installed = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--silent", "oauth4webapi@3"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"npm is not usable here: {exc}")
+    if installed.returncode != 0:
+        unreachable = ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT", "ENETUNREACH")
+        if any(code in installed.stderr for code in unreachable):
+            pytest.skip(f"the npm registry is unreachable: {installed.stderr.strip()[-300:]}")
+        raise AssertionError(f"npm install failed: {installed.stderr}")
+    return script
+
+
+def test_a_dpop_client_we_did_not_write_gets_a_bound_token_and_our_kit_verifies_its_call(
+    server, clients, api, oauth4webapi
+):
+    """oauth4webapi (Node) finds DPoP in our discovery, gets a DPoP-bound token from our token
+    endpoint and calls the example API, whose kit guard verifies its proof."""
+    client_id, secret = clients["deployer"]
+    ran = subprocess.run(
+        ["node", str(oauth4webapi)],
+        cwd=oauth4webapi.parent,
+        env=child_env(
+            ISSUER=server.url,
+            CLIENT_ID=client_id,
+            CLIENT_SECRET=secret,
+            SCOPE="read:deployments",
+            API_URL=f"{api.url}/deployments",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    answer = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert answer["dpop_algs"] == ["ES256", "RS256", "PS256", "EdDSA"]
+    assert answer["token_type"].lower() == "dpop"
+    assert answer["api_status"] == 200, answer["api_body"]
+    assert answer["api_body"]["client_id"] == client_id
+    claims = jwt.decode(answer["access_token"], options={"verify_signature": False})
+    assert set(claims["cnf"]) == {"jkt"}
+    # Without the library's key, the token it holds is refused.
+    assert call(api, "GET", answer["access_token"]).status_code == 401

@@ -23,6 +23,8 @@ import requests
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from m2m_auth_kit.client import ClientCredentials
+from tests.dpop_proofs import ProofKey
 from tests.e2e.server import ServerDatabase, ServerProcess, server_database
 
 pytestmark = pytest.mark.e2e
@@ -45,6 +47,8 @@ class Server(ServerProcess):
                 "METRICS_BEARER_TOKEN": METRICS_TOKEN,
                 "LOG_LEVEL": "WARNING",
                 "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+                # DPoP nonces on: a nonce one server gives must be good at the other.
+                "OAUTH_DPOP_NONCE_REQUIRED": "true",
             },
         )
         self.metrics_dir = metrics_dir
@@ -289,3 +293,47 @@ def test_failed_attempts_on_both_servers_add_up_to_one_rate_limit(servers):
         assert server.token(client_id, secret).status_code == 429
         # Another client is unaffected.
         assert server.token(other_id, other_secret).status_code == 200
+
+
+def dpop_token(server: Server, client_id: str, secret: str, proof: str) -> requests.Response:
+    return requests.post(
+        server.url + "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+        headers={"DPoP": proof},
+        timeout=10,
+    )
+
+
+def test_a_dpop_nonce_from_one_is_good_at_the_other_and_a_proof_replayed_there_is_refused(
+    servers,
+):
+    """RFC 9449 §8 nonces and §11.1 replay, across two server processes (Redis shared)."""
+    a, b = servers
+    client_id, secret = new_client(a)
+    key = ProofKey.es256()
+    htu = f"{ISSUER}/oauth/token"  # the advertised endpoint, as a client reads it in discovery
+    first = dpop_token(a, client_id, secret, key.proof("POST", htu))
+    assert first.status_code == 400 and first.json()["error"] == "use_dpop_nonce"
+    nonce = first.headers["DPoP-Nonce"]
+
+    proof = key.proof("POST", htu, nonce=nonce)
+    issued = dpop_token(b, client_id, secret, proof)
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["token_type"] == "DPoP"
+    assert verify(issued.json()["access_token"], a.jwks())["cnf"] == {"jkt": key.jkt}
+
+    replayed = dpop_token(a, client_id, secret, proof)
+    assert replayed.status_code == 400, replayed.text
+    assert replayed.json()["error"] == "invalid_dpop_proof"
+    assert "replayed" in replayed.json()["error_description"]
+
+
+def test_our_caller_follows_the_nonce_and_gets_a_bound_token(servers):
+    """ClientCredentials(dpop=True) against a server that requires nonces: one use_dpop_nonce,
+    one retry with the nonce, a DPoP-bound token."""
+    a, _b = servers
+    client_id, secret = new_client(a)
+    credentials = ClientCredentials(a.url + "/oauth/token", client_id, secret, dpop=True)
+    claims = verify(credentials.token(), a.jwks())
+    assert claims["cnf"] == {"jkt": credentials.dpop_jkt}

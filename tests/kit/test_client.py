@@ -11,9 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from requests.auth import AuthBase
 
 from m2m_auth_kit.client import ClientCredentials, ClientCredentialsAuth, TokenRequestError
+from tests.dpop_proofs import rfc7638_thumbprint
 from tests.kit.server import CLIENT_ID, CLIENT_SECRET
 
 
@@ -565,3 +569,43 @@ def test_an_unreadable_or_empty_federated_token_is_a_clear_error(kit, tmp_path):
 def test_federated_token_is_the_only_credential(kit, options):
     with pytest.raises(ValueError):
         ClientCredentials(kit.url("/token"), CLIENT_ID, **options)
+
+
+# --- DPoP (RFC 9449) ------------------------------------------------------------------------------
+
+
+def test_a_dpop_caller_refuses_a_token_that_is_not_bound(kit):
+    """A server that ignores the proof and answers a bearer token: the caller says so."""
+    credentials = ClientCredentials(kit.url("/token"), CLIENT_ID, CLIENT_SECRET, dpop=True)
+    with pytest.raises(TokenRequestError, match="token_type is not DPoP") as raised:
+        credentials.token()
+    assert raised.value.error == "invalid_response"
+
+
+def test_a_dpop_key_must_suit_dpop():
+    p384 = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    with pytest.raises(ValueError, match="DPoP key's algorithm"):
+        ClientCredentials("https://as.example/token", CLIENT_ID, CLIENT_SECRET, dpop_key=p384)
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with pytest.raises(ValueError):
+        ClientCredentials("https://as.example/token", CLIENT_ID, CLIENT_SECRET, dpop_key=pem)
+
+
+def test_a_given_dpop_key_is_used_and_its_thumbprint_known():
+    key = ec.generate_private_key(ec.SECP256R1())
+    credentials = ClientCredentials(
+        "https://as.example/token",
+        CLIENT_ID,
+        CLIENT_SECRET,
+        dpop_key=ECAlgorithm.to_jwk(key, as_dict=True),
+    )
+    public = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    assert credentials.dpop_jkt == rfc7638_thumbprint(public)
+    assert ClientCredentials("https://as.example/token", CLIENT_ID, CLIENT_SECRET).dpop_jkt is None

@@ -15,15 +15,17 @@ from tests.kit.server import AUDIENCE
 
 pytestmark = pytest.mark.urls("tests.kit.urls_guards")
 
-BARE = 'Bearer realm="api"'
+# Both schemes are accepted: the Bearer challenge and the DPoP one (RFC 9449 §7.1) side by side.
+DPOP = 'DPoP realm="api", algs="ES256 RS256 PS256 EdDSA"'
+BARE = f'Bearer realm="api", {DPOP}'
 
 
 def invalid_token(description):
-    return f'Bearer realm="api", error="invalid_token", error_description="{description}"'
+    return f'Bearer realm="api", error="invalid_token", error_description="{description}", {DPOP}'
 
 
 def invalid_request(description):
-    return f'Bearer realm="api", error="invalid_request", error_description="{description}"'
+    return f'Bearer realm="api", error="invalid_request", error_description="{description}", {DPOP}'
 
 
 @pytest.fixture(autouse=True)
@@ -165,7 +167,7 @@ def test_the_plain_401_body_is_json(client, kit):
     }
     assert client.get("/plain/read").json() == {
         "error": "unauthorized",
-        "error_description": "a bearer token is required",
+        "error_description": "an access token is required",
     }
 
 

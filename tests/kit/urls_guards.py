@@ -89,6 +89,19 @@ class ApiNoScopes(APIView):
         return Response({})
 
 
+@require_scopes("read", dpop_required=True)
+def dpop_only_view(request):
+    return JsonResponse(_describe(request))
+
+
+class DPoPOnlyItems(ItemsView):
+    dpop_required = True
+
+
+class ApiDPoPOnlyItems(ApiItems):
+    dpop_required = True
+
+
 class DenyListVerifier:
     """Wraps the configured verifier and refuses the clients on a deny list (a revocation list
     of one's own): what ``BearerTokenAuthentication.get_verifier`` is for."""
@@ -123,4 +136,7 @@ urlpatterns = [
     path("api/items", ApiItems.as_view()),
     path("api/careless", ApiItemsCarelessHandler.as_view()),
     path("api/misconfigured", ApiNoScopes.as_view()),
+    path("plain/dpop-only", dpop_only_view),
+    path("plain/dpop-only-items", DPoPOnlyItems.as_view()),
+    path("api/dpop-only", ApiDPoPOnlyItems.as_view()),
 ]

@@ -16,6 +16,7 @@ from django.test import RequestFactory
 
 from portal.serving.fastpath import TokenFastPath, token_fast_path
 from tests.conftest import FORM
+from tests.dpop_proofs import ProofKey
 
 # Transactional: the fast path closes connections the way Django's request signals do, which
 # would end the test's wrapping transaction.
@@ -136,3 +137,21 @@ def test_a_connection_dropped_between_requests_is_replaced_not_a_503(guide_clien
     status, _, body = call(fast_path, token_environ(guide_client))
     assert status == "200 OK", body
     assert connection.connection.info.backend_pid != pid
+
+
+def test_a_dpop_proof_names_the_uri_the_client_used_behind_a_trusted_proxy(guide_client, settings):
+    """RFC 9449 §4.3 htu on the fast path: the scheme a trusted proxy reports, the Host; an
+    untrusted peer's X-Forwarded-Proto changes nothing."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    key = ProofKey.es256()
+    https_proof = key.proof("POST", "https://127.0.0.1/oauth/token")
+    untrusted = token_environ(guide_client, HTTP_X_FORWARDED_PROTO="https", HTTP_DPOP=https_proof)
+    status, _, body = call(TokenFastPath(Behind()), untrusted)
+    assert status.startswith("400") and json.loads(body)["error"] == "invalid_dpop_proof"
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    trusted = token_environ(guide_client, HTTP_X_FORWARDED_PROTO="https", HTTP_DPOP=https_proof)
+    status, _, body = call(TokenFastPath(Behind()), trusted)
+    assert status == "200 OK", body
+    assert json.loads(body)["token_type"] == "DPoP"
+    plain = token_environ(guide_client, HTTP_DPOP=key.proof("POST", "http://127.0.0.1/oauth/token"))
+    assert json.loads(call(TokenFastPath(Behind()), plain)[2])["token_type"] == "DPoP"

@@ -293,6 +293,28 @@ def test_the_owner_edits_a_client(as_owner, org, acme_client):
     assert AuditEvent.objects.filter(action="client.update", target_id=acme_client.client_id)
 
 
+def test_the_owner_requires_dpop_of_a_client(as_owner, org, acme_client):
+    path = url(org, "clients", acme_client.client_id)
+    assert "Require DPoP" in as_owner.get(path).content.decode()
+    data = guide_form(dpop_bound_access_tokens="on")
+    assert (
+        post_form(as_owner, url(org, "clients", acme_client.client_id, "edit"), data).status_code
+        == 302
+    )
+    acme_client.client.refresh_from_db()
+    assert acme_client.client.dpop_bound_access_tokens is True
+    page = as_owner.get(path).content.decode()
+    assert 'name="dpop_bound_access_tokens"' in page and "checked" in page
+    assert (
+        post_form(
+            as_owner, url(org, "clients", acme_client.client_id, "edit"), guide_form()
+        ).status_code
+        == 302
+    )
+    acme_client.client.refresh_from_db()
+    assert acme_client.client.dpop_bound_access_tokens is False
+
+
 def test_an_edit_keeps_what_the_provider_granted_outside_the_catalog(as_owner, org, catalog):
     # The provider (management API) granted an audience and a scope the catalog does not offer.
     created, _ = client_create(

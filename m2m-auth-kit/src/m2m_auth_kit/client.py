@@ -16,6 +16,12 @@ async) when those libraries are installed::
     with httpx.Client(auth=credentials) as client:
         client.get("https://api.example.com/orders")
 
+DPoP (RFC 9449): with ``dpop=True`` (a new ES256 key in memory) or ``dpop_key=`` (PEM or JWK
+of an ES256, RS256, PS256 or EdDSA private key), each token request carries a ``DPoP`` proof, the
+token is bound to that key, and every API call through the requests/httpx auth sends
+``Authorization: DPoP <token>`` with a fresh proof (with ``ath``). A server nonce
+(``use_dpop_nonce`` with ``DPoP-Nonce``) is picked up and the request retried once.
+
 The client authenticates with a secret (HTTP Basic or form fields), with a
 private key (``private_key_jwt``, RFC 7523: a fresh signed assertion per token
 request), or with no secret at all: ``federated_token`` trades the workload's
@@ -51,6 +57,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from m2m_auth_kit import _http
+from m2m_auth_kit.dpop import DPOP_ALGORITHMS, access_token_hash, jwk_thumbprint
 from m2m_auth_kit.verify import _discovery_urls
 
 if TYPE_CHECKING:
@@ -111,6 +118,8 @@ class TokenRequestError(Exception):
         self.error = error
         self.error_description = error_description
         self.status_code = status_code
+        # With DPoP: whether this answer brought a DPoP-Nonce not seen before (a retry may pass).
+        self.nonce_learned = False
         message = f"{error}: {error_description}" if error_description else error
         super().__init__(message)
 
@@ -160,6 +169,63 @@ class _SigningKey:
         }
         headers = {"kid": self.kid} if self.kid else None
         return jwt.encode(claims, self.key, algorithm=self.algorithm, headers=headers)
+
+
+class _DPoPKey:
+    """The client's DPoP key: signs a proof per request (RFC 9449 §4.2), remembers nonces."""
+
+    def __init__(self, key: str | bytes | Mapping[str, Any] | None, algorithm: str | None) -> None:
+        if key is None:
+            self.algorithm = "ES256"
+            self.key: Any = ec.generate_private_key(ec.SECP256R1())
+        else:
+            signing = _SigningKey(key, None, algorithm)
+            self.algorithm, self.key = signing.algorithm, signing.key
+        if self.algorithm not in DPOP_ALGORITHMS:
+            raise ValueError(f"a DPoP key's algorithm must be one of {DPOP_ALGORITHMS}")
+        public = self.key.public_key()
+        jwk = jwt.get_algorithm_by_name(self.algorithm).to_jwk(public, as_dict=True)
+        members = ("kty", "crv", "x", "y", "n", "e")
+        self.jwk: dict[str, Any] = {name: jwk[name] for name in members if name in jwk}
+        # The latest DPoP-Nonce of each server (scheme and host), RFC 9449 §8 and §9.
+        self.nonces: dict[str, str] = {}
+
+    @staticmethod
+    def origin(url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    def proof(self, method: str, url: str, access_token: str | None = None) -> str:
+        """A fresh proof for one request: ``htu`` is ``url`` without query and fragment."""
+        parts = urllib.parse.urlsplit(url)
+        claims: dict[str, Any] = {
+            "jti": secrets.token_urlsafe(16),
+            "htm": method.upper(),
+            "htu": urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
+            "iat": int(time.time()),
+        }
+        if access_token is not None:
+            claims["ath"] = access_token_hash(access_token)
+        nonce = self.nonces.get(self.origin(url))
+        if nonce is not None:
+            claims["nonce"] = nonce
+        headers = {"typ": "dpop+jwt", "jwk": self.jwk}
+        return jwt.encode(claims, self.key, algorithm=self.algorithm, headers=headers)
+
+    def learn_nonce(self, url: str, headers: Mapping[str, str]) -> bool:
+        """Keep the answer's ``DPoP-Nonce``, if any; True when it is a new one."""
+        nonce = next((v for k, v in headers.items() if k.lower() == "dpop-nonce"), None)
+        origin = self.origin(url)
+        if not nonce or self.nonces.get(origin) == nonce:
+            return False
+        self.nonces[origin] = nonce
+        return True
+
+
+def _wants_nonce(status: int, headers: Mapping[str, str]) -> bool:
+    """Whether an API's 401 is RFC 9449 §8's ``DPoP error="use_dpop_nonce"``."""
+    challenge = next((v for k, v in headers.items() if k.lower() == "www-authenticate"), "")
+    return status == 401 and 'error="use_dpop_nonce"' in challenge
 
 
 def _algorithm_for(key: Any) -> str:
@@ -234,6 +300,9 @@ class ClientCredentials(_PluginBases):
             one expires (at most half its lifetime), so a token never expires in
             flight.
         timeout: seconds to wait for the token endpoint.
+        dpop: bind tokens with DPoP (RFC 9449) to a new ES256 key kept in memory.
+        dpop_key: or to this private key (PEM or JWK; ES256, RS256, PS256 or EdDSA).
+        dpop_algorithm: the proof algorithm when the key alone does not say (PS256).
     """
 
     # httpx: load a streamed request body so that the retry after a 401 can send it again.
@@ -256,6 +325,9 @@ class ClientCredentials(_PluginBases):
         session: object | None = None,
         refresh_margin: float = 30,
         timeout: float = 10,
+        dpop: bool = False,
+        dpop_key: str | bytes | Mapping[str, Any] | None = None,
+        dpop_algorithm: str | None = None,
     ) -> None:
         """Configure the client; no request is made until ``token()``."""
         given = [client_secret, private_key, federated_token]
@@ -297,6 +369,7 @@ class ClientCredentials(_PluginBases):
         # guard, not _lock: a thread holds _lock for a whole fetch, and the loop must not wait.
         self._async_lock: tuple[object, anyio.Lock] | None = None
         self._async_lock_guard = threading.Lock()
+        self._dpop = _DPoPKey(dpop_key, dpop_algorithm) if dpop or dpop_key is not None else None
 
     @classmethod
     def from_issuer(
@@ -380,7 +453,21 @@ class ClientCredentials(_PluginBases):
             self._cached = None
             return self._fetch()
 
+    @property
+    def dpop_jkt(self) -> str | None:
+        """The RFC 7638 thumbprint of the DPoP key (the tokens' ``cnf.jkt``); None without."""
+        return None if self._dpop is None else jwk_thumbprint(self._dpop.jwk)
+
     def _fetch(self) -> str:
+        """A new token; with DPoP, asked again once when the server wants its nonce (§8)."""
+        try:
+            return self._fetch_once()
+        except TokenRequestError as exc:
+            if exc.error != "use_dpop_nonce" or not exc.nonce_learned:
+                raise
+        return self._fetch_once()
+
+    def _fetch_once(self) -> str:
         headers, body = self._token_request()
         started = time.monotonic()
         try:
@@ -398,6 +485,14 @@ class ClientCredentials(_PluginBases):
 
     async def _afetch(self) -> str:
         """``_fetch`` through the ``httpx.AsyncClient`` session, on the event loop."""
+        try:
+            return await self._afetch_once()
+        except TokenRequestError as exc:
+            if exc.error != "use_dpop_nonce" or not exc.nonce_learned:
+                raise
+        return await self._afetch_once()
+
+    async def _afetch_once(self) -> str:
         headers, body = self._token_request()
         started = time.monotonic()
         try:
@@ -414,7 +509,7 @@ class ClientCredentials(_PluginBases):
         return self._accept(response, started)
 
     def _token_request(self) -> tuple[dict[str, str], bytes]:
-        """The headers and form of one token request (a fresh assertion for each)."""
+        """The headers and form of one token request (a fresh assertion and DPoP proof each)."""
         fields = {"grant_type": "client_credentials"}
         if self._federated is not None:
             fields = {
@@ -445,11 +540,16 @@ class ClientCredentials(_PluginBases):
         else:
             fields["client_id"] = self.client_id
             fields["client_secret"] = str(self._client_secret)
+        if self._dpop is not None:
+            headers["DPoP"] = self._dpop.proof("POST", self.token_url)
         return headers, urllib.parse.urlencode(fields).encode("ascii")
 
     def _accept(self, response: _http.HTTPResponse, started: float) -> str:
         """The access token of a token response, cached; ``started`` is when we asked."""
         status = response.status
+        learned = self._dpop is not None and self._dpop.learn_nonce(
+            self.token_url, response.headers
+        )
         try:
             answer = json.loads(response.body)
         except ValueError:
@@ -458,17 +558,21 @@ class ClientCredentials(_PluginBases):
             raise TokenRequestError("invalid_response", f"HTTP {status}, not JSON", status)
         if status != 200 or "error" in answer:
             description = answer.get("error_description")
-            raise TokenRequestError(
+            error = TokenRequestError(
                 str(answer.get("error") or "invalid_response"),
                 description if isinstance(description, str) else None,
                 status,
             )
+            error.nonce_learned = learned
+            raise error
         access_token = answer.get("access_token")
         token_type = answer.get("token_type")
         if not isinstance(access_token, str) or not access_token:
             raise TokenRequestError("invalid_response", "no access_token", status)
-        if not isinstance(token_type, str) or token_type.lower() != "bearer":
-            raise TokenRequestError("invalid_response", "token_type is not Bearer", status)
+        expected = "Bearer" if self._dpop is None else "DPoP"
+        if not isinstance(token_type, str) or token_type.lower() != expected.lower():
+            # A DPoP client given a bearer token: the server ignored the proof (RFC 9449 §5).
+            raise TokenRequestError("invalid_response", f"token_type is not {expected}", status)
 
         expires_in = answer.get("expires_in")
         lifetime = (
@@ -490,7 +594,7 @@ class ClientCredentials(_PluginBases):
         revoked, or the keys rotated), a new token is fetched and the request
         re-sent once; a second 401 is returned to the caller.
         """
-        request.headers["Authorization"] = _bearer(self.token())
+        self._sign(request.headers, str(request.method), str(request.url), self.token())
         # A streamed body can be replayed only if we can rewind it.
         body: Any = request.body
         position = None
@@ -508,7 +612,7 @@ class ClientCredentials(_PluginBases):
         request = response.request
         if response.status_code != 401 or position == -1:
             return response
-        rejected = str(request.headers.get("Authorization", ""))[len("Bearer ") :]
+        rejected = str(request.headers.get("Authorization", "")).partition(" ")[2]
         # Drain and release the connection before re-sending (requests' own
         # HTTPDigestAuth does the same).
         _ = response.content
@@ -522,13 +626,35 @@ class ClientCredentials(_PluginBases):
         jar: Any = retry._cookies
         extract_cookies_to_jar(jar, request, response.raw)
         retry.prepare_cookies(jar)
-        retry.headers["Authorization"] = _bearer(self._token_after_rejection(rejected))
+        url = str(request.url)
+        token = self._retry_token(rejected, url, response.status_code, response.headers)
+        self._sign(retry.headers, str(request.method), url, token)
         # connection.send() runs no hooks, so this cannot retry a second time.
         connection: Any = response.connection
         retried: requests.Response = connection.send(retry, **kwargs)
         retried.history.append(response)
         retried.request = retry
         return retried
+
+    def _sign(self, headers: Any, method: str, url: str, token: str) -> None:
+        """Put the token in ``headers``: as Bearer, or as DPoP with a fresh proof (``ath``)."""
+        if self._dpop is None:
+            headers["Authorization"] = _bearer(token)
+        else:
+            headers["Authorization"] = f"DPoP {token}"
+            headers["DPoP"] = self._dpop.proof(method, url, token)
+
+    def _nonce_retry(self, url: str, status: int, headers: Mapping[str, str]) -> bool:
+        """Whether a 401 asks for the API's DPoP nonce (then the same token is sent again)."""
+        if self._dpop is None:
+            return False
+        return self._dpop.learn_nonce(url, headers) and _wants_nonce(status, headers)
+
+    def _retry_token(self, rejected: str, url: str, status: int, headers: Any) -> str:
+        """The token to retry a 401 with: the same one when only the nonce was missing."""
+        if self._nonce_retry(url, status, headers):
+            return rejected
+        return self._token_after_rejection(rejected)
 
     def requests_auth(self) -> ClientCredentialsAuth:
         """A separate ``requests`` auth object (``session.auth = credentials`` does the same)."""
@@ -540,10 +666,12 @@ class ClientCredentials(_PluginBases):
         """httpx auth: send with the bearer token; on 401, once more with a new token."""
         request.read()  # the retry sends the body again
         token = self.token()
-        request.headers["Authorization"] = _bearer(token)
+        url = str(request.url)
+        self._sign(request.headers, request.method, url, token)
         response = yield request
         if response.status_code == 401:
-            request.headers["Authorization"] = _bearer(self._token_after_rejection(token))
+            token = self._retry_token(token, url, 401, response.headers)
+            self._sign(request.headers, request.method, url, token)
             yield request
 
     async def atoken(self) -> str:
@@ -594,11 +722,13 @@ class ClientCredentials(_PluginBases):
         """As ``sync_auth_flow``, never blocking the event loop (see ``atoken``)."""
         await request.aread()
         token = await self.atoken()
-        request.headers["Authorization"] = _bearer(token)
+        url = str(request.url)
+        self._sign(request.headers, request.method, url, token)
         response = yield request
         if response.status_code == 401:
-            token = await self._atoken_after_rejection(token)
-            request.headers["Authorization"] = _bearer(token)
+            if not self._nonce_retry(url, 401, response.headers):
+                token = await self._atoken_after_rejection(token)
+            self._sign(request.headers, request.method, url, token)
             yield request
 
     def httpx_auth(self) -> Self:

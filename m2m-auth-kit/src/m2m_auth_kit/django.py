@@ -26,9 +26,18 @@ Plain Django::
 
 DRF: ``m2m_auth_kit.drf`` (``BearerTokenAuthentication``, ``HasScopes``), same setting.
 
+DPoP (RFC 9449 §7): a DPoP-bound token comes as ``Authorization: DPoP <token>`` with a ``DPoP``
+proof of its key for this request (``TokenVerifier.verify_dpop``); as ``Bearer`` it is refused.
+``"DPOP_REQUIRED": True`` (or ``require_scopes(..., dpop_required=True)``, a view's
+``dpop_required = True``) accepts DPoP-bound tokens only. A refused proof is 401
+``DPoP error="invalid_dpop_proof"`` with ``algs``; where both schemes are accepted, each 401
+carries both challenges, the one of the scheme used first (``challenges``).
+``"DPOP_MAX_AGE"`` and ``"DPOP_REPLAY_CACHE"`` (a dotted path to a ``ReplayCache`` class, e.g.
+one over Redis when several processes serve the API) configure the proof checks.
+
 Answers follow RFC 6750 §3:
 
-* no bearer token: 401, ``WWW-Authenticate: Bearer realm="api"``;
+* no token: 401, ``WWW-Authenticate: Bearer realm="api", DPoP realm="api", algs="..."``;
 * bad token: 401, ``Bearer realm="api", error="invalid_token", error_description="..."``;
 * malformed request (token in the query string, broken header): 400, ``error="invalid_request"``;
 * missing scope: 403, ``Bearer error="insufficient_scope", scope="a b"`` (the
@@ -62,10 +71,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 
-from m2m_auth_kit.verify import Claims, JWKSUnavailable, TokenError, TokenVerifier
+from m2m_auth_kit.dpop import DPOP_ALGORITHMS, InvalidDPoPProof
+from m2m_auth_kit.verify import Claims, InvalidToken, JWKSUnavailable, TokenError, TokenVerifier
 
 __all__ = [
     "ScopesRequiredMixin",
+    "challenges",
+    "dpop_challenge",
     "get_verifier",
     "require_scopes",
     "reset_verifier",
@@ -93,6 +105,9 @@ _SETTING_KEYS = {
     "MIN_REFETCH_INTERVAL": "min_refetch_interval",
     "HTTP_TIMEOUT": "http_timeout",
     "JWKS_LOADER": "jwks_loader",
+    "DPOP_REQUIRED": "dpop_required",
+    "DPOP_MAX_AGE": "dpop_max_age",
+    "DPOP_REPLAY_CACHE": "dpop_replay_cache",
 }
 
 _verifier: TokenVerifier | None = None
@@ -131,6 +146,9 @@ def _build_verifier(config: Any) -> TokenVerifier:
     issuer = kwargs.pop("issuer")
     if isinstance(kwargs.get("jwks_loader"), str):
         kwargs["jwks_loader"] = import_string(kwargs["jwks_loader"])
+    if isinstance(kwargs.get("dpop_replay_cache"), str):
+        # A dotted path to a ReplayCache class (e.g. one over Redis), built without arguments.
+        kwargs["dpop_replay_cache"] = import_string(kwargs["dpop_replay_cache"])()
     try:
         return TokenVerifier(issuer, **kwargs)
     except ValueError as exc:
@@ -154,7 +172,9 @@ def _reset_verifier(*, setting: str, **kwargs: Any) -> None:
 
 
 class _Refusal(Exception):
-    """Why a request is refused, in RFC 6750 terms; turned into a response by each adapter."""
+    """Why a request is refused, in RFC 6750 / RFC 9449 §7.1 terms; turned into a response by
+    each adapter. ``scheme``: the scheme whose error it is (the one the request used);
+    ``dpop_required``: whether the API accepts DPoP only (then no Bearer challenge is sent)."""
 
     def __init__(
         self,
@@ -164,12 +184,16 @@ class _Refusal(Exception):
         *,
         scopes: Sequence[str] = (),
         retry_after: int | None = None,
+        scheme: str = "Bearer",
+        dpop_required: bool = False,
     ) -> None:
         self.status = status
         self.error = error
         self.description = description
         self.scopes = tuple(scopes)
         self.retry_after = retry_after
+        self.scheme = scheme
+        self.dpop_required = dpop_required
         super().__init__(description)
 
     @property
@@ -177,8 +201,9 @@ class _Refusal(Exception):
         if self.status == 503:
             return None
         if self.status == 403:
-            return insufficient_scope_challenge(self.scopes)
-        return bearer_challenge(self.error, self.description if self.error else None)
+            return insufficient_scope_challenge(self.scopes, self.scheme)
+        description = self.description if self.error else None
+        return challenges(self.error, description, self.scheme, dpop_required=self.dpop_required)
 
     def body(self) -> dict[str, str]:
         data = {"error": self.error or "unauthorized", "error_description": self.description}
@@ -191,59 +216,136 @@ def _quoted(value: str) -> str:
     return _UNSAFE_IN_QUOTES.sub("", value)
 
 
-def bearer_challenge(error: str | None = None, description: str | None = None) -> str:
-    """The ``WWW-Authenticate`` value for a 401 or 400 (RFC 6750 §3)."""
+def _challenge(scheme: str, error: str | None, description: str | None, *extra: str) -> str:
     params = [f'realm="{REALM}"']
     if error:
         params.append(f'error="{error}"')
         if description:
             params.append(f'error_description="{_quoted(description)}"')
-    return "Bearer " + ", ".join(params)
+    return f"{scheme} " + ", ".join([*params, *extra])
 
 
-def insufficient_scope_challenge(scopes: Sequence[str]) -> str:
-    """The ``WWW-Authenticate`` value for a 403 insufficient_scope (RFC 6750 §3.1)."""
+def bearer_challenge(error: str | None = None, description: str | None = None) -> str:
+    """The ``Bearer`` challenge for a 401 or 400 (RFC 6750 §3)."""
+    return _challenge("Bearer", error, description)
+
+
+def dpop_challenge(error: str | None = None, description: str | None = None) -> str:
+    """The ``DPoP`` challenge for a 401 or 400 (RFC 9449 §7.1), with the proof ``algs``."""
+    return _challenge("DPoP", error, description, f'algs="{" ".join(DPOP_ALGORITHMS)}"')
+
+
+def challenges(
+    error: str | None = None,
+    description: str | None = None,
+    scheme: str = "Bearer",
+    *,
+    dpop_required: bool = False,
+) -> str:
+    """The whole ``WWW-Authenticate`` value: the challenge of the scheme the request used (with
+    the error, if any) first, and the other accepted scheme's bare challenge beside it
+    (RFC 9110 §11.6.1 allows several in one field); only ``DPoP`` when it is required."""
+    if dpop_required:
+        return dpop_challenge(error, description)
+    if scheme == "DPoP":
+        return f"{dpop_challenge(error, description)}, {bearer_challenge()}"
+    return f"{bearer_challenge(error, description)}, {dpop_challenge()}"
+
+
+def insufficient_scope_challenge(scopes: Sequence[str], scheme: str = "Bearer") -> str:
+    """The ``WWW-Authenticate`` value for a 403 insufficient_scope (RFC 6750 §3.1), in the
+    scheme the token came with."""
     if not scopes:
-        return 'Bearer error="insufficient_scope"'
-    return f'Bearer error="insufficient_scope", scope="{_quoted(" ".join(scopes))}"'
+        return f'{scheme} error="insufficient_scope"'
+    return f'{scheme} error="insufficient_scope", scope="{_quoted(" ".join(scopes))}"'
 
 
-def _bearer_token(request: Any) -> str | None:
-    """The bearer token of ``request``, ``None`` when it has none.
+def _credentials(request: Any, dpop_required: bool) -> tuple[str, str] | None:
+    """(scheme, token) of ``request``: ``Bearer`` or ``DPoP``; ``None`` when it has none.
 
     Only the ``Authorization`` header counts (RFC 6750 §2.1). A token in the
     query string is refused outright: URLs end up in logs and Referer headers.
     """
     if "access_token" in request.GET:
-        raise _Refusal(400, "invalid_request", "access tokens are not accepted in the URL")
+        raise _Refusal(
+            400,
+            "invalid_request",
+            "access tokens are not accepted in the URL",
+            dpop_required=dpop_required,
+        )
     header = request.headers.get("Authorization")
     if not header:
         return None
     scheme, _, credentials = header.partition(" ")
-    if scheme.lower() != "bearer":
+    scheme = {"bearer": "Bearer", "dpop": "DPoP"}.get(scheme.lower(), "")
+    if not scheme:
         return None  # another scheme: not ours to judge
     token: str = credentials.strip(" ")
     if not _B64TOKEN.fullmatch(token):
-        raise _Refusal(400, "invalid_request", "the Authorization header is malformed")
-    return token
+        raise _Refusal(
+            400,
+            "invalid_request",
+            "the Authorization header is malformed",
+            scheme=scheme,
+            dpop_required=dpop_required,
+        )
+    return scheme, token
 
 
-def _verify(request: Any, verifier: Callable[[], TokenVerifier] = get_verifier) -> Claims | None:
-    token = _bearer_token(request)
-    if token is None:
+def _dpop_required(verifier: TokenVerifier, override: bool | None) -> bool:
+    # getattr: a verifier of one's own (get_verifier overridden) may know nothing of DPoP.
+    return bool(getattr(verifier, "dpop_required", False)) if override is None else override
+
+
+def _verify(
+    request: Any,
+    verifier: Callable[[], TokenVerifier] = get_verifier,
+    dpop_required: bool | None = None,
+) -> Claims | None:
+    """The claims of the request's token, ``None`` without one; raises ``_Refusal``.
+
+    ``Authorization: DPoP`` needs its ``DPoP`` proof header, for this method and URI (RFC 9449
+    §7.1); ``Authorization: Bearer`` is refused for a DPoP-bound token, and for every token
+    when DPoP is required (``dpop_required``, else the verifier's own setting)."""
+    instance = verifier()
+    required = _dpop_required(instance, dpop_required)
+    found = _credentials(request, required)
+    if found is None:
         return None
+    scheme, token = found
     try:
-        return verifier().verify(token)
+        if scheme == "DPoP":
+            if not hasattr(instance, "verify_dpop"):
+                raise InvalidToken("this API does not accept DPoP-bound tokens")
+            return instance.verify_dpop(
+                token,
+                request.headers.get("DPoP"),
+                method=request.method or "GET",
+                uri=request.build_absolute_uri(request.path),
+            )
+        if required:
+            raise InvalidToken("this API accepts DPoP-bound tokens only")
+        return instance.verify(token)
     except JWKSUnavailable as exc:
         raise _Refusal(
             503, "temporarily_unavailable", exc.description, retry_after=exc.retry_after
         ) from None
+    except InvalidDPoPProof as exc:
+        raise _Refusal(
+            401, exc.error, exc.description, scheme="DPoP", dpop_required=required
+        ) from None
     except TokenError as exc:
-        raise _Refusal(401, "invalid_token", exc.description) from None
+        raise _Refusal(
+            401, "invalid_token", exc.description, scheme=scheme, dpop_required=required
+        ) from None
 
 
 def _missing(claims: Claims, scopes: Sequence[str]) -> list[str]:
     return [scope for scope in scopes if scope not in claims.scopes]
+
+
+def _scheme_of(claims: Claims) -> str:
+    return "Bearer" if claims.jkt is None else "DPoP"
 
 
 def _scopes_for(required: Any, method: str | None, owner: object) -> Sequence[str] | None:
@@ -280,17 +382,25 @@ def _refusal_response(refusal: _Refusal) -> HttpResponse:
     return response
 
 
-def _authorize(request: HttpRequest, scopes: Sequence[str] | None) -> HttpResponse | None:
+def _authorize(
+    request: HttpRequest, scopes: Sequence[str] | None, dpop_required: bool | None = None
+) -> HttpResponse | None:
     """``None`` when the request may proceed (claims attached), else the refusal response."""
     try:
-        claims = _verify(request)
+        claims = _verify(request, get_verifier, dpop_required)
         if claims is None:
-            raise _Refusal(401, None, "a bearer token is required")
+            required = _dpop_required(get_verifier(), dpop_required)
+            raise _Refusal(401, None, "an access token is required", dpop_required=required)
+        scheme = _scheme_of(claims)
         if scopes is None:
-            raise _Refusal(403, "insufficient_scope", "this method is not allowed")
+            raise _Refusal(403, "insufficient_scope", "this method is not allowed", scheme=scheme)
         if _missing(claims, scopes):
             raise _Refusal(
-                403, "insufficient_scope", "the token lacks a required scope", scopes=scopes
+                403,
+                "insufficient_scope",
+                "the token lacks a required scope",
+                scopes=scopes,
+                scheme=scheme,
             )
     except _Refusal as refusal:
         return _refusal_response(refusal)
@@ -302,11 +412,13 @@ def _authorize(request: HttpRequest, scopes: Sequence[str] | None) -> HttpRespon
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def require_scopes(*scopes: str) -> Callable[[F], F]:
-    """Decorate a function view so that it needs a valid bearer token with ``scopes``.
+def require_scopes(*scopes: str, dpop_required: bool | None = None) -> Callable[[F], F]:
+    """Decorate a function view so that it needs a valid access token with ``scopes``.
 
-    With no scopes, any valid token will do. The verified claims are on
-    ``request.token_claims`` (and ``request.auth``). The view is made
+    With no scopes, any valid token will do. A bearer token comes as ``Authorization: Bearer``,
+    a DPoP-bound one as ``Authorization: DPoP`` with its ``DPoP`` proof (RFC 9449 §7);
+    ``dpop_required=True`` accepts only the latter (default: ``RESOURCE_SERVER["DPOP_REQUIRED"]``).
+    The verified claims are on ``request.token_claims`` (and ``request.auth``). The view is made
     CSRF-exempt: a bearer token is never sent by a browser on its own, so
     there is no ambient credential for a cross-site request to ride on.
     Works for sync and async views.
@@ -319,7 +431,7 @@ def require_scopes(*scopes: str) -> Callable[[F], F]:
 
             @wraps(view)
             async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                refused = await authorize(request, scopes)
+                refused = await authorize(request, scopes, dpop_required)
                 if refused is not None:
                     return refused
                 return await view(request, *args, **kwargs)
@@ -329,7 +441,7 @@ def require_scopes(*scopes: str) -> Callable[[F], F]:
 
             @wraps(view)
             def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                refused = _authorize(request, scopes)
+                refused = _authorize(request, scopes, dpop_required)
                 if refused is not None:
                     return refused
                 return view(request, *args, **kwargs)
@@ -350,6 +462,8 @@ class ScopesRequiredMixin:
     """
 
     required_scopes: Sequence[str] | Mapping[str, Sequence[str]] | None = None
+    #: ``True``: DPoP-bound tokens only; ``None``: ``RESOURCE_SERVER["DPOP_REQUIRED"]``.
+    dpop_required: bool | None = None
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Callable[..., HttpResponse]:
@@ -360,7 +474,7 @@ class ScopesRequiredMixin:
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Refuse the request unless its token carries the required scopes."""
         scopes = _scopes_for(self.required_scopes, request.method, self)
-        refused = _authorize(request, scopes)
+        refused = _authorize(request, scopes, self.dpop_required)
         if refused is not None:
             return refused
         response: HttpResponse = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]

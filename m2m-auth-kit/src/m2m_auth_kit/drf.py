@@ -20,11 +20,14 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from m2m_auth_kit.django import (
+    _dpop_required,
     _missing,
     _Refusal,
+    _scheme_of,
     _scopes_for,
     _verify,
     bearer_challenge,
+    challenges,
     get_verifier,
     insufficient_scope_challenge,
 )
@@ -85,11 +88,13 @@ class InsufficientScopeError(drf_exceptions.PermissionDenied):
     default_detail = "The token lacks a required scope."
     default_code = "insufficient_scope"
 
-    def __init__(self, scopes: Sequence[str], missing: Sequence[str] = ()) -> None:
-        """Refuse for want of ``scopes``."""
+    def __init__(
+        self, scopes: Sequence[str], missing: Sequence[str] = (), scheme: str = "Bearer"
+    ) -> None:
+        """Refuse for want of ``scopes`` (``scheme``: the token's, Bearer or DPoP)."""
         self.scopes = tuple(scopes)
         self.missing = tuple(missing)
-        self.auth_header = insufficient_scope_challenge(self.scopes)
+        self.auth_header = insufficient_scope_challenge(self.scopes, scheme)
         super().__init__()
 
 
@@ -100,9 +105,9 @@ class InvalidRequestError(drf_exceptions.APIException):
     default_detail = "Malformed bearer token request."
     default_code = "invalid_request"
 
-    def __init__(self, description: str) -> None:
-        """Refuse with ``description`` (also sent in the challenge)."""
-        self.auth_header = bearer_challenge("invalid_request", description)
+    def __init__(self, description: str, challenge: str | None = None) -> None:
+        """Refuse with ``description`` (also sent in the challenge, unless ``challenge``)."""
+        self.auth_header = challenge or bearer_challenge("invalid_request", description)
         super().__init__(description)
 
 
@@ -129,12 +134,15 @@ def _set_view_header(request: Any, name: str, value: str) -> None:
 
 
 class BearerTokenAuthentication(BaseAuthentication):
-    """DRF authentication by ``Authorization: Bearer <JWT>``.
+    """DRF authentication by ``Authorization: Bearer <JWT>``, or ``Authorization: DPoP <JWT>``
+    with its ``DPoP`` proof for a DPoP-bound token (RFC 9449 §7).
 
     ``authenticate`` returns ``(TokenUser, Claims)``, so views read
     ``request.auth.scopes`` or ``request.user.client_id``. A request without a
-    bearer token is left to the next authenticator (or to the permission
-    classes, which answer 401 ``Bearer realm="api"``).
+    token is left to the next authenticator (or to the permission classes,
+    which answer 401 with the ``Bearer`` and ``DPoP`` challenges). A view with
+    ``dpop_required = True`` (or ``RESOURCE_SERVER["DPOP_REQUIRED"]``) accepts
+    DPoP-bound tokens only.
     """
 
     def get_verifier(self) -> TokenVerifier:
@@ -149,7 +157,7 @@ class BearerTokenAuthentication(BaseAuthentication):
     def authenticate(self, request: Any) -> tuple[TokenUser, Claims] | None:
         """Verify the bearer token, if any; raise on a bad one."""
         try:
-            claims = _verify(request, self.get_verifier)
+            claims = _verify(request, self.get_verifier, self._view_requires_dpop(request))
         except _Refusal as refusal:
             if refusal.status == 503:
                 _set_view_header(request, "Retry-After", str(refusal.retry_after))
@@ -157,10 +165,10 @@ class BearerTokenAuthentication(BaseAuthentication):
                     refusal.description, refusal.retry_after or 1
                 ) from None
             if refusal.status == 400:
-                exc = InvalidRequestError(refusal.description)
+                exc = InvalidRequestError(refusal.description, refusal.challenge)
                 _set_view_header(request, "WWW-Authenticate", exc.auth_header)
                 raise exc from None
-            challenge = bearer_challenge(refusal.error, refusal.description)
+            challenge = refusal.challenge or bearer_challenge()
             # DRF asks authenticate_header() for the 401 challenge; remember ours.
             request._bearer_challenge = challenge
             _set_view_header(request, "WWW-Authenticate", challenge)
@@ -170,9 +178,17 @@ class BearerTokenAuthentication(BaseAuthentication):
         request._request.token_claims = claims
         return TokenUser(claims), claims
 
+    @staticmethod
+    def _view_requires_dpop(request: Any) -> bool | None:
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        required = getattr(view, "dpop_required", None)
+        return required if isinstance(required, bool) else None
+
     def authenticate_header(self, request: Any) -> str:
         """The 401 challenge: with the error when a token was refused, bare otherwise."""
-        challenge = getattr(request, "_bearer_challenge", None) or bearer_challenge()
+        challenge = getattr(request, "_bearer_challenge", None) or challenges(
+            dpop_required=_dpop_required(self.get_verifier(), self._view_requires_dpop(request))
+        )
         _set_view_header(request, "WWW-Authenticate", challenge)
         return challenge
 
@@ -195,7 +211,7 @@ class HasScopes(BasePermission):
             raise drf_exceptions.PermissionDenied("This method is not allowed for this token.")
         missing = _missing(claims, scopes)
         if missing:
-            exc = InsufficientScopeError(scopes, missing)
+            exc = InsufficientScopeError(scopes, missing, _scheme_of(claims))
             _set_view_header(request, "WWW-Authenticate", exc.auth_header)
             raise exc
         return True

@@ -58,6 +58,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from m2m_auth_kit.dpop import DPOP_ALGORITHMS, MemoryReplayCache, ReplayCache, verify_proof
+
 __all__ = [
     "SUPPORTED_ALGORITHMS",
     "Claims",
@@ -166,10 +168,12 @@ class Claims:
         scopes: frozenset of granted scopes, from the ``scopes`` array claim,
             else the space-separated ``scope`` string.
         audience: list of the token's audiences (empty when it has none).
+        jkt: the thumbprint of the DPoP key the token is bound to (``cnf.jkt``,
+            RFC 9449 §6.1), or ``None`` for a bearer token.
         raw: the full claims dictionary as signed by the issuer.
     """
 
-    __slots__ = ("audience", "client_id", "organization_id", "raw", "scopes")
+    __slots__ = ("audience", "client_id", "jkt", "organization_id", "raw", "scopes")
 
     def __init__(self, raw: dict[str, Any]) -> None:
         """Wrap an already verified claims dictionary."""
@@ -190,6 +194,9 @@ class Claims:
             self.audience = [a for a in aud if isinstance(a, str)]
         else:
             self.audience = []
+        cnf = raw.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        self.jkt: str | None = jkt if isinstance(jkt, str) else None
 
     @property
     def expires_at(self) -> datetime:
@@ -395,6 +402,15 @@ class TokenVerifier:
             fetching ``jwks_url`` (for an authorization server that verifies its
             own tokens in-process: a sync worker must never call itself over HTTP).
             Its keys stay fresh for ``jwks_cache_seconds``.
+        dpop_max_age: seconds a DPoP proof's ``iat`` may lie in the past
+            (``verify_dpop``); 5 seconds of clock skew are allowed ahead.
+        dpop_replay_cache: where the ``jti`` of accepted DPoP proofs are kept
+            (RFC 9449 §11.1); by default in this process (``MemoryReplayCache``).
+            Give one backed by Redis when several processes serve one API.
+        dpop_algorithms: the DPoP proof algorithms accepted, a subset of
+            ``m2m_auth_kit.dpop.DPOP_ALGORITHMS``.
+        dpop_required: accept DPoP-bound tokens only: ``verify`` then refuses every
+            token, and the guards answer with a ``DPoP`` challenge alone.
     """
 
     #: After keys go stale, how long they keep verifying tokens while every
@@ -418,6 +434,10 @@ class TokenVerifier:
         min_refetch_interval: float = 5.0,
         http_timeout: float = 5.0,
         jwks_loader: Callable[[], Any] | None = None,
+        dpop_max_age: float = 60,
+        dpop_replay_cache: ReplayCache | None = None,
+        dpop_algorithms: Iterable[str] = DPOP_ALGORITHMS,
+        dpop_required: bool = False,
     ) -> None:
         """Configure the verifier; nothing is fetched until the first ``verify``."""
         if not issuer:
@@ -454,6 +474,14 @@ class TokenVerifier:
         self.min_refetch_interval = min_refetch_interval
         self.http_timeout = http_timeout
         self.jwks_loader = jwks_loader
+        self.dpop_algorithms = tuple(a for a in dpop_algorithms if a in DPOP_ALGORITHMS)
+        if not self.dpop_algorithms or dpop_max_age <= 0:
+            raise ValueError(f"dpop_algorithms: a subset of {DPOP_ALGORITHMS}; dpop_max_age > 0")
+        self.dpop_max_age = dpop_max_age
+        self.dpop_required = dpop_required
+        self.dpop_replay_cache: ReplayCache = (
+            MemoryReplayCache() if dpop_replay_cache is None else dpop_replay_cache
+        )
 
         self._allowed = frozenset(algorithms)
         self._algorithm_list = list(algorithms)
@@ -484,15 +512,66 @@ class TokenVerifier:
     # -- public API ------------------------------------------------------------------------------
 
     def verify(self, token: str | bytes) -> Claims:
-        """Verify ``token`` and return its claims.
+        """Verify a bearer ``token`` and return its claims.
+
+        A DPoP-bound token (``cnf.jkt``) is refused here: it is only good with a
+        proof of its key (``verify_dpop``), or a stolen one would work as a bearer token.
 
         Raises:
             InvalidToken: bad format, signature, algorithm, key, issuer,
                 audience, ``nbf`` or ``typ``; ``ExpiredToken`` when expired;
-                also when introspection says the token is not active.
+                also when introspection says the token is not active, or when
+                the token is DPoP-bound.
             JWKSUnavailable: the keys (or the introspection endpoint) cannot be
                 fetched and nothing cached can serve this token.
         """
+        if self.dpop_required:
+            raise InvalidToken("this API accepts DPoP-bound tokens only")
+        claims = self._verified(token)
+        if claims.jkt is not None:
+            raise InvalidToken("the token is DPoP-bound: send it with the DPoP scheme and a proof")
+        self.check_claims(claims)
+        return claims
+
+    def verify_dpop(self, token: str, proof: str | None, *, method: str, uri: str) -> Claims:
+        """Verify a DPoP-bound ``token`` sent as ``Authorization: DPoP <token>`` with the
+        ``DPoP`` header ``proof``, for a request of ``method`` to ``uri`` (scheme, host and
+        path as the client addressed them; query and fragment are ignored).
+
+        The token is verified as ``verify`` does; then the proof (RFC 9449 §4.3 and §7.1): its
+        key's thumbprint is the token's ``cnf.jkt``, its ``ath`` the token's hash, ``htm`` and
+        ``htu`` this request, ``iat`` fresh, and its ``jti`` unseen (``dpop_replay_cache``).
+
+        Raises:
+            InvalidToken: the token is refused (as by ``verify``), or not DPoP-bound.
+            m2m_auth_kit.dpop.InvalidDPoPProof: the proof is missing or refused.
+            JWKSUnavailable: as ``verify``.
+        """
+        claims = self._verified(token)
+        if claims.jkt is None:
+            raise InvalidToken("the token is not DPoP-bound: send it with the Bearer scheme")
+        self.check_claims(claims)
+        verify_proof(
+            proof,
+            method=method,
+            uris=(uri,),
+            replay=self.dpop_replay_cache,
+            max_age=self.dpop_max_age,
+            algorithms=self.dpop_algorithms,
+            access_token=token,
+            jkt=claims.jkt,
+        )
+        return claims
+
+    def check_claims(self, claims: Claims) -> None:
+        """Called with the claims of every token that verified, bearer or DPoP; does nothing.
+
+        Override it to refuse more (raise ``InvalidToken``): a revocation list, a live-client
+        check. Overriding ``verify`` instead would miss the tokens ``verify_dpop`` accepts.
+        """
+
+    def _verified(self, token: str | bytes) -> Claims:
+        """The claims of a token whose signature and claims verify (introspected if asked)."""
         if isinstance(token, bytes):
             try:
                 token = token.decode("ascii")

@@ -139,6 +139,7 @@ def _detail_context(
                 "scopes": client.scopes,
                 "custom_claims": client.custom_claims,
                 "expiry": client.expiry,
+                "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
             },
         )
     kept_audience, kept_scopes = services.provider_grants(
