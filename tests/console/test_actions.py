@@ -229,7 +229,11 @@ def test_create_and_change_an_api_client(admin_client, superuser, console, org, 
     assert response.status_code == 302
     created.refresh_from_db()
     assert created.dpop_bound_access_tokens is True
-    assert last_event("client.update").details == {"changed": ["dpop_bound_access_tokens"]}
+    assert last_event("client.update").details == {
+        "client_name": "Nightly export v2",
+        "changed": ["dpop_bound_access_tokens"],
+        "changes": {"dpop_bound_access_tokens": [False, True]},
+    }
     refused = request_token(client, Credentials(created, plain))
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_dpop_proof"
 
