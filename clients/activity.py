@@ -50,7 +50,8 @@ def _value(value: Any) -> str:
 def changes_text(changes: Mapping[str, Any]) -> str:
     """``name: "Old" → "New"; token lifetime: 3600 → 600`` from ``{field: [before, after]}``."""
     parts = []
-    for field, pair in changes.items():
+    # By field name: a JSON object's key order does not survive PostgreSQL's jsonb.
+    for field, pair in sorted(changes.items()):
         if isinstance(pair, list | tuple) and len(pair) == 2:
             before, after = pair
             parts.append(f"{FIELD_NAMES.get(field, field)}: {_value(before)} → {_value(after)}")
