@@ -55,10 +55,10 @@ def test_add_a_github_policy_test_a_token_and_see_the_workflow(browser, server, 
     sign_up(page, server, unique_email("fed"), "Acme Corp")
     register_guide_client(page)
     client_id = page.locator("#client-id").inner_text()
-    page.goto(page.url)  # the client's page (the secret is not shown again)
-    page.get_by_role(
-        "link", name=CLIENT_NAME
-    ).first.click() if "/clients/" not in page.url else None
+    # The client's page, from the list (the secret is not shown again). Not a reload of the
+    # answer's URL: that may be the registration form's own.
+    page.goto(page.url.split("/clients")[0] + "/clients")
+    page.get_by_role("link", name=CLIENT_NAME).first.click()
     expect(page.get_by_role("heading", name="Federation")).to_be_visible()
 
     # The GitHub Actions preset fills the form; the local issuer stands in for GitHub's.
