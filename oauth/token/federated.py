@@ -39,21 +39,21 @@ def grant_client(
     presented = token_metrics.loggable_client_id(client_id)
     if presented:
         log["client_id"] = presented
+    # Checked, then counted only when refused: a success writes nothing. Unlike a secret, a
+    # signed external token cannot be guessed, so a parallel burst that slips past the check
+    # costs signature checks, not a chance at a credential; the next attempt is refused.
+    counters = ratelimit.token_failure_counters(client_id, ip)
     try:
-        reservation = ratelimit.acquire(ratelimit.token_failure_counters(client_id, ip))
+        ratelimit.check(counters)
     except ratelimit.RateLimited as limited:
         raise too_many_failures(limited) from None
     try:
         client = federation.federated_client(assertion, client_id)
     except federation.FederationRejected as exc:
-        raise OAuthError("invalid_grant", exc.description) from None  # the failure counts
+        ratelimit.hit(counters)
+        raise OAuthError("invalid_grant", exc.description) from None
     except federation.IssuerUnavailable as exc:
-        ratelimit.release(reservation)
         raise issuer_unavailable(exc) from None
-    except Exception:
-        ratelimit.release(reservation)
-        raise
-    ratelimit.release(reservation)
     log["client_id"] = client.client_id
     if client.organization_id:
         log["organization_id"] = client.organization_id
