@@ -134,6 +134,15 @@ def annotate() -> None:
         delete=_op("delete_secret", "Delete a secret", EMPTY),
     )(views.SecretDetailView)
     extend_schema_view(
+        post=_op(
+            "report_leaked_secrets",
+            "Report secrets found in public: each of ours is revoked (or only mailed, per its "
+            "organization's on_leak); results in the request's order",
+            s.ReportLeakResults,
+            request=s.ReportLeakInput,
+        ),
+    )(views.ReportLeakView)
+    extend_schema_view(
         get=_op("list_keys", "List a client's public keys (private_key_jwt)", s.KeyList),
         post=_op(
             "add_key",

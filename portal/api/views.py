@@ -100,6 +100,23 @@ class OrganizationDetailView(ManagementView):
         return Response(s.OrganizationOne({"organization": organization}).data)
 
 
+class ReportLeakView(ManagementView):
+    """Secrets found in public, from any scanner or the provider's own tools: each of ours is
+    revoked (or only mailed, per the organization's on_leak), as GitHub's alerts do."""
+
+    def post(self, request: Request) -> Response:
+        data = self.parse(s.ReportLeakInput, request)
+        results = services.secrets_report_leak(
+            actor=self.actor(),
+            tokens=data["secrets"],
+            url=data.get("url", ""),
+            source=data.get("source", ""),
+        )
+        return Response(
+            s.ReportLeakResults({"results": results}).data, headers={"Cache-Control": "no-store"}
+        )
+
+
 class ClientListView(ManagementView):
     def get(self, request: Request, organization_id: str) -> Response:
         organization = selectors.organization_get(organization_id)
