@@ -95,15 +95,15 @@ def _fetch_keys() -> dict[str, str]:
 
 
 def _keys(key_id: str) -> dict[str, str]:
-    """The cached keys; fetched when none are cached, or when ``key_id`` is unknown and no
-    refetch happened within the throttle window."""
+    """The cached keys; fetched when none are cached or ``key_id`` is unknown, at most once per
+    throttle window (a failed fetch counts too: unsigned junk cannot make us hammer GitHub)."""
     keys = cache.get(_KEYS_CACHE_KEY)
     if keys is not None and key_id in keys:
         return keys
     throttle = int(getattr(settings, "GITHUB_SECRET_SCANNING_REFETCH_SECONDS", 60))
-    # cache.add is atomic: of many alerts with unknown key ids, one refetches per window.
-    if keys is not None and not cache.add(_REFETCH_CACHE_KEY, 1, timeout=throttle):
-        return keys
+    # cache.add is atomic: of many alerts with unknown key ids, one fetches per window.
+    if not cache.add(_REFETCH_CACHE_KEY, 1, timeout=throttle):
+        return keys or {}
     try:
         fresh = _fetch_keys()
     except outbound.OutboundRefused as exc:
@@ -112,7 +112,9 @@ def _keys(key_id: str) -> dict[str, str]:
     ttl = int(getattr(settings, "GITHUB_SECRET_SCANNING_KEYS_TTL", 3600))
     cache.set(_KEYS_CACHE_KEY, fresh, timeout=ttl)
     if keys is None:
-        cache.add(_REFETCH_CACHE_KEY, 1, timeout=throttle)
+        # A first fetch that worked is no refetch: a key GitHub rotates in right after it
+        # may still be fetched.
+        cache.delete(_REFETCH_CACHE_KEY)
     return fresh
 
 

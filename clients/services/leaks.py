@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from clients.models import ClientSecret, Organization, secret_format_ok, secret_lookups
+from clients.models import (
+    ClientSecret,
+    Organization,
+    has_secret_prefix,
+    secret_format_ok,
+    secret_lookups,
+)
 from clients.selectors import owner_and_admin_emails, secret_find_by_lookup
 from clients.services.audit import Actor, audit_secret
 from clients.services.outbox import enqueue
@@ -22,6 +28,7 @@ TRUE_POSITIVE = "true_positive"
 FALSE_POSITIVE = "false_positive"
 MAX_URL = 2048
 MAX_SOURCE = 64
+MAX_TOKEN = 512
 
 
 @dataclass(frozen=True)
@@ -34,9 +41,14 @@ class LeakResult:
 
 @transaction.atomic
 def secret_report_leak(*, actor: Actor, token: str, url: str = "", source: str = "") -> LeakResult:
-    """Handle one reported secret. A value that is not of our format, or has a wrong checksum,
-    or that we never issued (or deleted), is a false positive and changes nothing."""
-    if not secret_format_ok(token):
+    """Handle one reported secret. A value that carries our prefix but is malformed or has a
+    wrong checksum is a false positive without a query; one that we never issued (or deleted)
+    is a false positive too, and changes nothing. A secret of the format before the checksum
+    (no prefix) is looked up all the same: it is found once it has been used since
+    (``oauth.token.authenticate`` stores its keyed lookup then)."""
+    if not token or len(token) > MAX_TOKEN:
+        return LeakResult(FALSE_POSITIVE)
+    if has_secret_prefix(token) and not secret_format_ok(token):
         return LeakResult(FALSE_POSITIVE)
     secret = secret_find_by_lookup(secret_lookups(token))
     if secret is None:
