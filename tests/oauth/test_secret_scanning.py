@@ -104,7 +104,9 @@ def test_a_leaked_secret_cannot_be_reactivated(client, github, guide_client):
 
 
 def test_notify_only_mails_and_keeps_the_secret_working(client, github, guide_client, owner):
-    organization_update(actor=SYSTEM, organization=guide_client.client.organization, on_leak="notify")
+    organization_update(
+        actor=SYSTEM, organization=guide_client.client.organization, on_leak="notify"
+    )
     response = send(client, github, github.alert(guide_client.secret))
     assert response.json()[0]["label"] == "true_positive"
     secret = ClientSecret.objects.get(client=guide_client.client)
@@ -116,7 +118,9 @@ def test_notify_only_mails_and_keeps_the_secret_working(client, github, guide_cl
     run_worker()
     assert len(mail.outbox) == 1 and "STILL WORKS" in mail.outbox[0].body
     # Switched to revoke later, a new report of the same secret revokes it (no second mail).
-    organization_update(actor=SYSTEM, organization=guide_client.client.organization, on_leak="revoke")
+    organization_update(
+        actor=SYSTEM, organization=guide_client.client.organization, on_leak="revoke"
+    )
     send(client, github, github.alert(guide_client.secret))
     assert ClientSecret.objects.get(pk=secret.pk).status == "LEAKED"
     run_worker()
