@@ -206,7 +206,7 @@ def secret_find_by_lookup(lookups: list[str]) -> ClientSecret | None:
     """The secret whose keyed lookup is one of ``lookups`` (any organization: the leak reports'
     own search, never shown to a tenant), locked for the change that follows."""
     return (
-        ClientSecret.objects.select_for_update()
+        ClientSecret.objects.select_for_update(of=("self",))
         .select_related("client", "client__organization")
         .filter(lookup_hmac__in=lookups)
         .first()

@@ -33,7 +33,7 @@ def github(settings):
 
 
 def send(client, github: GitHub, body: bytes, **headers):
-    signed = github.sign(body) if not headers else headers
+    signed = headers or github.sign(body)
     return client.generic("POST", URL, body, content_type="application/json", **signed)
 
 
