@@ -424,6 +424,23 @@ class ClientSecret(models.Model):
         return ((now or timezone.now()) - (self.last_used_time or self.create_time)).days
 
     @property
+    def expiring_soon(self) -> bool:
+        """Active, and expiring within the first reminder's days (14 by default)."""
+        days = self.days_left()
+        reminders = client_settings.SECRET_REMINDER_DAYS
+        return (
+            self.effective_status == self.Status.ACTIVE
+            and days is not None
+            and days < max(reminders, default=0)
+        )
+
+    @property
+    def leak_link(self) -> str:
+        """The leak's URL when it is http(s), to link to; "" otherwise (never a javascript:
+        or data: URL from a scanner's report in an href)."""
+        return self.leak_url if self.leak_url.startswith(("https://", "http://")) else ""
+
+    @property
     def is_unused(self) -> bool:
         """Unused for UNUSED_SECRET_DAYS: the portal and the API offer to revoke it."""
         return self.unused_days() >= client_settings.UNUSED_SECRET_DAYS
