@@ -48,6 +48,7 @@ from clients.services.organizations import (
     organization_update,
 )
 from clients.services.outbox import email_enqueue, enqueue
+from clients.services.reminders import secret_reminders_send
 from clients.services.secrets import (
     expire_time_from_seconds,
     secret_add,
