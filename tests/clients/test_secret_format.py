@@ -124,3 +124,15 @@ def test_the_lookup_is_keyed_by_the_secret_key():
         SECRET_KEY_FALLBACKS=["test-secret-key-for-the-suite-only-0123456789"],
     ):
         assert secret_lookups(plain) == [other, current]
+
+
+def test_the_readme_publishes_this_regex_and_a_working_checker():
+    readme = (ROOT / "README.md").read_text()
+    assert PUBLISHED in readme
+    start = readme.index("import re, zlib")
+    code = readme[start : readme.index("```", start)]
+    namespace: dict = {}
+    exec(code, namespace)  # the README's own checker, as a scanner would copy it
+    plain = make_plain_secret()
+    assert namespace["is_ours"](plain)
+    assert not namespace["is_ours"](plain[:-1] + ("0" if plain[-1] != "0" else "1"))
