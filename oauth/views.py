@@ -244,6 +244,8 @@ def github_secret_scanning(request: HttpRequest) -> HttpResponse:
     if length is not None and length > MAX_ALERT_BYTES:
         return json_response({"error": "the alert is too large"}, status=413)
     body = request.body
+    if len(body) > MAX_ALERT_BYTES:  # sent without a Content-Length (chunked)
+        return json_response({"error": "the alert is too large"}, status=413)
     try:
         secret_scanning.verify_signature(
             body,

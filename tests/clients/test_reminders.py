@@ -43,7 +43,7 @@ def test_one_mail_per_secret_per_reminder(guide_client, owner, admin, viewer):
     assert sorted(sent.to) == ["admin@acme.test", "owner@acme.test"]
     assert "expires in 14 days" in sent.subject
     assert soon.secret_suffix in sent.body and guide_client.client.name in sent.body
-    assert sent.alternatives and "text/html" == sent.alternatives[0][1]
+    assert sent.alternatives and sent.alternatives[0][1] == "text/html"
     event = AuditEvent.objects.get(action="secret.expiry_reminder")
     assert event.target_id == soon.id and event.details["days_left"] == 14
     # Eleven days later, the 3-day reminder, once.
