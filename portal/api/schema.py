@@ -120,7 +120,12 @@ def annotate() -> None:
         delete=_op("delete_client", "Delete a client and its secrets", EMPTY),
     )(views.ClientDetailView)
     extend_schema_view(
-        get=_op("list_secrets", "List a client's secrets", s.SecretList),
+        get=_op(
+            "list_secrets",
+            "List a client's secrets (unused=true: those unused for 90 days)",
+            s.SecretList,
+            parameters=[s.SecretQuery],
+        ),
         post=_op(
             "add_secret",
             "Add a secret (at most 5; returned once); the body may be empty",

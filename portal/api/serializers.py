@@ -130,6 +130,14 @@ class SecretInput(StrictSerializer):
         return attrs
 
 
+class SecretQuery(serializers.Serializer):
+    """The filter of a client's secret list (query parameter; optional)."""
+
+    unused = serializers.BooleanField(
+        required=False, help_text="true: only secrets unused for 90 days (revoke them)"
+    )
+
+
 class KeyInput(StrictSerializer):
     # The JWK itself is checked by the service (clients.jwk), the one place that knows JWKs.
     jwk = serializers.JSONField()

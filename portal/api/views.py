@@ -169,7 +169,12 @@ class ClientDetailView(ManagementView):
 class SecretListView(ManagementView):
     def get(self, request: Request, organization_id: str, client_id: str) -> Response:
         client = self.client_of(organization_id, client_id)
-        return Response(s.SecretList({"secrets": client.secrets.all()}).data)
+        query = s.SecretQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        secrets = list(client.secrets.all())
+        if "unused" in query.validated_data:
+            secrets = [x for x in secrets if x.is_unused == query.validated_data["unused"]]
+        return Response(s.SecretList({"secrets": secrets}).data)
 
     def post(self, request: Request, organization_id: str, client_id: str) -> Response:
         client = self.client_of(organization_id, client_id)

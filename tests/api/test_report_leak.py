@@ -119,3 +119,21 @@ def test_new_secrets_get_the_organization_lifetime(api, org, guide_client):
     refused = api.call("post", path, {"expiry_seconds": 31 * 86400})
     found = violations(assert_error(refused, 400, 3))
     assert "30 days" in found["expire_time"]
+
+
+def test_the_secret_list_filters_unused_secrets(api, org, guide_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    path = f"/organizations/{org.id}/clients/{guide_client.client_id}/secrets"
+    fresh = api.call("post", path).json()["secret"]["id"]
+    old = timezone.now() - timedelta(days=91)
+    ClientSecret.objects.filter(client=guide_client.client).exclude(pk=fresh).update(
+        create_time=old, last_used_time=old
+    )
+    unused = api.call("get", path + "?unused=true").json()["secrets"]
+    assert [x["unused"] for x in unused] == [True] and unused[0]["id"] != fresh
+    assert [x["id"] for x in api.call("get", path + "?unused=false").json()["secrets"]] == [fresh]
+    assert len(api.call("get", path).json()["secrets"]) == 2
+    assert_error(api.call("get", path + "?unused=maybe"), 400, 3)
