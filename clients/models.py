@@ -6,6 +6,7 @@ their own invariants.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import unicodedata
@@ -414,10 +415,12 @@ class ClientSecret(models.Model):
         return self.status
 
     def days_left(self, now=None) -> int | None:
-        """Whole days until expire_time (0 on its last day); None when it never expires."""
+        """Days until expire_time, rounded up (1 on its last day, 0 once expired); None when it
+        never expires."""
         if self.expire_time is None:
             return None
-        return max(0, (self.expire_time - (now or timezone.now())).days)
+        seconds = (self.expire_time - (now or timezone.now())).total_seconds()
+        return max(0, math.ceil(seconds / 86400))
 
     def unused_days(self, now=None) -> int:
         """Days since the secret was last used (or made, if never used)."""
@@ -431,7 +434,7 @@ class ClientSecret(models.Model):
         return (
             self.effective_status == self.Status.ACTIVE
             and days is not None
-            and days < max(reminders, default=0)
+            and days <= max(reminders, default=0)
         )
 
     @property

@@ -109,12 +109,12 @@ def test_the_client_page_shows_days_left_and_warns_before_expiry(as_owner, guide
     soon, _ = secret_add(
         actor=SYSTEM,
         client=guide_client.client,
-        expire_time=timezone.now() + timedelta(days=5, hours=1),
+        expire_time=timezone.now() + timedelta(days=5, hours=-1),
     )
     later, _ = secret_add(
         actor=SYSTEM,
         client=guide_client.client,
-        expire_time=timezone.now() + timedelta(days=40, hours=1),
+        expire_time=timezone.now() + timedelta(days=40, hours=-1),
     )
     page = as_owner.get(client_url(guide_client)).content.decode()
     assert f'id="expiring-{soon.id}"' in page and "expires in 5 days" in page
