@@ -139,3 +139,11 @@ def test_new_secrets_get_the_organization_lifetime_in_the_portal(as_owner, guide
     )
     assert newest.expire_time is not None
     assert abs((newest.expire_time - timezone.now() - timedelta(days=10)).total_seconds()) < 60
+
+
+def test_the_activity_log_shows_where_it_leaked(as_viewer, guide_client, org):
+    secret_report_leak(
+        actor=SYSTEM, token=guide_client.secret, url="https://gist.example/x", source="gist"
+    )
+    page = as_viewer.get(f"/orgs/{org.id}/audit").content.decode()
+    assert "leaked at https://gist.example/x" in page and "revoked it" in page
