@@ -3,7 +3,8 @@
 One query per request (on PostgreSQL under the asgi worker, one query for all the requests that
 wait at the same time: ``oauth.token.batching``, whose rows arrive as ``Prefetched``). Each
 request's rows are read after it arrived, so a revoked, deleted or expired secret fails at once.
-Nothing is written on success except ``last_used_time``, at most once a minute per secret.
+Nothing is written on success except ``last_used_time``, at most once a minute per secret, and,
+once, the keyed lookup of a secret made before lookups existed (``record_lookup``).
 """
 
 from __future__ import annotations
