@@ -261,3 +261,16 @@ def test_unreachable_keys_are_asked_for_at_most_once_a_window(client, settings, 
             assert send(client, github, github.alert(guide_client.secret)).status_code == 401
         assert github.keys_fetches() == 1
     secret_scanning.forget_keys()
+
+
+def test_a_published_key_that_is_not_p256_is_refused(client, github, guide_client):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    github.keys["p384"] = key  # published and used, but not the curve GitHub signs with
+    github.key_id = "p384"
+    github.publish()
+    secret_scanning.forget_keys()
+    body = github.alert(guide_client.secret)
+    assert send(client, github, body).status_code == 401
+    assert ClientSecret.objects.get(client=guide_client.client).status == "ACTIVE"
