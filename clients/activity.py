@@ -101,6 +101,14 @@ WHAT: dict[str, Callable[[AuditEvent, D], str]] = {
     "secret.delete": lambda e, n: f"revoked {_secret(e)} of {_client(e, n)}",
     "secret.deactivate": lambda e, n: f"deactivated {_secret(e)} of {_client(e, n)}",
     "secret.activate": lambda e, n: f"reactivated {_secret(e)} of {_client(e, n)}",
+    "secret.leak": lambda e, n: (
+        f"reported {_secret(e)} of {_client(e, n)} leaked at {e.details.get('url') or '?'}"
+        + (" and revoked it" if e.details.get("revoked") else " (not revoked: notify only)")
+    ),
+    "secret.expiry_reminder": lambda e, n: (
+        f"reminded the owners that {_secret(e)} of {_client(e, n)} expires in "
+        f"{e.details.get('days_left')} days"
+    ),
     "client_key.create": lambda e, n: (
         f"added public key {e.details.get('kid', '')} to {_client(e, n)}"
     ),

@@ -12,7 +12,15 @@ client_settings = AppSettings(
         # sets it from OAUTH_ISSUER).
         "ISSUER": REQUIRED,
         # Prefix of new plain secrets, so that people and scanners can tell what they are.
-        "SECRET_PREFIX": "test_",
+        # Checked at start-up (clients.checks): letters, digits and "_", 4 to 32 characters,
+        # ending with "_".
+        "SECRET_PREFIX": "m2ms_",
+        # The longest any organization's new secrets may live, in days; None: no cap.
+        "SECRET_MAX_LIFETIME_DAYS_CAP": None,
+        # Days before expire_time that the owners and admins are reminded (send_reminders).
+        "SECRET_REMINDER_DAYS": (14, 3),
+        # A secret unused this many days is shown as unused, with an offer to revoke it.
+        "UNUSED_SECRET_DAYS": 90,
         # A client's token lifetime, in seconds: its default, and the bounds it may be set to.
         "TOKEN_EXPIRY_DEFAULT": 3600,
         "TOKEN_EXPIRY_MIN": 60,

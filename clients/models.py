@@ -6,9 +6,11 @@ their own invariants.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import unicodedata
+import zlib
 from typing import Any
 
 from argon2 import PasswordHasher, Type
@@ -172,11 +174,31 @@ class Organization(models.Model):
     restrict_apis = models.BooleanField(default=False)
     allowed_apis = models.ManyToManyField("ApiResource", blank=True, related_name="organizations")
 
+    class OnLeak(models.TextChoices):
+        REVOKE = "revoke", "Revoke the secret at once"
+        NOTIFY = "notify", "Notify only (the secret keeps working)"
+
+    # What a leaked secret's report does (clients.services.leaks): revoke it at once, or only
+    # tell the owners and admins (for customers who must rotate first).
+    on_leak = models.CharField(max_length=8, choices=OnLeak.choices, default=OnLeak.REVOKE)
+    # The longest a new secret may live, in days; null: no limit of its own (the provider's
+    # cap, OAUTH["SECRET_MAX_LIFETIME_DAYS_CAP"], still applies).
+    secret_max_lifetime_days = models.PositiveIntegerField(null=True, blank=True)
+
     class Meta:
         ordering = ["create_time", "id"]
 
     def __str__(self) -> str:
         return f"{self.display_name} ({self.id})"
+
+    @property
+    def effective_secret_lifetime_days(self) -> int | None:
+        """The lifetime new secrets get: the organization's, within the provider's cap."""
+        cap = client_settings.SECRET_MAX_LIFETIME_DAYS_CAP
+        own = self.secret_max_lifetime_days
+        if own is None:
+            return cap
+        return own if cap is None else min(own, cap)
 
 
 class ApiClient(models.Model):
@@ -352,16 +374,29 @@ class ClientSecret(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "ACTIVE"
         INACTIVE = "INACTIVE"
+        # Reported leaked and revoked (clients.services.leaks): refused like INACTIVE, and no
+        # face can make it ACTIVE again.
+        LEAKED = "LEAKED"
 
     id = models.CharField(primary_key=True, max_length=32, default=new_secret_id, editable=False)
     client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="secrets")
     secret_hash = models.CharField(max_length=256, editable=False)
     secret_suffix = models.CharField(max_length=4, editable=False)
+    # HMAC-SHA256 of the plain secret under a key derived from SECRET_KEY (``secret_lookup``):
+    # finds a reported secret without knowing its client. Null for a secret made before it
+    # existed, until that secret is next verified.
+    lookup_hmac = models.CharField(
+        max_length=64, null=True, blank=True, unique=True, editable=False
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
     create_time = models.DateTimeField(default=timezone.now, editable=False)
     update_time = models.DateTimeField(auto_now=True)
     last_used_time = models.DateTimeField(null=True, blank=True)
     expire_time = models.DateTimeField(null=True, blank=True)
+    # Where a secret scanner found it (the first report), and when it was reported.
+    leak_url = models.CharField(max_length=2048, blank=True, default="", editable=False)
+    leak_source = models.CharField(max_length=64, blank=True, default="", editable=False)
+    leak_time = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["create_time", "id"]
@@ -378,6 +413,57 @@ class ClientSecret(models.Model):
         if self.status == self.Status.ACTIVE and self.is_expired():
             return "EXPIRED"
         return self.status
+
+    def days_left(self, now=None) -> int | None:
+        """Days until expire_time, rounded up (1 on its last day, 0 once expired); None when it
+        never expires."""
+        if self.expire_time is None:
+            return None
+        seconds = (self.expire_time - (now or timezone.now())).total_seconds()
+        return max(0, math.ceil(seconds / 86400))
+
+    def unused_days(self, now=None) -> int:
+        """Days since the secret was last used (or made, if never used)."""
+        return ((now or timezone.now()) - (self.last_used_time or self.create_time)).days
+
+    @property
+    def expiring_soon(self) -> bool:
+        """Active, and expiring within the first reminder's days (14 by default)."""
+        days = self.days_left()
+        reminders = client_settings.SECRET_REMINDER_DAYS
+        return (
+            self.effective_status == self.Status.ACTIVE
+            and days is not None
+            and days <= max(reminders, default=0)
+        )
+
+    @property
+    def leak_link(self) -> str:
+        """The leak's URL when it is http(s), to link to; "" otherwise (never a javascript:
+        or data: URL from a scanner's report in an href)."""
+        return self.leak_url if self.leak_url.startswith(("https://", "http://")) else ""
+
+    @property
+    def is_unused(self) -> bool:
+        """Unused for UNUSED_SECRET_DAYS: the portal and the API offer to revoke it."""
+        return self.unused_days() >= client_settings.UNUSED_SECRET_DAYS
+
+
+class SecretReminder(models.Model):
+    """One expiry reminder sent for a secret (``days`` before it expires): the unique row makes
+    it one mail per secret per reminder, however often ``send_reminders`` runs."""
+
+    secret = models.ForeignKey(ClientSecret, on_delete=models.CASCADE, related_name="reminders")
+    days = models.PositiveSmallIntegerField()
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["secret", "days"], name="unique_secret_reminder")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.secret_id}: {self.days} days"
 
 
 def new_client_key_id() -> str:
@@ -515,9 +601,84 @@ def secret_hasher() -> PasswordHasher:
     return _hasher
 
 
+# The format: ``<prefix><body><checksum>``. The body is 43 base62 characters from the OS CSPRNG
+# (62**43 > 2**256: at least 256 bits); the checksum is the CRC32 of prefix + body in base62,
+# zero-padded to 6 characters, so a scanner can tell a real secret from a lookalike offline.
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+SECRET_BODY_LENGTH = 43
+SECRET_CHECKSUM_LENGTH = 6
+SECRET_PREFIX_RE = re.compile(r"^[A-Za-z0-9_]{3,31}_$")
+_BASE62_SET = frozenset(BASE62)
+
+
+def base62(number: int, width: int) -> str:
+    """``number`` in base62 (digits, A-Z, a-z), zero-padded to ``width`` characters."""
+    digits = []
+    while number:
+        number, rest = divmod(number, 62)
+        digits.append(BASE62[rest])
+    return "".join(reversed(digits)).rjust(width, "0")
+
+
+def secret_checksum(prefix_and_body: str) -> str:
+    """The 6-character checksum of a secret: CRC32 of prefix + body, in base62."""
+    return base62(zlib.crc32(prefix_and_body.encode()), SECRET_CHECKSUM_LENGTH)
+
+
+def secret_pattern(prefix: str | None = None) -> str:
+    """The regular expression of our secrets (published in the README for scanners)."""
+    prefix = client_settings.SECRET_PREFIX if prefix is None else prefix
+    return (
+        re.escape(prefix)
+        + f"[0-9A-Za-z]{{{SECRET_BODY_LENGTH}}}[0-9A-Za-z]{{{SECRET_CHECKSUM_LENGTH}}}"
+    )
+
+
 def make_plain_secret() -> str:
-    """A new plain secret: the recognisable prefix and 256 bits from the OS CSPRNG, URL-safe."""
-    return client_settings.SECRET_PREFIX + secrets.token_urlsafe(32)
+    """A new plain secret: the recognisable prefix, 256 bits from the OS CSPRNG in base62, and
+    the CRC32 checksum (see above)."""
+    prefix = client_settings.SECRET_PREFIX
+    body = "".join(secrets.choice(BASE62) for _ in range(SECRET_BODY_LENGTH))
+    return prefix + body + secret_checksum(prefix + body)
+
+
+def has_secret_prefix(value: str) -> bool:
+    """Whether ``value`` claims to be a secret of the current format (it carries the prefix)."""
+    return value.startswith(client_settings.SECRET_PREFIX)
+
+
+def secret_format_ok(value: str) -> bool:
+    """Whether ``value`` is a well-formed secret of the current format with a right checksum.
+
+    No database, no secret key: what any scanner can check. A secret of the old format (without
+    the prefix) is not of this format."""
+    prefix = client_settings.SECRET_PREFIX
+    if len(value) != len(prefix) + SECRET_BODY_LENGTH + SECRET_CHECKSUM_LENGTH:
+        return False
+    if not value.startswith(prefix):
+        return False
+    rest = value[len(prefix) :]
+    if not _BASE62_SET.issuperset(rest):
+        return False
+    body_end = len(value) - SECRET_CHECKSUM_LENGTH
+    return value[body_end:] == secret_checksum(value[:body_end])
+
+
+_LOOKUP_SALT = "m2m-auth.clients.secret-lookup"
+
+
+def secret_lookup(plain: str, key: str | None = None) -> str:
+    """The keyed lookup of a plain secret: HMAC-SHA256 under a key derived from SECRET_KEY
+    (Django's ``salted_hmac`` with a salt of its own). Never the secret, never an unkeyed hash:
+    without SECRET_KEY the stored value says nothing."""
+    return salted_hmac(_LOOKUP_SALT, plain, secret=key, algorithm="sha256").hexdigest()
+
+
+def secret_lookups(plain: str) -> list[str]:
+    """The lookups to search for: under SECRET_KEY and each of SECRET_KEY_FALLBACKS, so that a
+    SECRET_KEY rotation done Django's way (the old key kept as a fallback) loses no secret."""
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return [secret_lookup(plain, key) for key in keys]
 
 
 def hash_secret(plain: str) -> str:

@@ -185,3 +185,29 @@ def trust_policy_get(client: ApiClient, policy_id: str) -> TrustPolicy:
     if policy is None:
         raise Http404("trust policy not found")
     return policy
+
+
+def owner_and_admin_emails(organization: Organization) -> list[str]:
+    """The addresses of the organization's owners and admins (who get its security mails),
+    active accounts only, each once, sorted."""
+    emails = (
+        Membership.objects.filter(
+            organization=organization,
+            role__in=[Membership.Role.OWNER, Membership.Role.ADMIN],
+            user__is_active=True,
+        )
+        .exclude(user__email="")
+        .values_list("user__email", flat=True)
+    )
+    return sorted(set(emails))
+
+
+def secret_find_by_lookup(lookups: list[str]) -> ClientSecret | None:
+    """The secret whose keyed lookup is one of ``lookups`` (any organization: the leak reports'
+    own search, never shown to a tenant), locked for the change that follows."""
+    return (
+        ClientSecret.objects.select_for_update(of=("self",))
+        .select_related("client", "client__organization")
+        .filter(lookup_hmac__in=lookups)
+        .first()
+    )

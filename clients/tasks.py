@@ -19,7 +19,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from clients import outbox
-from clients.models import Invitation, invitation_token, signup_token
+from clients.models import ClientSecret, Invitation, invitation_token, signup_token
 from portal.lib import mail
 
 
@@ -91,3 +91,55 @@ def invitation(payload: dict[str, Any]) -> None:
         "days": _days(settings.PORTAL_INVITATION_MAX_AGE),
     }
     mail.send([found.email], "portal/email/invitation", context)
+
+
+def _secret_context(secret: ClientSecret) -> dict[str, Any]:
+    client = secret.client
+    return {
+        "client_name": client.name,
+        "client_id": client.id,
+        "organization_name": client.organization.display_name if client.organization else "",
+        "secret_suffix": secret.secret_suffix,
+        "secret_id": secret.id,
+        "link": mail.link(
+            reverse("portal:client-detail", args=[client.organization_id, client.id])
+        ),
+    }
+
+
+@outbox.handler("secret.leaked")
+def secret_leaked(payload: dict[str, Any]) -> None:
+    """Tell the owners and admins that a secret was found in public: where, whether it was
+    revoked, and how to rotate. Nothing when the secret was deleted meanwhile."""
+    secret = (
+        ClientSecret.objects.select_related("client", "client__organization")
+        .filter(pk=payload["secret_id"])
+        .first()
+    )
+    if secret is None:
+        return
+    context = {
+        **_secret_context(secret),
+        "url": secret.leak_url,
+        "source": secret.leak_source,
+        "revoked": bool(payload.get("revoked")),
+    }
+    mail.send(list(payload["to"]), "portal/email/secret_leaked", context)
+
+
+@outbox.handler("secret.expiring")
+def secret_expiring(payload: dict[str, Any]) -> None:
+    """Remind the owners and admins that a secret expires soon (clients.services.reminders)."""
+    secret = (
+        ClientSecret.objects.select_related("client", "client__organization")
+        .filter(pk=payload["secret_id"])
+        .first()
+    )
+    if secret is None:
+        return
+    context = {
+        **_secret_context(secret),
+        "days_left": payload["days_left"],
+        "expire_time": secret.expire_time,
+    }
+    mail.send(list(payload["to"]), "portal/email/secret_expiring", context)

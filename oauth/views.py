@@ -22,8 +22,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from clients.jwk import ASSERTION_ALGORITHMS
 from clients.models import ApiScope
-from clients.services import Actor
-from oauth import keys
+from clients.services import Actor, secret_report_leak
+from oauth import keys, secret_scanning
 from oauth import metrics as token_metrics
 from oauth.dpop import DPOP_ALGORITHMS
 from oauth.federation import JWT_BEARER_GRANT
@@ -226,3 +226,50 @@ def revoke(request: HttpRequest) -> HttpResponse:
             expire_time=datetime.fromtimestamp(claims["exp"], UTC),
         )
     return HttpResponse(status=200, headers=NO_STORE)
+
+
+# Alerts are small (a few matches); a larger body is refused before it is read.
+MAX_ALERT_BYTES = 1024 * 1024
+
+
+@csrf_exempt
+def github_secret_scanning(request: HttpRequest) -> HttpResponse:
+    """POST /oauth/secret-scanning/github: GitHub's secret scanning partner alerts
+    (``oauth.secret_scanning``). A signed alert revokes each of our secrets it names (or only
+    records it, per the organization's ``on_leak``) and answers GitHub's labels; an unsigned or
+    wrongly signed one is 401 and changes nothing; the same alert again changes nothing more."""
+    if request.method != "POST":
+        return method_not_allowed("POST")
+    length = content_length_of(request.META.get("CONTENT_LENGTH"))
+    if length is not None and length > MAX_ALERT_BYTES:
+        return json_response({"error": "the alert is too large"}, status=413)
+    body = request.body
+    if len(body) > MAX_ALERT_BYTES:  # sent without a Content-Length (chunked)
+        return json_response({"error": "the alert is too large"}, status=413)
+    try:
+        secret_scanning.verify_signature(
+            body,
+            request.headers.get("Github-Public-Key-Identifier"),
+            request.headers.get("Github-Public-Key-Signature"),
+        )
+    except secret_scanning.SignatureRejected as exc:
+        return json_response({"error": str(exc)}, status=401)
+    try:
+        matches = secret_scanning.parse_matches(body)
+    except secret_scanning.MalformedAlert as exc:
+        return json_response({"error": str(exc)}, status=400)
+    actor = Actor(
+        type="system",
+        id="github-secret-scanning",
+        display="GitHub secret scanning",
+        ip=client_ip(request),
+    )
+    answer = []
+    for match in matches:
+        result = secret_report_leak(
+            actor=actor, token=match.token, url=match.url, source=match.source or "github"
+        )
+        answer.append(secret_scanning.feedback(match, result.label))
+    response = HttpResponse(compact_json(answer), status=200, content_type="application/json")
+    response["Cache-Control"] = "no-store"
+    return response

@@ -201,6 +201,10 @@ OAUTH = {
         "RSA_KEY_SIZE": env_int("OAUTH_RSA_KEY_SIZE", None, minimum=2048),
         "KEY_ENCRYPTION_KEYS": env_list("OAUTH_KEY_ENCRYPTION_KEYS", None) or None,
         "SECRET_PREFIX": env("OAUTH_SECRET_PREFIX"),
+        "SECRET_MAX_LIFETIME_DAYS_CAP": env_int(
+            "OAUTH_SECRET_MAX_LIFETIME_DAYS_CAP", None, minimum=1
+        ),
+        "UNUSED_SECRET_DAYS": env_int("OAUTH_UNUSED_SECRET_DAYS", None, minimum=1),
         "ASSERTION_MAX_LIFETIME": env_int("OAUTH_ASSERTION_MAX_LIFETIME", None, minimum=60),
         "JWKS_MAX_AGE": env_int("OAUTH_JWKS_MAX_AGE", None, minimum=0),
         "SECRET_CACHE_SECONDS": env_int("OAUTH_SECRET_CACHE_SECONDS", None, minimum=0),
@@ -235,6 +239,18 @@ if METRICS_BEARER_TOKEN is not None and len(METRICS_BEARER_TOKEN) < 16:
 # (issuer discovery and JWKS, webhooks), so that tests and local development can run an issuer on
 # 127.0.0.1. Never set it in production: it opens the server-side request forgery guard.
 OUTBOUND_ALLOW_INSECURE = env_bool("OUTBOUND_ALLOW_INSECURE", False)
+
+# --- GitHub secret scanning partner program (oauth/secret_scanning.py) --------------------------
+# Where GitHub publishes the keys its alerts are signed with (fetched through the safe fetcher),
+# how long they are cached, and how often an unknown key id may make us fetch them again.
+GITHUB_SECRET_SCANNING_KEYS_URL = (
+    env("GITHUB_SECRET_SCANNING_KEYS_URL")
+    or "https://api.github.com/meta/public_keys/secret_scanning"
+)
+GITHUB_SECRET_SCANNING_KEYS_TTL = env_int("GITHUB_SECRET_SCANNING_KEYS_TTL", 3600, minimum=60)
+GITHUB_SECRET_SCANNING_REFETCH_SECONDS = env_int(
+    "GITHUB_SECRET_SCANNING_REFETCH_SECONDS", 60, minimum=1
+)
 
 # --- Rate limits (oauth/ratelimit.py) -----------------------------------------------------------
 # Each "N/s", "N/m" or "N/h"; counted in Redis when REDIS_URL is set, else in the database.

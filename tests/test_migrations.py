@@ -72,7 +72,16 @@ OLD_TO_CURRENT = {
 }
 
 # Columns added to our tables since the old state: table -> {column: the value old rows get}.
-ADDED_COLUMNS = {"clients_apiclient": {"dpop_bound_access_tokens": False}}
+ADDED_COLUMNS = {
+    "clients_apiclient": {"dpop_bound_access_tokens": False},
+    "clients_clientsecret": {
+        "leak_source": "",
+        "leak_time": None,
+        "leak_url": "",
+        "lookup_hmac": None,
+    },
+    "clients_organization": {"on_leak": "revoke", "secret_max_lifetime_days": None},
+}
 
 T0 = dt.datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=dt.UTC)
 ORG = "org_10000000000000001"

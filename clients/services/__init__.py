@@ -28,6 +28,7 @@ from clients.services.clients import (
     management_client_create,
 )
 from clients.services.keys import client_key_add, client_key_delete
+from clients.services.leaks import LeakResult, secret_report_leak, secrets_report_leak
 from clients.services.members import (
     account_signup,
     account_signup_confirm,
@@ -47,6 +48,7 @@ from clients.services.organizations import (
     organization_update,
 )
 from clients.services.outbox import email_enqueue, enqueue
+from clients.services.reminders import secret_reminders_send
 from clients.services.secrets import (
     expire_time_from_seconds,
     secret_add,
@@ -67,6 +69,7 @@ __all__ = [
     "TRUST_POLICY_FIELDS",
     "Actor",
     "AlreadySubmitted",
+    "LeakResult",
     "account_signup",
     "account_signup_confirm",
     "api_resource_create",
@@ -104,7 +107,10 @@ __all__ = [
     "provider_grants",
     "secret_add",
     "secret_delete",
+    "secret_reminders_send",
+    "secret_report_leak",
     "secret_set_status",
+    "secrets_report_leak",
     "secrets_revoke_all",
     "trust_policy_create",
     "trust_policy_delete",

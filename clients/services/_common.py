@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Model
+from django.utils import timezone
 
-from clients.models import ApiClient, ClientSecret, FormClaim, hash_secret, make_plain_secret
+from clients.models import (
+    ApiClient,
+    ClientSecret,
+    FormClaim,
+    hash_secret,
+    make_plain_secret,
+    secret_lookup,
+)
 
 
 class AlreadySubmitted(Exception):
@@ -57,13 +66,34 @@ def delete_once(instance: Model) -> bool:
     return deleted > 0
 
 
+def lifetime_capped(client: ApiClient, expire_time: datetime | None) -> datetime | None:
+    """``expire_time`` within the organization's maximum secret lifetime: none asked for gets
+    the maximum; a later one is refused (a ValidationError naming the limit)."""
+    organization = client.organization
+    days = organization.effective_secret_lifetime_days if organization is not None else None
+    if days is None:
+        return expire_time
+    latest = timezone.now() + timedelta(days=days)
+    if expire_time is None:
+        return latest
+    if expire_time > latest + timedelta(minutes=1):
+        raise ValidationError(
+            {"expire_time": [f"secrets of this organization live at most {days} days"]},
+            code="lifetime",
+        )
+    return expire_time
+
+
 def new_secret(client: ApiClient, expire_time: datetime | None = None) -> tuple[ClientSecret, str]:
-    """A new secret for ``client``: only its hash is stored, the plain value is returned once."""
+    """A new secret for ``client``: only its argon2id hash and keyed lookup are stored, the
+    plain value is returned once. Its lifetime is capped by the organization's maximum."""
+    expire_time = lifetime_capped(client, expire_time)
     plain = make_plain_secret()
     secret = ClientSecret.objects.create(
         client=client,
         secret_hash=hash_secret(plain),
         secret_suffix=plain[-4:],
+        lookup_hmac=secret_lookup(plain),
         expire_time=expire_time,
     )
     return secret, plain

@@ -80,7 +80,14 @@ OrganizationAction = Literal[
 ClientAction = Literal[
     "client.create", "client.update", "client.delete", "management_client.create"
 ]
-SecretAction = Literal["secret.create", "secret.activate", "secret.deactivate", "secret.delete"]
+SecretAction = Literal[
+    "secret.create",
+    "secret.activate",
+    "secret.deactivate",
+    "secret.delete",
+    "secret.leak",
+    "secret.expiry_reminder",
+]
 KeyAction = Literal["client_key.create", "client_key.delete"]
 MemberAction = Literal["member.add", "member.role_change", "member.remove"]
 InvitationAction = Literal["invitation.create", "invitation.cancel", "invitation.resend"]

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from clients.conf import client_settings
 from clients.models import Organization
 from clients.services._common import check_model
 from clients.services.audit import Actor, audit_organization
@@ -44,10 +45,38 @@ def organization_update(
     organization: Organization,
     display_name: str | None = None,
     external_id: Any = ...,
+    on_leak: str | None = None,
+    secret_max_lifetime_days: Any = ...,
 ) -> Organization:
-    """Change what is given: ``external_id=None`` (or "") clears it; left out, it stays."""
+    """Change what is given: ``external_id=None`` (or "") clears it; left out, it stays.
+    ``secret_max_lifetime_days=None`` lifts the organization's own limit (the provider's cap,
+    OAUTH["SECRET_MAX_LIFETIME_DAYS_CAP"], still applies; a value above it is refused)."""
     changed: dict[str, Any] = {}
     changes: dict[str, list[Any]] = {}
+    if on_leak is not None:
+        if on_leak not in Organization.OnLeak.values:
+            raise ValidationError(
+                {"on_leak": [f"on_leak must be one of {Organization.OnLeak.values}"]}
+            )
+        if organization.on_leak != on_leak:
+            changes["on_leak"] = [organization.on_leak, on_leak]
+        organization.on_leak = on_leak
+        changed["on_leak"] = on_leak
+    if secret_max_lifetime_days is not ...:
+        days = secret_max_lifetime_days
+        cap = client_settings.SECRET_MAX_LIFETIME_DAYS_CAP
+        if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+            raise ValidationError(
+                {"secret_max_lifetime_days": ["must be a positive number of days, or null"]}
+            )
+        if days is not None and cap is not None and days > cap:
+            raise ValidationError(
+                {"secret_max_lifetime_days": [f"the provider allows at most {cap} days"]}
+            )
+        if organization.secret_max_lifetime_days != days:
+            changes["secret_max_lifetime_days"] = [organization.secret_max_lifetime_days, days]
+        organization.secret_max_lifetime_days = days
+        changed["secret_max_lifetime_days"] = days
     if display_name is not None:
         if organization.display_name != display_name:
             changes["display_name"] = [organization.display_name, display_name]

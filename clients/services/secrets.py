@@ -61,8 +61,16 @@ def expire_time_from_seconds(seconds: int) -> datetime:
 @transaction.atomic
 def secret_set_status(*, actor: Actor, secret: ClientSecret, status: str) -> ClientSecret:
     """Deactivate (or reactivate) a secret: an inactive secret is refused at once."""
-    if status not in ClientSecret.Status.values:
-        raise ValidationError({"status": [f"status must be one of {ClientSecret.Status.values}"]})
+    settable = [ClientSecret.Status.ACTIVE, ClientSecret.Status.INACTIVE]
+    if status not in settable:
+        raise ValidationError({"status": [f"status must be one of {settable}"]})
+    # A leaked secret stays revoked: no face (portal, API, admin) can make it usable again.
+    current = ClientSecret.objects.select_for_update().filter(pk=secret.pk).first()
+    if current is not None and current.status == ClientSecret.Status.LEAKED:
+        raise ValidationError(
+            {"status": ["this secret was leaked; it cannot be reactivated. Add a new secret."]},
+            code="leaked",
+        )
     updated = ClientSecret.objects.filter(pk=secret.pk).update(
         status=status, update_time=timezone.now()
     )

@@ -17,11 +17,17 @@ import threading
 import time
 from typing import Any
 
-from clients.models import check_secret, hash_secret
+from clients.models import check_secret, hash_secret, secret_lookup
 from oauth import assertions, federation, ratelimit
 from oauth import metrics as token_metrics
 from oauth.settings import oauth_settings
-from oauth.token.lookup import AuthenticatedClient, Prefetched, could_be_client_id, read_rows
+from oauth.token.lookup import (
+    AuthenticatedClient,
+    Prefetched,
+    could_be_client_id,
+    read_rows,
+    record_lookup,
+)
 from oauth.token.request import (
     Credentials,
     OAuthError,
@@ -29,6 +35,7 @@ from oauth.token.request import (
     client_credentials_from,
     could_be_secret,
     invalid_client,
+    miswritten_secret,
 )
 
 # Per-process memory of verified secrets: HMAC(process key, client_id NUL secret) -> (secret id,
@@ -103,6 +110,8 @@ def authenticate_with_secret(
         matched = next((row for row in candidates if check_secret(secret, row[7])), None)
         if matched is None:
             return None
+        if matched[12]:  # made before keyed lookups: store its lookup now (once)
+            record_lookup(matched[6], secret_lookup(secret))
         ttl = oauth_settings.SECRET_CACHE_SECONDS
         if ttl > 0:
             with _cache_lock:
@@ -175,7 +184,16 @@ def authenticate_client(
     if presented:
         log["client_id"] = presented
     if method != "private_key_jwt" and not _well_formed(client_id, credential):
-        _count_against_address(ip)
+        if (
+            client_id is not None
+            and could_be_client_id(client_id)
+            and miswritten_secret(credential)
+        ):
+            # A malformed secret or a wrong checksum: refused before any lookup, and counted
+            # like a wrong secret (per client_id from this address, and per address).
+            _count_failure(client_id, ip)
+        else:
+            _count_against_address(ip)
         raise invalid_client()
     # The verification cache's key, computed once for both questions asked of it below.
     key = verification_key(client_id or "", credential) if method != "private_key_jwt" else None
@@ -217,6 +235,15 @@ def _count_against_address(ip: str | None) -> None:
     address is already over its limit, else the caller raises its own 401."""
     try:
         ratelimit.acquire(ratelimit.token_failure_counters(None, ip))
+    except ratelimit.RateLimited as limited:
+        raise too_many_failures(limited) from None
+
+
+def _count_failure(client_id: str, ip: str | None) -> None:
+    """Count a failed authentication of ``client_id`` from ``ip`` without checking anything:
+    429 when either is already over its limit, else the caller raises its own 401."""
+    try:
+        ratelimit.acquire(ratelimit.token_failure_counters(client_id, ip))
     except ratelimit.RateLimited as limited:
         raise too_many_failures(limited) from None
 

@@ -3,7 +3,8 @@
 One query per request (on PostgreSQL under the asgi worker, one query for all the requests that
 wait at the same time: ``oauth.token.batching``, whose rows arrive as ``Prefetched``). Each
 request's rows are read after it arrived, so a revoked, deleted or expired secret fails at once.
-Nothing is written on success except ``last_used_time``, at most once a minute per secret.
+Nothing is written on success except ``last_used_time``, at most once a minute per secret, and,
+once, the keyed lookup of a secret made before lookups existed (``record_lookup``).
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ _COLUMNS = (
     "s.id, s.secret_hash, s.secret_suffix, "
     "CASE WHEN s.last_used_time IS NULL OR s.last_used_time < %s THEN 1 ELSE 0 END, "
     "(SELECT k.kid FROM {key} k WHERE k.retire_time IS NULL ORDER BY k.create_time DESC LIMIT 1), "
-    "c.dpop_bound_access_tokens "
+    "c.dpop_bound_access_tokens, "
+    "CASE WHEN s.lookup_hmac IS NULL THEN 1 ELSE 0 END "
 )
 
 
@@ -151,7 +153,7 @@ def batch_sql() -> str:
         _COLUMNS + "FROM unnest(%s::varchar[]) AS wanted(id) "
         "CROSS JOIN LATERAL (SELECT id, organization_id, scopes, audience, custom_claims, expiry, "
         "dpop_bound_access_tokens FROM {client} WHERE id = wanted.id OFFSET 0) c "
-        "CROSS JOIN LATERAL (SELECT id, secret_hash, secret_suffix, last_used_time "
+        "CROSS JOIN LATERAL (SELECT id, secret_hash, secret_suffix, last_used_time, lookup_hmac "
         "FROM {secret} s WHERE s.client_id = wanted.id AND " + _USABLE + " OFFSET 0) s"
     ).format(**_tables())
 
@@ -294,6 +296,21 @@ def read_rows(
     stale = now - timedelta(seconds=oauth_settings.LAST_USED_RESOLUTION_SECONDS)
     rows = _fetch_rows(db, _SQL or prepare(), [adapt(stale), client_id, adapt(now)])
     return rows, now, stale, _touch
+
+
+def record_lookup(secret_id: str, lookup: str) -> None:
+    """Store the keyed lookup of a secret made before lookups existed, once, after argon2 has
+    verified it (clients.models.secret_lookup): from then on a leak report finds it. A
+    failure (a read replica, a busy SQLite writer) is left for its next verification."""
+    table = ClientSecret._meta.db_table
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET lookup_hmac = %s WHERE id = %s AND lookup_hmac IS NULL",
+                [lookup, secret_id],
+            )
+    except DatabaseError:
+        pass
 
 
 def _touch(secret_id: str, now: Any, stale: Any) -> None:

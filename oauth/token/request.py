@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from django.conf import settings
 
+from clients.models import has_secret_prefix, secret_format_ok
 from oauth import assertions
 from oauth.token.lookup import could_be_client_id
 
@@ -160,9 +161,23 @@ MAX_SECRET_LENGTH = 512
 
 
 def could_be_secret(value: str) -> bool:
-    """Whether a presented secret is worth a look: 1 to 512 characters (ours are far shorter);
-    anything else is refused without hashing it."""
-    return 0 < len(value) <= MAX_SECRET_LENGTH
+    """Whether a presented secret is worth a look: 1 to 512 characters (ours are far shorter),
+    and, when it carries our secret prefix, well formed with a right checksum
+    (``clients.models.secret_format_ok``). Anything else is refused before any query or hash;
+    a secret of the old format (no prefix) takes the usual path."""
+    if not 0 < len(value) <= MAX_SECRET_LENGTH:
+        return False
+    return not has_secret_prefix(value) or secret_format_ok(value)
+
+
+def miswritten_secret(value: str) -> bool:
+    """A presented secret that claims our format (it carries the prefix) but is malformed or
+    has a wrong checksum: a guess or a typo, counted like a wrong secret."""
+    return (
+        0 < len(value) <= MAX_SECRET_LENGTH
+        and has_secret_prefix(value)
+        and (not secret_format_ok(value))
+    )
 
 
 SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})

@@ -120,7 +120,12 @@ def annotate() -> None:
         delete=_op("delete_client", "Delete a client and its secrets", EMPTY),
     )(views.ClientDetailView)
     extend_schema_view(
-        get=_op("list_secrets", "List a client's secrets", s.SecretList),
+        get=_op(
+            "list_secrets",
+            "List a client's secrets (unused=true: those unused for 90 days)",
+            s.SecretList,
+            parameters=[s.SecretQuery],
+        ),
         post=_op(
             "add_secret",
             "Add a secret (at most 5; returned once); the body may be empty",
@@ -133,6 +138,15 @@ def annotate() -> None:
         get=_op("get_secret", "Get a secret", s.SecretOne),
         delete=_op("delete_secret", "Delete a secret", EMPTY),
     )(views.SecretDetailView)
+    extend_schema_view(
+        post=_op(
+            "report_leaked_secrets",
+            "Report secrets found in public: each of ours is revoked (or only mailed, per its "
+            "organization's on_leak); results in the request's order",
+            s.ReportLeakResults,
+            request=s.ReportLeakInput,
+        ),
+    )(views.ReportLeakView)
     extend_schema_view(
         get=_op("list_keys", "List a client's public keys (private_key_jwt)", s.KeyList),
         post=_op(

@@ -13,6 +13,7 @@ from clients.models import (
     MAX_NAME_LENGTH,
     ApiClient,
     ClientSecret,
+    Organization,
 )
 
 
@@ -75,6 +76,27 @@ class OrganizationInput(StrictSerializer):
 
 class OrganizationPatch(OrganizationInput):
     display_name = StrictCharField(max_length=MAX_NAME_LENGTH, required=False)
+    on_leak = serializers.ChoiceField(
+        choices=Organization.OnLeak.values,
+        required=False,
+        help_text="revoke: a reported leaked secret is revoked at once; notify: only mailed",
+    )
+    secret_max_lifetime_days = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="new secrets expire after at most this many days; null: no own limit",
+    )
+
+
+class ReportLeakInput(StrictSerializer):
+    """Secrets a scanner found in public (``POST /api/v1/secrets:report-leak``)."""
+
+    secrets = serializers.ListField(
+        child=StrictCharField(max_length=512), min_length=1, max_length=100
+    )
+    url = StrictCharField(required=False, allow_blank=True, max_length=2048)
+    source = StrictCharField(required=False, allow_blank=True, max_length=64)
 
 
 class ClientInput(StrictSerializer):
@@ -106,6 +128,14 @@ class SecretInput(StrictSerializer):
                 {"expire_time": ["give expire_time or expiry_seconds, not both"]}
             )
         return attrs
+
+
+class SecretQuery(serializers.Serializer):
+    """The filter of a client's secret list (query parameter; optional)."""
+
+    unused = serializers.BooleanField(
+        required=False, help_text="true: only secrets unused for 90 days (revoke them)"
+    )
 
 
 class KeyInput(StrictSerializer):
@@ -174,6 +204,16 @@ class OrganizationSerializer(serializers.Serializer):
     external_id = serializers.CharField(allow_null=True)
     create_time = Rfc3339Field()
     update_time = Rfc3339Field()
+    on_leak = serializers.ChoiceField(choices=Organization.OnLeak.values)
+    secret_max_lifetime_days = serializers.IntegerField(allow_null=True)
+
+
+class LeakSerializer(serializers.Serializer):
+    """Where a secret scanner found the secret."""
+
+    url = serializers.CharField(source="leak_url")
+    source = serializers.CharField(source="leak_source")
+    report_time = Rfc3339Field(source="leak_time")
 
 
 class SecretSerializer(serializers.Serializer):
@@ -186,6 +226,14 @@ class SecretSerializer(serializers.Serializer):
     )
     last_used_time = Rfc3339Field(allow_null=True)
     expire_time = Rfc3339Field(allow_null=True)
+    unused = serializers.BooleanField(
+        source="is_unused",
+        help_text="unused (never, or not since) for 90 days: consider revoking it",
+    )
+    leak = serializers.SerializerMethodField(help_text="null unless reported leaked")
+
+    def get_leak(self, secret: ClientSecret) -> dict[str, Any] | None:
+        return LeakSerializer(secret).data if secret.leak_time is not None else None
 
 
 class KeySerializer(serializers.Serializer):
@@ -327,6 +375,17 @@ class SecretOne(serializers.Serializer):
 
 class SecretCreated(SecretOne, PlainSecret):
     """The new secret, and the secret itself in plain text."""
+
+
+class LeakResultSerializer(serializers.Serializer):
+    label = serializers.ChoiceField(choices=["true_positive", "false_positive"])
+    secret_id = serializers.CharField(allow_null=True)
+
+
+class ReportLeakResults(serializers.Serializer):
+    """One result per reported secret, in the request's order."""
+
+    results = LeakResultSerializer(many=True)
 
 
 class KeyList(serializers.Serializer):

@@ -21,6 +21,7 @@ urlpatterns = [
         ),
         name="docs",
     ),
+    path("secrets:report-leak", views.ReportLeakView.as_view(), name="secret-report-leak"),
     path("organizations", views.OrganizationListView.as_view(), name="organization-list"),
     path(ORG, views.OrganizationDetailView.as_view(), name="organization-detail"),
     path(f"{ORG}/clients", views.ClientListView.as_view(), name="client-list"),

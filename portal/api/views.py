@@ -100,6 +100,23 @@ class OrganizationDetailView(ManagementView):
         return Response(s.OrganizationOne({"organization": organization}).data)
 
 
+class ReportLeakView(ManagementView):
+    """Secrets found in public, from any scanner or the provider's own tools: each of ours is
+    revoked (or only mailed, per the organization's on_leak), as GitHub's alerts do."""
+
+    def post(self, request: Request) -> Response:
+        data = self.parse(s.ReportLeakInput, request)
+        results = services.secrets_report_leak(
+            actor=self.actor(),
+            tokens=data["secrets"],
+            url=data.get("url", ""),
+            source=data.get("source", ""),
+        )
+        return Response(
+            s.ReportLeakResults({"results": results}).data, headers={"Cache-Control": "no-store"}
+        )
+
+
 class ClientListView(ManagementView):
     def get(self, request: Request, organization_id: str) -> Response:
         organization = selectors.organization_get(organization_id)
@@ -152,7 +169,12 @@ class ClientDetailView(ManagementView):
 class SecretListView(ManagementView):
     def get(self, request: Request, organization_id: str, client_id: str) -> Response:
         client = self.client_of(organization_id, client_id)
-        return Response(s.SecretList({"secrets": client.secrets.all()}).data)
+        query = s.SecretQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        secrets = list(client.secrets.all())
+        if "unused" in query.validated_data:
+            secrets = [x for x in secrets if x.is_unused == query.validated_data["unused"]]
+        return Response(s.SecretList({"secrets": secrets}).data)
 
     def post(self, request: Request, organization_id: str, client_id: str) -> Response:
         client = self.client_of(organization_id, client_id)

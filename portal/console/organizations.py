@@ -7,12 +7,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from clients import services
+from clients.conf import client_settings
 from clients.models import ApiResource, Organization
 from portal.console.base import ServiceAdmin, confirm_action, copy_fields, staff_actor
 from portal.console.memberships import OrganizationMembershipInline, save_memberships
@@ -42,9 +44,10 @@ class OrganizationAdmin(ServiceAdmin):
         "client_count",
         "member_count",
         "restrict_apis",
+        "on_leak",
         "create_time",
     )
-    list_filter = ("restrict_apis", "create_time")
+    list_filter = ("restrict_apis", "on_leak", "create_time")
     search_fields = ("display_name", "id", "external_id")
     date_hierarchy = "create_time"
     fields = (
@@ -53,6 +56,8 @@ class OrganizationAdmin(ServiceAdmin):
         "external_id",
         "restrict_apis",
         "allowed_apis",
+        "on_leak",
+        "secret_max_lifetime_days",
         "clients_link",
         "create_time",
         "update_time",
@@ -87,6 +92,19 @@ class OrganizationAdmin(ServiceAdmin):
         url = reverse("admin:clients_apiclient_changelist") + f"?organization__id__exact={obj.pk}"
         return format_html('<a href="{}">{} client(s)</a>', url, obj.clients.count())
 
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        cap = client_settings.SECRET_MAX_LIFETIME_DAYS_CAP
+        field = form.base_fields.get("secret_max_lifetime_days")
+        if field is not None:
+            field.validators = [v for v in field.validators if not isinstance(v, MinValueValidator)]
+            field.validators.append(MinValueValidator(1))
+            field.help_text = "New secrets expire after at most this many days; empty: no limit"
+            if cap is not None:
+                field.validators.append(MaxValueValidator(cap))
+                field.help_text += f" (the provider's cap: {cap} days)"
+        return form
+
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
         actor = staff_actor(request)
         data = form.cleaned_data
@@ -97,6 +115,8 @@ class OrganizationAdmin(ServiceAdmin):
                 organization=current,
                 display_name=data["display_name"],
                 external_id=data.get("external_id") or None,
+                on_leak=data.get("on_leak") or Organization.OnLeak.REVOKE,
+                secret_max_lifetime_days=data.get("secret_max_lifetime_days"),
             )
         else:
             saved = services.organization_create(
@@ -104,6 +124,15 @@ class OrganizationAdmin(ServiceAdmin):
                 display_name=data["display_name"],
                 external_id=data.get("external_id") or None,
             )
+            on_leak = data.get("on_leak") or Organization.OnLeak.REVOKE
+            days = data.get("secret_max_lifetime_days")
+            if on_leak != saved.on_leak or days is not None:
+                saved = services.organization_update(
+                    actor=actor,
+                    organization=saved,
+                    on_leak=on_leak,
+                    secret_max_lifetime_days=days,
+                )
         copy_fields(obj, saved)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -23,7 +23,12 @@ class SecretStatusFilter(admin.SimpleListFilter):
     parameter_name = "status"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("ACTIVE", "Active"), ("INACTIVE", "Inactive"), ("EXPIRED", "Expired")]
+        return [
+            ("ACTIVE", "Active"),
+            ("INACTIVE", "Inactive"),
+            ("EXPIRED", "Expired"),
+            ("LEAKED", "Leaked"),
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         now = timezone.now()
@@ -34,6 +39,8 @@ class SecretStatusFilter(admin.SimpleListFilter):
             return queryset.filter(expired, status=ClientSecret.Status.ACTIVE)
         if self.value() == "INACTIVE":
             return queryset.filter(status=ClientSecret.Status.INACTIVE)
+        if self.value() == "LEAKED":
+            return queryset.filter(status=ClientSecret.Status.LEAKED)
         return queryset
 
 
@@ -116,6 +123,9 @@ class ClientSecretAdmin(SecretColumns, ServiceAdmin):
         "update_time",
         "last_used_time",
         "expire_time",
+        "leak_url",
+        "leak_source",
+        "leak_time",
     )
     readonly_fields = fields
     actions = ("deactivate", "reactivate", "delete_selected")
@@ -140,10 +150,21 @@ class ClientSecretAdmin(SecretColumns, ServiceAdmin):
     def _set_status(self, request: HttpRequest, queryset: QuerySet, status: str) -> None:
         actor = staff_actor(request)
         count = 0
+        leaked = 0
         for secret in queryset.select_related("client"):
+            if secret.status == ClientSecret.Status.LEAKED:
+                leaked += 1  # a leaked secret stays revoked (secret_set_status refuses)
+                continue
             services.secret_set_status(actor=actor, secret=secret, status=status)
             count += 1
         self.message_user(request, f"{count} secret(s) now {status.lower()}.")
+        if leaked:
+            self.message_user(
+                request,
+                f"{leaked} leaked secret(s) left as they are: a leaked secret cannot be "
+                "reactivated or deactivated; delete it instead.",
+                level=messages.WARNING,
+            )
 
     @admin.action(description="Deactivate selected secrets", permissions=["revoke"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -395,3 +396,33 @@ class TokenTestForm(forms.Form):
         max_length=16 * 1024,
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "autocomplete": "off"}),
     )
+
+
+class OrganizationSettingsForm(forms.Form):
+    """What an owner sets for the whole organization: what a leak report does, and how long
+    new secrets may live (within the provider's cap)."""
+
+    on_leak = forms.ChoiceField(
+        label="When a secret is found in public",
+        choices=Organization.OnLeak.choices,
+        widget=forms.RadioSelect,
+        help_text="A secret scanner (GitHub, or the provider's tools) reports secrets it finds "
+        "in public code, logs or pastes. Revoking at once is safest; choose notify only if "
+        "your services must keep running until you rotate.",
+    )
+    secret_max_lifetime_days = forms.IntegerField(
+        label="Maximum secret lifetime (days)",
+        required=False,
+        min_value=1,
+        help_text="New secrets expire after at most this many days; the owners and admins are "
+        "reminded 14 and 3 days before. Empty: no limit of your own.",
+    )
+
+    def __init__(self, *args: Any, cap: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["secret_max_lifetime_days"]
+        if cap is not None:
+            field.max_value = cap
+            field.validators.append(MaxValueValidator(cap))
+            field.widget.attrs["max"] = cap
+            field.help_text += f" The provider allows at most {cap} days."

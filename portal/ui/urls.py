@@ -62,6 +62,12 @@ urlpatterns = [
     path(org + "audit", views.audit_log, name="audit-log"),
     path(org + "apis", views.catalog, name="catalog"),
     path(org + "members", views.members, name="members"),
+    path(org + "settings", views.organization_settings, name="organization-settings"),
+    path(
+        org + "settings/update",
+        views.organization_settings_update,
+        name="organization-settings-update",
+    ),
     path(org + "members/invite", views.member_invite, name="member-invite"),
     path(org + "members/<int:membership_id>/role", views.member_role, name="member-role"),
     path(org + "members/<int:membership_id>/remove", views.member_remove, name="member-remove"),

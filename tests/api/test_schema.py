@@ -117,6 +117,7 @@ def test_every_operation_answers_as_documented(checked, document, org, guide_cli
     assert created["external_id"] is None
     call("get", f"/organizations/{created['id']}")
     call("patch", f"/organizations/{created['id']}", {"external_id": "ini"})
+    call("patch", f"/organizations/{created['id']}", {"on_leak": "notify"})
 
     clients = f"/organizations/{org.id}/clients"
     call("get", clients)
@@ -147,6 +148,12 @@ def test_every_operation_answers_as_documented(checked, document, org, guide_cli
 
     call("delete", f"{world.path}/keys/{key['id']}")
     call("delete", f"{world.path}/secrets/{world.secrets[0].id}")
+    plain = call("post", f"{world.path}/secrets").json()["plain_secret"]
+    results = call("post", "/secrets:report-leak", {"secrets": [plain, "m2ms_x"]}).json()
+    assert [r["label"] for r in results["results"]] == ["true_positive", "false_positive"]
+    leaked = results["results"][0]["secret_id"]
+    assert call("get", f"{world.path}/secrets/{leaked}").json()["secret"]["status"] == "LEAKED"
+
     call("delete", f"{clients}/{new['client_id']}")
     events = call("get", f"/organizations/{org.id}/audit-events?page_size=2").json()
     assert events["next_page_token"] and events["audit_events"][0]["action"] == "client.delete"
@@ -178,6 +185,8 @@ def test_the_checks_catch_a_drift(document):
         "external_id": None,
         "create_time": "2024-01-02T03:04:05.000000Z",
         "update_time": "2024-01-02T03:04:05.000000Z",
+        "on_leak": "revoke",
+        "secret_max_lifetime_days": None,
     }
     schema = {"$ref": "#/components/schemas/Organization", "components": document.components}
     validator = Draft202012Validator(schema, format_checker=FORMATS)

@@ -59,6 +59,8 @@ def organization_shape(org: Organization) -> dict:
         "external_id": org.external_id,
         "create_time": stamp(org.create_time),
         "update_time": stamp(org.update_time),
+        "on_leak": org.on_leak,
+        "secret_max_lifetime_days": org.secret_max_lifetime_days,
     }
 
 
@@ -71,6 +73,8 @@ def secret_shape(secret: ClientSecret, status: str) -> dict:
         "status": status,
         "last_used_time": stamp(secret.last_used_time),
         "expire_time": stamp(secret.expire_time),
+        "unused": secret.is_unused,
+        "leak": None,
     }
 
 
@@ -172,6 +176,8 @@ def test_get_organization(api, world):
                 "external_id": None,
                 "create_time": "2024-01-02T03:04:05.000000Z",
                 "update_time": "2024-05-06T07:08:09.123456Z",
+                "on_leak": "revoke",
+                "secret_max_lifetime_days": None,
             }
         },
     )

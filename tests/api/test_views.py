@@ -148,7 +148,7 @@ def test_it_registers_the_guides_client(api, org, client):
     assert re.fullmatch(r"sks_\d{17}", secret["id"])
     assert secret["status"] == "ACTIVE" and secret["last_used_time"] is None
     assert secret["secret_suffix"] == body["plain_secret"][-4:]
-    assert body["plain_secret"].startswith("test_") and len(body["plain_secret"]) >= 5 + 43
+    assert body["plain_secret"].startswith("m2ms_") and len(body["plain_secret"]) == 5 + 49
     # The secret works at the token endpoint.
     creds = Credentials(ApiClient.objects.get(pk=created["client_id"]), body["plain_secret"])
     assert request_token(client, creds).status_code == 200

@@ -31,8 +31,9 @@ pytestmark = pytest.mark.django_db
 def test_client_create_stores_only_an_argon2id_hash(org):
     client, plain = client_create(actor=SYSTEM, organization=org, **GUIDE_CLIENT)
     secret = ClientSecret.objects.get(client=client)
-    assert plain.startswith("test_")
-    assert re.fullmatch(r"test_[A-Za-z0-9_-]{43}", plain)  # 32 random bytes: 43 URL-safe chars
+    assert plain.startswith("m2ms_")
+    # The published format: prefix, 43 base62 characters (>= 256 bits), 6 of checksum.
+    assert re.fullmatch(r"m2ms_[0-9A-Za-z]{43}[0-9A-Za-z]{6}", plain)
     assert secret.secret_hash.startswith("$argon2id$")
     assert plain not in secret.secret_hash
     assert secret.secret_suffix == plain[-4:]
@@ -96,7 +97,7 @@ def test_management_clients_live_in_no_organization(db, settings):
     assert client.id.startswith("skc_") and client.organization is None
     assert client.scopes == ["management"]
     assert client.audience == [settings.OAUTH["MANAGEMENT_AUDIENCE"]]
-    assert plain.startswith("test_")
+    assert plain.startswith("m2ms_")
 
 
 def test_revoke_all_secrets(guide_client):

@@ -355,6 +355,7 @@ def test_organization_add_change_and_delete_through_services(
             "external_id": "initech",
             "restrict_apis": "on",
             "allowed_apis": [api.pk],
+            "on_leak": "revoke",
             **inline("memberships", [{"user": staff_nobody.pk, "role": "owner"}]),
         },
     )
@@ -377,6 +378,7 @@ def test_organization_add_change_and_delete_through_services(
             "external_id": "initech",
             "restrict_apis": "on",
             "allowed_apis": [api.pk],
+            "on_leak": "revoke",
             **inline(
                 "memberships",
                 [
@@ -404,6 +406,8 @@ def test_organization_add_change_and_delete_through_services(
         {
             "display_name": "Initech Ltd",
             "external_id": "initech",
+            "on_leak": "notify",
+            "secret_max_lifetime_days": "45",
             **inline(
                 "memberships",
                 [
@@ -421,6 +425,7 @@ def test_organization_add_change_and_delete_through_services(
     assert ok.status_code == 302
     initech.refresh_from_db()
     assert initech.display_name == "Initech Ltd" and not initech.restrict_apis
+    assert (initech.on_leak, initech.secret_max_lifetime_days) == ("notify", 45)
     assert_by(last_event("organization.update"), superuser)
     assert last_event("organization.restrict_apis").details == {"apis": None}
 
@@ -788,3 +793,40 @@ def test_a_control_character_in_a_name_is_a_field_error(admin_client, console, b
     assert response.status_code == 200
     assert "description" in response.context["adminform"].form.errors
     assert not ApiResource.objects.filter(name="Billing").exists()
+
+
+def test_a_leaked_secret_is_not_reactivated_from_the_console(admin_client, console, client):
+    from clients.services import secret_report_leak
+    from tests.conftest import SYSTEM
+
+    guide = console.credentials["guide"]
+    secret = ClientSecret.objects.filter(client=guide.client).order_by("create_time").first()
+    secret_report_leak(actor=SYSTEM, token=guide.secret, url="https://x.test/leak")
+    secret.refresh_from_db()
+    assert secret.status == "LEAKED"
+    for action in ("reactivate", "deactivate"):
+        response = run_action(admin_client, "clients_clientsecret", action, [secret.pk])
+        assert response.status_code == 302
+        secret.refresh_from_db()
+        assert secret.status == "LEAKED"
+    page = admin_client.get(reverse("admin:clients_clientsecret_change", args=[quote(secret.pk)]))
+    assert b"https://x.test/leak" in page.content
+    assert request_token(client, guide).status_code == 401
+
+
+def test_the_console_refuses_a_lifetime_above_the_cap(admin_client, console, org, settings):
+    settings.OAUTH = {**settings.OAUTH, "SECRET_MAX_LIFETIME_DAYS_CAP": 30}
+    change = reverse("admin:clients_organization_change", args=[quote(org.id)])
+    response = admin_client.post(
+        change,
+        {
+            "display_name": org.display_name,
+            "on_leak": "revoke",
+            "secret_max_lifetime_days": "31",
+            **inline("memberships", []),
+        },
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert b"30" in response.content
+    org.refresh_from_db()
+    assert org.secret_max_lifetime_days is None

@@ -43,6 +43,7 @@ from portal.ui.views.members import (
     member_role,
     members,
 )
+from portal.ui.views.organization import organization_settings, organization_settings_update
 
 __all__ = [
     "LoginView",
@@ -67,6 +68,8 @@ __all__ = [
     "member_remove",
     "member_role",
     "members",
+    "organization_settings",
+    "organization_settings_update",
     "secret_new",
     "secret_revoke",
     "secret_revoke_confirm",
