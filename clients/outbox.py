@@ -22,7 +22,6 @@ import logging
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.db import transaction
 from django.db.models import F
@@ -41,21 +40,40 @@ BACKOFF_MAX_SECONDS = 3600
 LEASE_SECONDS = 300
 MAX_ERROR_LENGTH = 500
 
-Handler = Callable[[dict[str, Any]], None]
+Handler = Callable[..., None]
 _handlers: dict[str, Handler] = {}
+# Kinds whose handler also gets the task (its attempt number): ``handler(kind, with_task=True)``.
+_with_task: set[str] = set()
+# Kinds with a retry schedule of their own: the waits after the 1st, 2nd… failure; one failure
+# more than the schedule is long and the task is dead.
+_schedules: dict[str, tuple[float, ...]] = {}
+SCHEDULE_JITTER = 0.1
 
 
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register ``function`` as the handler of ``kind`` (one handler per kind)."""
+def handler(
+    kind: str, *, retry_schedule: tuple[float, ...] | None = None, with_task: bool = False
+) -> Callable[[Handler], Handler]:
+    """Register ``function`` as the handler of ``kind`` (one handler per kind).
+
+    ``retry_schedule`` (seconds) replaces the default exponential backoff for this kind;
+    ``with_task`` passes the claimed ``OutboxTask`` as a second argument."""
 
     def register(function: Handler) -> Handler:
         existing = _handlers.get(kind)
         if existing is not None and existing is not function:
             raise ValueError(f"outbox kind {kind!r} already has a handler: {existing!r}")
         _handlers[kind] = function
+        if retry_schedule is not None:
+            _schedules[kind] = tuple(retry_schedule)
+        if with_task:
+            _with_task.add(kind)
         return function
 
     return register
+
+
+class GiveUp(Exception):
+    """Raised by a handler when retrying is pointless: the task is dead at once."""
 
 
 def registered_kinds() -> list[str]:
@@ -68,7 +86,24 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.5, 1.5))
 
 
-def claim(limit: int = 10, now: datetime | None = None) -> list[OutboxTask]:
+def max_attempts(kind: str) -> int:
+    """How many attempts a task of ``kind`` gets."""
+    schedule = _schedules.get(kind)
+    return MAX_ATTEMPTS if schedule is None else len(schedule) + 1
+
+
+def retry_wait(kind: str, attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failure of a task of ``kind``, with jitter."""
+    schedule = _schedules.get(kind)
+    if schedule is None:
+        return backoff(attempts)
+    seconds = schedule[min(attempts, len(schedule)) - 1]
+    return timedelta(seconds=seconds * random.uniform(1 - SCHEDULE_JITTER, 1 + SCHEDULE_JITTER))
+
+
+def claim(
+    limit: int = 10, now: datetime | None = None, kinds: list[str] | None = None
+) -> list[OutboxTask]:
     """Claim up to ``limit`` due tasks for this worker, counting the attempt and taking a lease.
 
     On PostgreSQL the candidates are read ``FOR UPDATE SKIP LOCKED``, so workers on several
@@ -81,6 +116,8 @@ def claim(limit: int = 10, now: datetime | None = None) -> list[OutboxTask]:
         status__in=[OutboxTask.Status.PENDING, OutboxTask.Status.RUNNING],
         next_attempt_at__lte=now,
     ).order_by("next_attempt_at", "id")
+    if kinds is not None:  # a worker limited to some kinds (``run_webhook_worker``)
+        due = due.filter(kind__in=kinds)
     claimed = []
     with transaction.atomic():
         for task in due.select_for_update(skip_locked=True)[:limit]:
@@ -103,7 +140,10 @@ def run(task: OutboxTask) -> bool:
         function = _handlers.get(task.kind)
         if function is None:  # perhaps a newer release registers it: retry, then give up
             raise LookupError(f"no handler for outbox kind {task.kind!r}")
-        function(task.payload)
+        if task.kind in _with_task:
+            function(task.payload, task)
+        else:
+            function(task.payload)
     except Exception as exc:
         _failed(task, exc)
         return False
@@ -119,10 +159,11 @@ def _failed(task: OutboxTask, exc: Exception) -> None:
     # status code), and the payload it was given stays out of the log and the row.
     error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
     now = timezone.now()
-    dead = task.attempts >= MAX_ATTEMPTS
+    limit = max_attempts(task.kind)
+    dead = task.attempts >= limit or isinstance(exc, GiveUp)
     OutboxTask.objects.filter(pk=task.pk).update(
         status=OutboxTask.Status.DEAD if dead else OutboxTask.Status.PENDING,
-        next_attempt_at=now if dead else now + backoff(task.attempts),
+        next_attempt_at=now if dead else now + retry_wait(task.kind, task.attempts),
         last_error=error,
         update_time=now,
     )
@@ -131,10 +172,22 @@ def _failed(task: OutboxTask, exc: Exception) -> None:
         task.pk,
         task.kind,
         task.attempts,
-        MAX_ATTEMPTS,
+        limit,
         "; giving up" if dead else "",
         error,
     )
+
+
+def oldest_pending_age(now: datetime | None = None) -> float:
+    """Seconds since the oldest task still waiting to run was written (0 when none waits)."""
+    now = now or timezone.now()
+    oldest = (
+        OutboxTask.objects.filter(status__in=[OutboxTask.Status.PENDING, OutboxTask.Status.RUNNING])
+        .order_by("create_time")
+        .values_list("create_time", flat=True)
+        .first()
+    )
+    return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
 
 
 def purge_done(older_than: timedelta = timedelta(days=7)) -> int:
