@@ -23,6 +23,7 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -36,7 +37,8 @@ MAX_ATTEMPTS = 8
 # at most an hour: the eighth attempt comes some four minutes after the first.
 BACKOFF_BASE_SECONDS = 2
 BACKOFF_MAX_SECONDS = 3600
-# How long a claimed task belongs to its worker; past it another worker may run it again.
+# How long a claimed task belongs to its worker; past it another worker may run it again
+# (``settings.OUTBOX_LEASE_SECONDS``, this by default).
 LEASE_SECONDS = 300
 MAX_ERROR_LENGTH = 500
 
@@ -86,6 +88,10 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.5, 1.5))
 
 
+def lease_seconds() -> int:
+    return int(getattr(settings, "OUTBOX_LEASE_SECONDS", LEASE_SECONDS))
+
+
 def max_attempts(kind: str) -> int:
     """How many attempts a task of ``kind`` gets."""
     schedule = _schedules.get(kind)
@@ -124,7 +130,7 @@ def claim(
             won = OutboxTask.objects.filter(pk=task.pk, attempts=task.attempts).update(
                 status=OutboxTask.Status.RUNNING,
                 attempts=F("attempts") + 1,
-                next_attempt_at=now + timedelta(seconds=LEASE_SECONDS),
+                next_attempt_at=now + timedelta(seconds=lease_seconds()),
                 update_time=now,
             )
             if won:

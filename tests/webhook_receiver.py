@@ -2,7 +2,8 @@
 delivery with the ``standardwebhooks`` reference library (not our code) and records it.
 
 ``statuses`` scripts its answers (a list consumed in order, then ``default_status``);
-``block`` makes it hold each request until released (a worker killed mid-delivery);
+``block`` makes it hold each request until released (a worker killed mid-delivery), ``delay``
+slows each answer;
 ``concurrent_max`` is the most requests it saw at the same moment per ``webhook-id``.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,6 +35,7 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     default_status: int = 200
     block: threading.Event | None = None
+    delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     in_flight: dict[str, int] = field(default_factory=dict)
     concurrent_max: int = 0
@@ -65,6 +68,7 @@ class Receiver:
                 try:
                     if receiver.block is not None:
                         receiver.block.wait(30)
+                    time.sleep(receiver.delay)
                     try:
                         payload = Webhook(receiver.secret).verify(body, headers)
                         verified = True
