@@ -7,6 +7,7 @@ import io
 import re
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
@@ -345,3 +346,32 @@ def test_a_test_event_reaches_a_disabled_endpoint_only(org, receiver):
         assert "webhook.test" not in other.types()
     finally:
         other.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_going_away_mid_change_keeps_neither_change_nor_event(org, receiver):
+    """For real on PostgreSQL: the server ends our session after the change and its audit event
+    were written, before the commit."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs a database server to take away")
+    endpoint_for(receiver, org)
+    params = connection.get_connection_params()
+    before = (ApiClient.objects.count(), WebhookEvent.objects.count(), OutboxTask.objects.count())
+    # B017: the driver's error on a dead connection.
+    with pytest.raises(Exception), transaction.atomic():  # noqa: B017
+        client_create(actor=SYSTEM, organization=org, name="Lost with the database")
+        assert WebhookEvent.objects.filter(type="client.created").exists()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        with psycopg.connect(
+            **{k: v for k, v in params.items() if k in ("host", "port", "user", "dbname")},
+            password=params.get("password"),
+            autocommit=True,
+        ) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    connection.close()
+    after = (ApiClient.objects.count(), WebhookEvent.objects.count(), OutboxTask.objects.count())
+    assert after == before
+    deliver()
+    assert receiver.received == []
