@@ -43,6 +43,14 @@ from portal.ui.views.members import (
     member_role,
     members,
 )
+from portal.ui.views.webhooks import (
+    webhook_delete,
+    webhook_detail,
+    webhook_retry,
+    webhook_rotate,
+    webhook_test,
+    webhooks,
+)
 
 __all__ = [
     "LoginView",
@@ -76,4 +84,10 @@ __all__ = [
     "trust_policy_delete",
     "trust_policy_new",
     "trust_policy_test",
+    "webhook_delete",
+    "webhook_detail",
+    "webhook_retry",
+    "webhook_rotate",
+    "webhook_test",
+    "webhooks",
 ]
