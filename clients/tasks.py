@@ -141,10 +141,12 @@ def webhook_deliver(payload: dict[str, Any], task: OutboxTask) -> None:
         error = str(exc)[:200]
     duration_ms = int((time.monotonic() - started) * 1000)
     ok = code is not None and 200 <= code < 300
+    # The task's attempt, or after a "retry now" (a task of its own) the next after those made.
+    previous = WebhookDelivery.objects.filter(endpoint=endpoint, event=event).count()
     WebhookDelivery.objects.create(
         endpoint=endpoint,
         event=event,
-        attempt=task.attempts,
+        attempt=max(task.attempts, previous + 1),
         status=WebhookDelivery.Status.SUCCEEDED if ok else WebhookDelivery.Status.FAILED,
         response_code=code,
         duration_ms=duration_ms,

@@ -118,6 +118,8 @@ PUBLIC_TYPES: tuple[str, ...] = tuple(sorted(set(EVENT_TYPES.values())))
 def url_errors(url: str) -> str | None:
     """Why ``url`` cannot be an endpoint, or None. Addresses are checked again at each delivery
     by the fetcher (a name may resolve elsewhere later); here a literal address is refused."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return "Enter a valid URL (no spaces or control characters)."
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -413,5 +413,7 @@ class WebhookForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every event, including those of later features.",
     )
-    description = forms.CharField(label="Description", max_length=200, required=False)
+    description = forms.CharField(
+        label="Description", max_length=MAX_DESCRIPTION_LENGTH, required=False
+    )
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)

@@ -222,6 +222,8 @@ def test_a_delivery_that_failed_every_attempt_is_dead_and_can_be_retried_now(org
     assert receiver.types() == ["client.created"]
     # The same webhook-id as the failed attempts: receivers de-duplicate.
     assert len({r.id for r in receiver.received}) == 1
+    last = WebhookDelivery.objects.filter(endpoint=endpoint).first()
+    assert (last.attempt, last.status) == (9, "succeeded")
 
 
 def test_410_gone_disables_the_endpoint(org, receiver):
@@ -316,7 +318,9 @@ def test_the_signing_secret_is_stored_encrypted(org, receiver):
         ("https://10.0.0.5/hooks", "private"),
         ("https://169.254.169.254/latest", "metadata"),
         ("https://user:pw@hooks.example.com/", "credentials"),
-        ("not a url", "https"),
+        ("not a url", "URL"),
+        ("https://hooks.example.com/a b", "spaces"),
+        ("https://intranet/hooks", "public host"),
     ],
 )
 def test_it_refuses_an_unsafe_url(org, settings, url, message):
