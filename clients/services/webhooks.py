@@ -93,11 +93,10 @@ def webhook_endpoint_update(
         endpoint.disabled_reason = "disabled by a person"
     endpoint.save()
     after = {name: getattr(endpoint, name) for name in changes}
-    changed = {
-        n: {"before": before[n], "after": after[n]} for n in changes if before[n] != after[n]
-    }
+    changed = {n: [before[n], after[n]] for n in sorted(changes) if before[n] != after[n]}
     if changed:
-        audit_webhook_endpoint(actor, "webhook_endpoint.update", endpoint, details=changed)
+        details = {"changed": sorted(changed), "changes": changed}
+        audit_webhook_endpoint(actor, "webhook_endpoint.update", endpoint, details=details)
     return endpoint
 
 
