@@ -19,7 +19,7 @@ import hmac
 import ipaddress
 import json
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db.models import Q
+from django.utils import timezone
 from prometheus_client import Counter
 
 from clients.models import (
@@ -57,6 +58,9 @@ TIMEOUT_SECONDS = 10.0
 RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 DISABLE_AFTER_SECONDS = 5 * 86400
 TEST_EVENT_TYPE = "webhook.test"
+# Events and their delivery log are kept this long (``manage.py purge_expired``): well past
+# the last retry (about 28 hours), long enough to read what happened last month.
+EVENT_RETENTION_DAYS = 30
 
 # Counted in the worker that delivers (with PROMETHEUS_MULTIPROC_DIR shared with the web server,
 # /metrics adds the workers' counts up). outcome: success, failure (retried), gone (410).
@@ -363,3 +367,12 @@ def body(event: WebhookEvent) -> bytes:
         separators=(",", ":"),
         sort_keys=False,
     ).encode()
+
+
+def purge_old_events(older_than: timedelta = timedelta(days=EVENT_RETENTION_DAYS)) -> int:
+    """Delete events (and their delivery attempts) older than ``older_than``; how many."""
+    cutoff = timezone.now() - older_than
+    old = WebhookEvent.objects.filter(timestamp__lt=cutoff)
+    count = old.count()
+    old.delete()
+    return count

@@ -379,3 +379,17 @@ def test_the_database_going_away_mid_change_keeps_neither_change_nor_event(org, 
     assert after == before
     deliver()
     assert receiver.received == []
+
+
+def test_purge_expired_forgets_events_after_30_days(org, receiver):
+    endpoint_for(receiver, org)
+    client_create(actor=SYSTEM, organization=org, name="Old news")
+    client_create(actor=SYSTEM, organization=org, name="Recent")
+    deliver()
+    old = WebhookEvent.objects.get(data__name="Old news")
+    WebhookEvent.objects.filter(pk=old.pk).update(timestamp=timezone.now() - timedelta(days=31))
+    out = io.StringIO()
+    call_command("purge_expired", stdout=out)
+    assert "1 webhook events" in out.getvalue()
+    assert list(WebhookEvent.objects.values_list("data__name", flat=True)) == ["Recent"]
+    assert WebhookDelivery.objects.count() == 1
