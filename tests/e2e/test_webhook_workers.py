@@ -145,3 +145,44 @@ def test_two_workers_never_make_one_attempt_twice_at_once(server, api, tmp_path)
         for process in workers:
             stop(process)
         receiver.stop()
+
+
+def test_the_scripted_scenario_over_http_arrives_verified_exactly_once(server, api, tmp_path):
+    """Create a client, add a secret, revoke it, delete the client, all through the management
+    API of a real server; one worker process delivers; the receiver verifies each delivery with
+    ``standardwebhooks`` and no body holds a plain secret."""
+    receiver = Receiver().start()
+    try:
+        org_id, endpoint_id = setup_endpoint(
+            api, receiver, ["client.created", "secret.created", "secret.revoked", "client.deleted"]
+        )
+        clients = f"/organizations/{org_id}/clients"
+        made = api("post", clients, {"name": "Scenario"})
+        client_id = made["client"]["client_id"]
+        added = api("post", f"{clients}/{client_id}/secrets")
+        secret_id = added["secret"]["id"]
+        api("delete", f"{clients}/{client_id}/secrets/{secret_id}")
+        api("delete", f"{clients}/{client_id}")
+        server.manage("run_webhook_worker", "--once")
+        assert all(r.verified for r in receiver.received)
+        assert Counter(receiver.types()) == Counter(
+            {"client.created": 1, "secret.created": 2, "secret.revoked": 1, "client.deleted": 1}
+        )
+        per_id = Counter(r.id for r in receiver.received)
+        assert set(per_id.values()) == {1}  # exactly once per successful delivery
+        by_type = {p["type"]: p for p in receiver.ok()}
+        assert by_type["client.created"]["data"]["client_id"] == client_id
+        assert by_type["client.created"]["data"]["organization_id"] == org_id
+        assert by_type["secret.revoked"]["data"]["secret_id"] == secret_id
+        assert by_type["secret.revoked"]["data"]["secret_suffix"] == added["plain_secret"][-4:]
+        assert by_type["client.deleted"]["data"]["name"] == "Scenario"
+        for text in (r.body.decode() for r in receiver.received):
+            for plain in (made["plain_secret"], added["plain_secret"], receiver.secret):
+                assert plain not in text
+        deliveries = api(
+            "get", f"/organizations/{org_id}/webhook-endpoints/{endpoint_id}/deliveries"
+        )
+        assert {d["status"] for d in deliveries["deliveries"]} == {"succeeded"}
+        assert deliveries["total_size"] == 5
+    finally:
+        receiver.stop()
