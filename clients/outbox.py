@@ -74,10 +74,6 @@ def handler(
     return register
 
 
-class GiveUp(Exception):
-    """Raised by a handler when retrying is pointless: the task is dead at once."""
-
-
 def registered_kinds() -> list[str]:
     return sorted(_handlers)
 
@@ -166,7 +162,7 @@ def _failed(task: OutboxTask, exc: Exception) -> None:
     error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
     now = timezone.now()
     limit = max_attempts(task.kind)
-    dead = task.attempts >= limit or isinstance(exc, GiveUp)
+    dead = task.attempts >= limit
     OutboxTask.objects.filter(pk=task.pk).update(
         status=OutboxTask.Status.DEAD if dead else OutboxTask.Status.PENDING,
         next_attempt_at=now if dead else now + retry_wait(task.kind, task.attempts),

@@ -257,6 +257,7 @@ def test_an_endpoint_failing_for_five_days_is_disabled_with_one_email(org, recei
     endpoint.refresh_from_db()
     assert not endpoint.enabled
     assert endpoint.disabled_reason == "deliveries failed for 5 days"
+    assert mail.outbox == []  # the webhook worker sends no mail: the mail worker does
     run_worker()  # the mail
     assert len(mail.outbox) == 1
     assert sorted(mail.outbox[0].to) == ["admin@acme.test", "owner@acme.test"]
