@@ -394,3 +394,29 @@ def test_purge_expired_forgets_events_after_30_days(org, receiver):
     assert "1 webhook events" in out.getvalue()
     assert list(WebhookEvent.objects.values_list("data__name", flat=True)) == ["Recent"]
     assert WebhookDelivery.objects.count() == 1
+
+
+def test_a_redirect_is_not_followed_and_counts_as_a_failure(org, receiver):
+    endpoint = endpoint_for(receiver, org)
+    receiver.statuses = [307]
+    client_create(actor=SYSTEM, organization=org, name="Redirected")
+    assert "0 done, 1 failed" in deliver()
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    assert (delivery.status, delivery.response_code) == ("failed", 307)
+    assert len(receiver.received) == 1  # once, at the registered URL only
+
+
+def test_a_receiver_slower_than_the_timeout_is_a_failure(org, receiver, monkeypatch):
+    # The 10 s limit, shortened for the test: a setting of the module, not its code.
+    monkeypatch.setattr(webhooks, "TIMEOUT_SECONDS", 0.5)
+    endpoint = endpoint_for(receiver, org)
+    receiver.delay = 2
+    client_create(actor=SYSTEM, organization=org, name="Slow")
+    assert "0 done, 1 failed" in deliver()
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    assert (delivery.status, delivery.response_code, delivery.error) == (
+        "failed",
+        None,
+        "timed out",
+    )
+    assert delivery.duration_ms < 1500
