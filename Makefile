@@ -11,7 +11,7 @@ LOCK ?= requirements/dev.lock
 PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links
 
-.PHONY: install install-prod lock lock-upgrade run worker serve test lint format bench bench-latency bench-profile soak clean
+.PHONY: install install-prod lock lock-upgrade run worker webhook-worker serve test lint format bench bench-latency bench-profile soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -54,6 +54,11 @@ run: install
 # `make serve`, under the same environment, e.g. as a second systemd unit.
 worker: install
 	$(BIN)/python manage.py run_worker
+
+# Webhook deliveries only (outbox kind webhook.deliver), so that they scale apart from mails;
+# `run_worker` delivers them too, so `make run` needs no second worker.
+webhook-worker: install
+	$(BIN)/python manage.py run_webhook_worker
 
 # Production server (set SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, OAUTH_ISSUER first).
 serve: install
