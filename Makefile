@@ -41,13 +41,14 @@ lock: | $(BIN)/python
 lock-upgrade:
 	$(MAKE) lock LOCK_ARGS=--upgrade
 
-# Development server: SQLite, demo data created once, http://127.0.0.1:8000, and the outbox
-# worker beside it (mails on the console); Ctrl-C stops both.
+# Development server: SQLite, demo data created once, http://127.0.0.1:8000, and beside it the
+# outbox worker (mails on the console) and a webhook worker; Ctrl-C stops all three.
 run: install
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py bootstrap --demo
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py run_worker & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py run_webhook_worker & hooks=$$!; \
+	trap 'kill $$worker $$hooks 2>/dev/null; wait $$worker $$hooks' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The outbox worker in production (e-mails; as many as you like, on any machine): run it beside
