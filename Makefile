@@ -11,7 +11,7 @@ LOCK ?= requirements/dev.lock
 PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links
 
-.PHONY: install install-prod lock lock-upgrade run worker serve test lint format bench bench-latency bench-profile soak clean
+.PHONY: install install-prod lock lock-upgrade run worker webhook-worker serve test lint format bench bench-latency bench-profile soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -41,19 +41,25 @@ lock: | $(BIN)/python
 lock-upgrade:
 	$(MAKE) lock LOCK_ARGS=--upgrade
 
-# Development server: SQLite, demo data created once, http://127.0.0.1:8000, and the outbox
-# worker beside it (mails on the console); Ctrl-C stops both.
+# Development server: SQLite, demo data created once, http://127.0.0.1:8000, and beside it the
+# outbox worker (mails on the console) and a webhook worker; Ctrl-C stops all three.
 run: install
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py bootstrap --demo
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py run_worker & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py run_webhook_worker & hooks=$$!; \
+	trap 'kill $$worker $$hooks 2>/dev/null; wait $$worker $$hooks' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The outbox worker in production (e-mails; as many as you like, on any machine): run it beside
 # `make serve`, under the same environment, e.g. as a second systemd unit.
 worker: install
 	$(BIN)/python manage.py run_worker
+
+# Webhook deliveries only (outbox kind webhook.deliver), so that they scale apart from mails;
+# `run_worker` delivers them too, so `make run` needs no second worker.
+webhook-worker: install
+	$(BIN)/python manage.py run_webhook_worker
 
 # Production server (set SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, OAUTH_ISSUER first).
 serve: install

@@ -22,6 +22,7 @@ KINDS = {
     "invitation": "Invitations",
     "organization": "Organization",
     "token": "Tokens",
+    "webhook_endpoint": "Webhooks",
 }
 
 FIELD_NAMES = {
@@ -132,6 +133,18 @@ WHAT: dict[str, Callable[[AuditEvent, D], str]] = {
     "organization.create": lambda e, n: "created the organization",
     "organization.update": _organization_updated,
     "organization.restrict_apis": lambda e, n: "changed which APIs the organization may use",
+    "webhook_endpoint.create": lambda e, n: f"added webhook endpoint {e.details.get('url', '')}",
+    "webhook_endpoint.update": lambda e, n: (
+        f"updated webhook endpoint {e.details.get('url', '')}"
+        + (f" ({said})" if (said := changes_text(e.details.get("changes") or {})) else "")
+    ),
+    "webhook_endpoint.delete": lambda e, n: f"deleted webhook endpoint {e.details.get('url', '')}",
+    "webhook_endpoint.rotate_secret": lambda e, n: (
+        f"rotated the signing secret of webhook endpoint {e.details.get('url', '')}"
+    ),
+    "webhook_endpoint.disable": lambda e, n: (
+        f"disabled webhook endpoint {e.details.get('url', '')}: {e.details.get('reason', '')}"
+    ),
 }
 
 

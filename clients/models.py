@@ -915,3 +915,101 @@ class FormClaim(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.target_id or '(pending)'}"
+
+
+# --- Webhooks: events out, signed (Standard Webhooks), delivered through the outbox --------------
+
+
+def new_webhook_endpoint_id() -> str:
+    return random_id("whe_")
+
+
+def new_webhook_event_id() -> str:
+    # The Standard Webhooks ``webhook-id``: the same across an event's retries.
+    return random_id("msg_")
+
+
+def new_webhook_delivery_id() -> str:
+    return random_id("whd_")
+
+
+class WebhookEndpoint(models.Model):
+    """An HTTPS URL that receives our events: an organization's (its events only) or, with no
+    organization, the provider's (every event).
+
+    The signing secret must be usable for HMAC, so it cannot be hashed: it is stored encrypted
+    (``clients.webhooks.encrypt_secret``) and shown once, at creation and at rotation. After a
+    rotation the previous secret also signs until ``previous_secret_expire_time``.
+    """
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_webhook_endpoint_id)
+    organization = models.ForeignKey(
+        Organization,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="webhook_endpoints",
+    )
+    url = models.CharField(max_length=2000)
+    event_types = models.JSONField(default=list, blank=True)
+    description = description_field()
+    enabled = models.BooleanField(default=True)
+    secret_encrypted = models.TextField(editable=False)
+    previous_secret_encrypted = models.TextField(blank=True, default="", editable=False)
+    previous_secret_expire_time = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set by the first failure after a success; an endpoint failing for 5 days is disabled.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True, default="")
+    create_time = models.DateTimeField(default=timezone.now, editable=False)
+    update_time = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["create_time", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.id})"
+
+
+class WebhookEvent(models.Model):
+    """One event for the webhooks, written in the transaction of the change (with its audit
+    event). ``organization_id`` is kept as text so the event outlives its organization."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_webhook_event_id)
+    type = models.CharField(max_length=64)
+    organization_id = models.CharField(max_length=32, blank=True, default="")
+    timestamp = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-timestamp", "id"]
+        indexes = [models.Index(fields=["organization_id", "timestamp"], name="webhook_event_org")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to deliver an event to an endpoint, as the portal and the API list them."""
+
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_webhook_delivery_id)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
+    attempt = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    response_code = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=200, blank=True, default="")
+    create_time = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-create_time", "-id"]
+        indexes = [models.Index(fields=["endpoint", "create_time"], name="webhook_delivery_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.endpoint_id} #{self.attempt} ({self.status})"

@@ -18,6 +18,8 @@ from clients.models import (
     Membership,
     Organization,
     TrustPolicy,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 
@@ -211,3 +213,30 @@ def secret_find_by_lookup(lookups: list[str]) -> ClientSecret | None:
         .filter(lookup_hmac__in=lookups)
         .first()
     )
+
+
+def webhook_endpoints_of(organization: Organization | None) -> QuerySet[WebhookEndpoint]:
+    """An organization's webhook endpoints, or (None) the provider's own, oldest first."""
+    if organization is None:
+        return WebhookEndpoint.objects.filter(organization__isnull=True)
+    return WebhookEndpoint.objects.filter(organization=organization)
+
+
+def webhook_endpoint_get(organization: Organization | None, endpoint_id: str) -> WebhookEndpoint:
+    """One endpoint of the organization (None: of the provider), or 404."""
+    found = webhook_endpoints_of(organization).filter(pk=endpoint_id).first()
+    if found is None:
+        raise Http404("no such webhook endpoint")
+    return found
+
+
+def webhook_deliveries_of(endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
+    """An endpoint's delivery attempts, newest first, with their events' types."""
+    return endpoint.deliveries.select_related("event").order_by("-create_time", "-id")
+
+
+def webhook_delivery_get(endpoint: WebhookEndpoint, delivery_id: str) -> WebhookDelivery:
+    found = endpoint.deliveries.filter(pk=delivery_id).first()
+    if found is None:
+        raise Http404("no such delivery")
+    return found

@@ -8,6 +8,8 @@ with a token are made here, at sending time, so no usable link waits in the outb
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -15,12 +17,22 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.tokens import default_token_generator
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from clients import outbox
-from clients.models import ClientSecret, Invitation, invitation_token, signup_token
-from portal.lib import mail
+from clients import outbox, services, webhooks
+from clients.models import (
+    ClientSecret,
+    Invitation,
+    OutboxTask,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    invitation_token,
+    signup_token,
+)
+from portal.lib import mail, outbound
 
 
 def _days(seconds: int) -> int:
@@ -143,3 +155,74 @@ def secret_expiring(payload: dict[str, Any]) -> None:
         "expire_time": secret.expire_time,
     }
     mail.send(list(payload["to"]), "portal/email/secret_expiring", context)
+
+
+# --- Webhooks ------------------------------------------------------------------------------------
+
+
+class WebhookFailed(Exception):
+    """The receiver did not answer 2xx: retried on the webhook schedule."""
+
+
+@outbox.handler(webhooks.DELIVER_KIND, retry_schedule=webhooks.RETRY_SCHEDULE, with_task=True)
+def webhook_deliver(payload: dict[str, Any], task: OutboxTask) -> None:
+    """POST one event to one endpoint, signed, and record the attempt.
+
+    2xx: delivered. 410 Gone: the receiver asks us to stop, the endpoint is disabled. Anything
+    else (or no answer within 10 s): retried on ``webhooks.RETRY_SCHEDULE``; an endpoint that
+    has failed for 5 days is disabled and its owners e-mailed once. The ``webhook-id`` is the
+    event's id on every attempt, so a receiver de-duplicates a delivery made twice (a worker
+    killed after the POST and before recording it)."""
+    endpoint = WebhookEndpoint.objects.filter(pk=payload["endpoint_id"]).first()
+    event = WebhookEvent.objects.filter(pk=payload["event_id"]).first()
+    if endpoint is None or event is None:
+        return  # deleted meanwhile
+    if not endpoint.enabled and not payload.get("test") and not payload.get("manual"):
+        return
+    body = webhooks.body(event)
+    now = timezone.now()
+    headers = webhooks.signed_headers(endpoint, event.id, body, now)
+    started = time.monotonic()
+    code: int | None = None
+    error = ""
+    try:
+        response = outbound.post(
+            endpoint.url, body, headers=headers, timeout=webhooks.TIMEOUT_SECONDS
+        )
+        code = response.status
+    except outbound.OutboundRefused as exc:
+        error = str(exc)[:200]
+    duration_ms = int((time.monotonic() - started) * 1000)
+    ok = code is not None and 200 <= code < 300
+    # The task's attempt, or after a "retry now" (a task of its own) the next after those made.
+    previous = WebhookDelivery.objects.filter(endpoint=endpoint, event=event).count()
+    WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event=event,
+        attempt=max(task.attempts, previous + 1),
+        status=WebhookDelivery.Status.SUCCEEDED if ok else WebhookDelivery.Status.FAILED,
+        response_code=code,
+        duration_ms=duration_ms,
+        error=error,
+    )
+    outcome = "success" if ok else ("gone" if code == 410 else "failure")
+    webhooks.WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
+    if ok:
+        if endpoint.failing_since is not None:
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+        return
+    if code == 410:
+        services.webhook_endpoint_disable(
+            endpoint=endpoint, reason="the receiver answered 410 Gone", notify=True
+        )
+        return
+    if endpoint.failing_since is None:
+        WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(
+            failing_since=now
+        )
+    elif now - endpoint.failing_since >= timedelta(seconds=webhooks.DISABLE_AFTER_SECONDS):
+        services.webhook_endpoint_disable(
+            endpoint=endpoint, reason="deliveries failed for 5 days", notify=True
+        )
+        return
+    raise WebhookFailed(f"HTTP {code}" if code is not None else error or "no answer")

@@ -12,7 +12,7 @@ import functools
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from django.db import DatabaseError
@@ -22,6 +22,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from clients import outbox
 from oauth import keys, stats
 
 TOKENS_ISSUED = Counter(
@@ -116,4 +117,19 @@ class SigningKeyAgeCollector(Collector):
             key = None  # /readyz reports the database; the other metrics still answer
         if key is not None:
             gauge.add_metric([], (timezone.now() - key.create_time).total_seconds())
+        yield gauge
+
+
+class OutboxAgeCollector(Collector):
+    """``outbox_oldest_pending_age_seconds``: how long the oldest waiting outbox task (a mail, a
+    webhook delivery) has waited, read from the database at scrape time; a growing figure
+    means the workers are down or behind."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "outbox_oldest_pending_age_seconds",
+            "Seconds since the oldest pending outbox task was written (0: none waits).",
+        )
+        with suppress(DatabaseError):  # /readyz reports the database
+            gauge.add_metric([], outbox.oldest_pending_age())
         yield gauge

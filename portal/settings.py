@@ -239,6 +239,9 @@ if METRICS_BEARER_TOKEN is not None and len(METRICS_BEARER_TOKEN) < 16:
 # (issuer discovery and JWKS, webhooks), so that tests and local development can run an issuer on
 # 127.0.0.1. Never set it in production: it opens the server-side request forgery guard.
 OUTBOUND_ALLOW_INSECURE = env_bool("OUTBOUND_ALLOW_INSECURE", False)
+# How long a worker owns a claimed outbox task; past it another worker runs it again (a worker
+# killed mid-task). Longer than the slowest task (a webhook delivery takes at most 10 s).
+OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 300, minimum=1)
 
 # --- GitHub secret scanning partner program (oauth/secret_scanning.py) --------------------------
 # Where GitHub publishes the keys its alerts are signed with (fetched through the safe fetcher),

@@ -63,6 +63,15 @@ from clients.services.trust import (
     trust_policy_delete,
     trust_policy_update,
 )
+from clients.services.webhooks import (
+    webhook_delivery_retry,
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_disable,
+    webhook_endpoint_rotate_secret,
+    webhook_endpoint_test,
+    webhook_endpoint_update,
+)
 
 __all__ = [
     "CLIENT_UPDATABLE_FIELDS",
@@ -115,4 +124,11 @@ __all__ = [
     "trust_policy_create",
     "trust_policy_delete",
     "trust_policy_update",
+    "webhook_delivery_retry",
+    "webhook_endpoint_create",
+    "webhook_endpoint_delete",
+    "webhook_endpoint_disable",
+    "webhook_endpoint_rotate_secret",
+    "webhook_endpoint_test",
+    "webhook_endpoint_update",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from clients import webhooks
 from clients.models import (
     ApiClient,
     ApiResource,
@@ -16,6 +17,7 @@ from clients.models import (
     Membership,
     Organization,
     TrustPolicy,
+    WebhookEndpoint,
 )
 
 
@@ -50,9 +52,13 @@ def audit_record(
     organization_id: str | None = None,
     client_id: str = "",
     details: dict[str, Any] | None = None,
+    target: Any = None,
 ) -> AuditEvent:
-    """Write one audit event. Services call it through the helpers below; views never do."""
-    return AuditEvent.objects.create(
+    """Write one audit event, and its webhook event with the deliveries it needs, in the
+    caller's transaction. Services call it through the helpers below; views never do.
+
+    ``target`` is the changed object, for the webhook event's public fields (optional)."""
+    event = AuditEvent.objects.create(
         actor_type=actor.type,
         actor_id=actor.id,
         actor_display=actor.display,
@@ -64,6 +70,9 @@ def audit_record(
         source_ip=actor.ip,
         details=details or {},
     )
+    # The transactional outbox of the webhooks: the one place every audited change passes.
+    webhooks.emit(event, target)
+    return event
 
 
 # One helper per kind of target: each knows which organization and client its object belongs to,
@@ -100,6 +109,13 @@ ApiAction = Literal[
     "api.scope_delete",
 ]
 SigningKeyAction = Literal["signing_key.rotate", "signing_key.withdraw"]
+WebhookEndpointAction = Literal[
+    "webhook_endpoint.create",
+    "webhook_endpoint.update",
+    "webhook_endpoint.delete",
+    "webhook_endpoint.rotate_secret",
+    "webhook_endpoint.disable",
+]
 TokenAction = Literal["token.revoke", "token.federated"]
 TrustPolicyAction = Literal["trust_policy.create", "trust_policy.update", "trust_policy.delete"]
 
@@ -118,6 +134,7 @@ def audit_organization(
         target_id=organization.id,
         organization_id=organization.id,
         details=details,
+        target=organization,
     )
 
 
@@ -133,6 +150,7 @@ def audit_client(
         organization_id=client.organization_id,
         client_id=client.id,
         details={"client_name": client.name, **(details or {})},
+        target=client,
     )
 
 
@@ -156,6 +174,7 @@ def audit_secret(
             "client_name": secret.client.name,
             **(details or {}),
         },
+        target=secret,
     )
 
 
@@ -171,6 +190,7 @@ def audit_key(
         organization_id=key.client.organization_id,
         client_id=key.client_id,
         details={"kid": key.kid, "client_name": key.client.name, **(details or {})},
+        target=key,
     )
 
 
@@ -190,6 +210,7 @@ def audit_trust_policy(
         organization_id=policy.client.organization_id,
         client_id=policy.client_id,
         details={"name": policy.name, **(details or {})},
+        target=policy,
     )
 
 
@@ -208,6 +229,7 @@ def audit_member(
         target_id=str(membership.pk),
         organization_id=membership.organization_id,
         details={"user": membership.user.get_username(), **(details or {})},
+        target=membership,
     )
 
 
@@ -225,6 +247,7 @@ def audit_invitation(
         target_id=str(invitation.pk),
         organization_id=invitation.organization_id,
         details=details,
+        target=invitation,
     )
 
 
@@ -269,4 +292,23 @@ def audit_token(
         organization_id=organization_id,
         client_id=client_id,
         details=details,
+    )
+
+
+def audit_webhook_endpoint(
+    actor: Actor,
+    action: WebhookEndpointAction,
+    endpoint: WebhookEndpoint,
+    *,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """A webhook endpoint's event, named by its URL (never its signing secret)."""
+    return audit_record(
+        actor=actor,
+        action=action,
+        target_type="webhook_endpoint",
+        target_id=endpoint.id,
+        organization_id=endpoint.organization_id,
+        details={"url": endpoint.url, **(details or {})},
+        target=endpoint,
     )

@@ -188,3 +188,61 @@ def annotate() -> None:
             "delete_trust_policy", "Remove a trust policy; the tokens it admitted fail", EMPTY
         ),
     )(views.TrustPolicyDetailView)
+
+    for prefix, whose in (("", "an organization's"), ("provider_", "the provider's own")):
+        _annotate_webhooks(prefix, whose)
+
+
+def _annotate_webhooks(prefix: str, whose: str) -> None:
+    """The webhook operations, under an organization or (``provider_``) the provider's own."""
+    cls = "Provider" if prefix else ""
+    extend_schema_view(
+        get=_op(
+            f"list_{prefix}webhook_endpoints",
+            f"List {whose} webhook endpoints",
+            s.WebhookEndpointList,
+            parameters=PAGING,
+        ),
+        post=_op(
+            f"create_{prefix}webhook_endpoint",
+            "Register a webhook endpoint; its signing secret (whsec_…) is returned once",
+            s.WebhookEndpointCreated,
+            201,
+            request=s.WebhookEndpointInput,
+        ),
+    )(getattr(views, cls + "WebhookEndpointListView"))
+    extend_schema_view(
+        get=_op(f"get_{prefix}webhook_endpoint", "Get a webhook endpoint", s.WebhookEndpointOne),
+        patch=_op(
+            f"update_{prefix}webhook_endpoint",
+            "Change a webhook endpoint (URL, event types, description, enabled)",
+            s.WebhookEndpointOne,
+            request=s.WebhookEndpointPatch,
+        ),
+        delete=_op(f"delete_{prefix}webhook_endpoint", "Delete a webhook endpoint", EMPTY),
+    )(getattr(views, cls + "WebhookEndpointDetailView"))
+    extend_schema_view(
+        post=_op(
+            f"rotate_{prefix}webhook_secret",
+            "A new signing secret (returned once); the previous one also signs for 24 hours",
+            s.SigningSecret,
+            request=None,
+        ),
+    )(getattr(views, cls + "WebhookSecretRotateView"))
+    extend_schema_view(
+        post=_op(
+            f"test_{prefix}webhook_endpoint",
+            "Send a webhook.test event to this endpoint",
+            s.WebhookTestSent,
+            202,
+            request=None,
+        ),
+    )(getattr(views, cls + "WebhookTestView"))
+    extend_schema_view(
+        get=_op(
+            f"list_{prefix}webhook_deliveries",
+            "List an endpoint's delivery attempts, newest first",
+            s.WebhookDeliveryList,
+            parameters=PAGING,
+        ),
+    )(getattr(views, cls + "WebhookDeliveryListView"))

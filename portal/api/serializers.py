@@ -186,6 +186,23 @@ class TrustPolicyPatch(TrustPolicyInput):
     issuer = StrictCharField(allow_blank=True, required=False)
 
 
+class WebhookEndpointInput(StrictSerializer):
+    url = StrictCharField(max_length=2000, help_text="https:// on a public address")
+    event_types = serializers.ListField(
+        child=StrictCharField(),
+        required=False,
+        help_text="the event types wanted; empty (the default): every type",
+    )
+    description = StrictCharField(
+        max_length=MAX_DESCRIPTION_LENGTH, required=False, allow_blank=True
+    )
+    enabled = StrictBooleanField(required=False)
+
+
+class WebhookEndpointPatch(WebhookEndpointInput):
+    url = StrictCharField(max_length=2000, required=False)
+
+
 # --- Output: the response shapes ----------------------------------------------------------------
 # Each shape is declared once, here: the views render with it and drf-spectacular documents it
 # (``XSerializer`` is the component ``X``). The JSON's keys come in the order of the fields.
@@ -402,3 +419,64 @@ class TrustPolicyList(serializers.Serializer):
 
 class TrustPolicyOne(serializers.Serializer):
     trust_policy = TrustPolicySerializer()
+
+
+class WebhookEndpointSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="whe_…")
+    organization_id = serializers.CharField(
+        allow_null=True, help_text="null: the provider's own endpoint, which gets every event"
+    )
+    url = serializers.CharField()
+    event_types = serializers.ListField(
+        child=serializers.CharField(), help_text="empty: every event type"
+    )
+    description = serializers.CharField(allow_blank=True)
+    enabled = serializers.BooleanField()
+    disabled_reason = serializers.CharField(
+        allow_blank=True, help_text="why we disabled it (410 Gone, 5 days of failures)"
+    )
+    create_time = Rfc3339Field()
+    update_time = Rfc3339Field()
+
+
+class WebhookEndpointOne(serializers.Serializer):
+    webhook_endpoint = WebhookEndpointSerializer()
+
+
+class SigningSecret(serializers.Serializer):
+    signing_secret = serializers.CharField(
+        help_text="whsec_…: shown in this response only; verify deliveries with it"
+    )
+
+
+class WebhookEndpointCreated(WebhookEndpointOne, SigningSecret):
+    """The new endpoint, and its signing secret (the one response that holds it)."""
+
+
+class WebhookEndpointList(Page):
+    """A page of webhook endpoints, oldest first."""
+
+    webhook_endpoints = WebhookEndpointSerializer(many=True)
+
+
+class WebhookTestSent(serializers.Serializer):
+    event_id = serializers.CharField(help_text="the webhook-id the test delivery carries")
+
+
+class WebhookDeliverySerializer(serializers.Serializer):
+    id = serializers.CharField()
+    event_id = serializers.CharField(help_text="the webhook-id: the same on every attempt")
+    event_type = serializers.CharField(source="event.type")
+    attempt = serializers.IntegerField(help_text="1 for the first attempt")
+    status = serializers.ChoiceField(choices=["succeeded", "failed"])
+    response_code = serializers.IntegerField(
+        allow_null=True, help_text="null: no answer (refused, timed out, unreachable)"
+    )
+    duration_ms = serializers.IntegerField()
+    create_time = Rfc3339Field()
+
+
+class WebhookDeliveryList(Page):
+    """A page of an endpoint's delivery attempts, newest first."""
+
+    deliveries = WebhookDeliverySerializer(many=True)

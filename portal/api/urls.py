@@ -43,6 +43,37 @@ urlpatterns = [
         views.TrustPolicyDetailView.as_view(),
         name="trust-policy-detail",
     ),
+    *[
+        route
+        for prefix, name, v in ((f"{ORG}/", "organization-", ""), ("", "", "Provider"))
+        for route in (
+            path(
+                f"{prefix}webhook-endpoints",
+                getattr(views, v + "WebhookEndpointListView").as_view(),
+                name=f"{name}webhook-endpoint-list",
+            ),
+            path(
+                f"{prefix}webhook-endpoints/<str:endpoint_id>/secrets:rotate",
+                getattr(views, v + "WebhookSecretRotateView").as_view(),
+                name=f"{name}webhook-endpoint-rotate",
+            ),
+            path(
+                f"{prefix}webhook-endpoints/<str:endpoint_id>/deliveries",
+                getattr(views, v + "WebhookDeliveryListView").as_view(),
+                name=f"{name}webhook-delivery-list",
+            ),
+            path(
+                f"{prefix}webhook-endpoints/<str:endpoint_id>:test",
+                getattr(views, v + "WebhookTestView").as_view(),
+                name=f"{name}webhook-endpoint-test",
+            ),
+            path(
+                f"{prefix}webhook-endpoints/<str:endpoint_id>",
+                getattr(views, v + "WebhookEndpointDetailView").as_view(),
+                name=f"{name}webhook-endpoint-detail",
+            ),
+        )
+    ],
     # Anything else under /api/v1 is a 404 in the API's own format, not an HTML page.
     re_path(r"^.*$", not_found),
 ]

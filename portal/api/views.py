@@ -276,3 +276,120 @@ class TrustPolicyDetailView(ManagementView):
         policy = selectors.trust_policy_get(self.client_of(organization_id, client_id), policy_id)
         services.trust_policy_delete(actor=self.actor(), policy=policy)
         return Response({})
+
+
+class WebhookView(ManagementView):
+    """An organization's webhook endpoints (``organization_id`` in the path) or the
+    provider's own (no organization: they get every organization's events)."""
+
+    @staticmethod
+    def owner(organization_id: str | None) -> Organization | None:
+        return selectors.organization_get(organization_id) if organization_id else None
+
+    def endpoint(self, organization_id: str | None, endpoint_id: str) -> Any:
+        return selectors.webhook_endpoint_get(self.owner(organization_id), endpoint_id)
+
+
+class WebhookEndpointListView(WebhookView):
+    def get(self, request: Request, organization_id: str | None = None) -> Response:
+        owner = self.owner(organization_id)
+        items, paging = page(
+            selectors.webhook_endpoints_of(owner),
+            request.query_params,
+            f"webhooks:{owner.id if owner else ''}",
+        )
+        return Response(s.WebhookEndpointList({"webhook_endpoints": items, **paging}).data)
+
+    def post(self, request: Request, organization_id: str | None = None) -> Response:
+        owner = self.owner(organization_id)
+        data = self.parse(s.WebhookEndpointInput, request)
+        endpoint, secret = services.webhook_endpoint_create(
+            actor=self.actor(), organization=owner, **data
+        )
+        return Response(
+            s.WebhookEndpointCreated({"webhook_endpoint": endpoint, "signing_secret": secret}).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Cache-Control": "no-store"},
+        )
+
+
+class WebhookEndpointDetailView(WebhookView):
+    def get(
+        self, request: Request, endpoint_id: str, organization_id: str | None = None
+    ) -> Response:
+        endpoint = self.endpoint(organization_id, endpoint_id)
+        return Response(s.WebhookEndpointOne({"webhook_endpoint": endpoint}).data)
+
+    def patch(
+        self, request: Request, endpoint_id: str, organization_id: str | None = None
+    ) -> Response:
+        endpoint = self.endpoint(organization_id, endpoint_id)
+        data = self.parse(s.WebhookEndpointPatch, request, partial=True)
+        endpoint = services.webhook_endpoint_update(actor=self.actor(), endpoint=endpoint, **data)
+        return Response(s.WebhookEndpointOne({"webhook_endpoint": endpoint}).data)
+
+    def delete(
+        self, request: Request, endpoint_id: str, organization_id: str | None = None
+    ) -> Response:
+        endpoint = self.endpoint(organization_id, endpoint_id)
+        services.webhook_endpoint_delete(actor=self.actor(), endpoint=endpoint)
+        return Response({})
+
+
+class WebhookSecretRotateView(WebhookView):
+    def post(
+        self, request: Request, endpoint_id: str, organization_id: str | None = None
+    ) -> Response:
+        endpoint = self.endpoint(organization_id, endpoint_id)
+        secret = services.webhook_endpoint_rotate_secret(actor=self.actor(), endpoint=endpoint)
+        return Response(
+            s.SigningSecret({"signing_secret": secret}).data, headers={"Cache-Control": "no-store"}
+        )
+
+
+class WebhookTestView(WebhookView):
+    def post(
+        self, request: Request, endpoint_id: str, organization_id: str | None = None
+    ) -> Response:
+        endpoint = self.endpoint(organization_id, endpoint_id)
+        event = services.webhook_endpoint_test(actor=self.actor(), endpoint=endpoint)
+        return Response(
+            s.WebhookTestSent({"event_id": event.id}).data, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class WebhookDeliveryListView(WebhookView):
+    def get(
+        self, request: Request, endpoint_id: str, organization_id: str | None = None
+    ) -> Response:
+        endpoint = self.endpoint(organization_id, endpoint_id)
+        items, paging = page(
+            selectors.webhook_deliveries_of(endpoint),
+            request.query_params,
+            f"deliveries:{endpoint.id}",
+        )
+        return Response(s.WebhookDeliveryList({"deliveries": items, **paging}).data)
+
+
+# The provider's own endpoints: the same views without an organization in the path (classes of
+# their own so that the OpenAPI document names their operations apart).
+
+
+class ProviderWebhookEndpointListView(WebhookEndpointListView):
+    pass
+
+
+class ProviderWebhookEndpointDetailView(WebhookEndpointDetailView):
+    pass
+
+
+class ProviderWebhookSecretRotateView(WebhookSecretRotateView):
+    pass
+
+
+class ProviderWebhookTestView(WebhookTestView):
+    pass
+
+
+class ProviderWebhookDeliveryListView(WebhookDeliveryListView):
+    pass

@@ -15,4 +15,5 @@ from portal.console import (  # noqa: F401
     secrets,
     stats,
     users,
+    webhooks,
 )

@@ -1,6 +1,6 @@
 """The one safe outbound HTTP fetcher: every request of ours to another server (an issuer's
 discovery document and JWKS today; webhooks and leaked-secret key fetches later) goes through
-``fetch``.
+``fetch`` (GET) or ``post`` (webhooks: never follows a redirect).
 
 Fetching a URL that a customer typed is a server-side request forgery risk: the URL may name
 our own loopback, the private network, or the cloud's metadata service (169.254.169.254,
@@ -197,20 +197,32 @@ def _host_header(host: str, port: int, scheme: str) -> str:
     return name if port == default else f"{name}:{port}"
 
 
-def _once(url: str, deadline: float, accept: str) -> tuple[OutboundResponse, str | None]:
+def _once(
+    url: str,
+    deadline: float,
+    accept: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[OutboundResponse, str | None]:
     scheme, host, port, path = _split(url)
     remaining = deadline - time.monotonic()
     address = checked_addresses(host, port, deadline)[0]
     connection = _PinnedConnection(host, port, address, max(remaining, 0.01), scheme == "https")
     try:
-        connection.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
         connection.putheader("Host", _host_header(host, port, scheme))
         connection.putheader("Accept", accept)
         connection.putheader("User-Agent", USER_AGENT)
-        connection.endheaders()
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
         response = connection.getresponse()
         headers = {name.lower(): value for name, value in response.getheaders()}
-        if response.status in REDIRECT_STATUSES:
+        if response.status in REDIRECT_STATUSES and method == "GET":
             return OutboundResponse(url, response.status, headers, b""), headers.get("location")
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BYTES:
@@ -256,3 +268,20 @@ def fetch(url: str, *, accept: str = "application/json") -> OutboundResponse:
             raise OutboundRefused("the server redirects to another host")
         url = target
     raise OutboundRefused("too many redirects")
+
+
+def post(
+    url: str,
+    body: bytes,
+    *,
+    headers: dict[str, str],
+    timeout: float = TIMEOUT,
+    accept: str = "*/*",
+) -> OutboundResponse:
+    """POST ``body`` to ``url`` under the rules above, within ``timeout`` seconds in all.
+
+    A redirect is never followed (a webhook receiver answers where it was registered): its
+    status is returned like any other, and the caller counts it as a failure."""
+    deadline = time.monotonic() + timeout
+    response, _location = _once(url, deadline, accept, method="POST", body=body, headers=headers)
+    return response

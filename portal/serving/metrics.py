@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from oauth.metrics import SigningKeyAgeCollector
+from oauth.metrics import OutboxAgeCollector, SigningKeyAgeCollector
 
 API_PREFIX = "/api/v1/"
 
@@ -55,7 +55,7 @@ def scrape_collector() -> Collector:
         counters: Collector | CollectorRegistry = registry
     else:
         counters = REGISTRY
-    return _Scrape([counters, SigningKeyAgeCollector()])
+    return _Scrape([counters, SigningKeyAgeCollector(), OutboxAgeCollector()])
 
 
 def _authorized(request: HttpRequest, expected: str) -> bool:

@@ -25,8 +25,11 @@ logger = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, *, interval: float = 1.0, batch: int = 10) -> None:
+    def __init__(
+        self, *, interval: float = 1.0, batch: int = 10, kinds: list[str] | None = None
+    ) -> None:
         self.interval = interval
+        self.kinds = kinds  # None: every kind
         self.batch = batch
         self._stopping = threading.Event()
         self.done = 0
@@ -47,7 +50,7 @@ class Worker:
         """
         ran = 0
         while not self._stopping.is_set():
-            tasks = outbox.claim(self.batch)
+            tasks = outbox.claim(self.batch, kinds=self.kinds)
             if not tasks:
                 break
             for task in tasks:
@@ -63,7 +66,8 @@ class Worker:
         return ran
 
     def run(self, *, once: bool = False) -> None:
-        logger.info("outbox worker started (kinds: %s)", ", ".join(outbox.registered_kinds()))
+        kinds = self.kinds if self.kinds is not None else outbox.registered_kinds()
+        logger.info("outbox worker started (kinds: %s)", ", ".join(kinds))
         while not self._stopping.is_set():
             if not once:
                 # A long-lived process: drop a connection the database closed or that is too

@@ -16,7 +16,7 @@ from django.core.validators import MaxValueValidator
 from django.http import QueryDict
 from django.utils import timezone
 
-from clients import activity, services
+from clients import activity, services, webhooks
 from clients.models import (
     MAX_CUSTOM_CLAIMS,
     MAX_DESCRIPTION_LENGTH,
@@ -426,3 +426,25 @@ class OrganizationSettingsForm(forms.Form):
             field.validators.append(MaxValueValidator(cap))
             field.widget.attrs["max"] = cap
             field.help_text += f" The provider allows at most {cap} days."
+
+
+class WebhookForm(forms.Form):
+    """A webhook endpoint: where, which events (none ticked: all), a note, on or off."""
+
+    url = forms.CharField(
+        label="Endpoint URL",
+        max_length=2000,
+        help_text="https:// on a public address; we POST each event there, signed.",
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/webhooks/m2m"}),
+    )
+    event_types = forms.MultipleChoiceField(
+        label="Events",
+        required=False,
+        choices=[(t, t) for t in webhooks.PUBLIC_TYPES],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every event, including those of later features.",
+    )
+    description = forms.CharField(
+        label="Description", max_length=MAX_DESCRIPTION_LENGTH, required=False
+    )
+    enabled = forms.BooleanField(label="Enabled", required=False, initial=True)

@@ -61,6 +61,16 @@ urlpatterns = [
     path(client + "trust-policies/test", views.trust_policy_test, name="trust-policy-test"),
     path(org + "audit", views.audit_log, name="audit-log"),
     path(org + "apis", views.catalog, name="catalog"),
+    path(org + "webhooks", views.webhooks, name="webhooks"),
+    path(org + "webhooks/<str:endpoint_id>", views.webhook_detail, name="webhook-detail"),
+    path(org + "webhooks/<str:endpoint_id>/rotate", views.webhook_rotate, name="webhook-rotate"),
+    path(org + "webhooks/<str:endpoint_id>/test", views.webhook_test, name="webhook-test"),
+    path(org + "webhooks/<str:endpoint_id>/delete", views.webhook_delete, name="webhook-delete"),
+    path(
+        org + "webhooks/<str:endpoint_id>/deliveries/<str:delivery_id>/retry",
+        views.webhook_retry,
+        name="webhook-retry",
+    ),
     path(org + "members", views.members, name="members"),
     path(org + "settings", views.organization_settings, name="organization-settings"),
     path(

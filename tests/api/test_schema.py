@@ -62,7 +62,9 @@ class Document:
         }
 
     def operation(self, method: str, path: str) -> tuple[str, dict]:
-        for template, operations in self.document["paths"].items():
+        # Longest first: ``…/{endpoint_id}:test`` before ``…/{endpoint_id}``, which matches it too.
+        paths = sorted(self.document["paths"].items(), key=lambda item: -len(item[0]))
+        for template, operations in paths:
             if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path):
                 assert method in operations, f"{method} {template} is not documented"
                 return template, operations[method]
@@ -146,6 +148,16 @@ def test_every_operation_answers_as_documented(checked, document, org, guide_cli
     call("patch", f"{policies}/{policy['id']}", {"max_token_age": 600})
     call("delete", f"{policies}/{policy['id']}")
 
+    for hooks in (f"/organizations/{org.id}/webhook-endpoints", "/webhook-endpoints"):
+        made = call("post", hooks, {"url": "https://hooks.example.com/in"}).json()
+        one = f"{hooks}/{made['webhook_endpoint']['id']}"
+        call("get", hooks)
+        call("get", one)
+        call("patch", one, {"enabled": False, "event_types": ["client.deleted"]})
+        call("post", f"{one}/secrets:rotate")
+        call("post", f"{one}:test")
+        call("get", f"{one}/deliveries")
+        call("delete", one)
     call("delete", f"{world.path}/keys/{key['id']}")
     call("delete", f"{world.path}/secrets/{world.secrets[0].id}")
     plain = call("post", f"{world.path}/secrets").json()["plain_secret"]

@@ -10,13 +10,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from clients.models import ClientSecret, Membership
+from clients.models import ClientSecret, Membership, WebhookDelivery
 from clients.services import (
     account_signup,
     account_signup_confirm,
     api_resource_create,
     organization_restrict_apis,
     secret_add,
+    webhook_endpoint_create,
+    webhook_endpoint_test,
 )
 from oauth import keys
 from oauth.models import TokenStat
@@ -81,8 +83,22 @@ def console(db, org, guide_client, management, other_client) -> Console:
         hour=timezone.now().replace(minute=0, second=0, microsecond=0), issued=7, failed=2
     )
     Group.objects.create(name="support")
+    endpoint, signing_secret = webhook_endpoint_create(
+        actor=SYSTEM, organization=org, url="https://hooks.example.com/acme"
+    )
+    event = webhook_endpoint_test(actor=SYSTEM, endpoint=endpoint)
+    WebhookDelivery.objects.create(
+        endpoint=endpoint, event=event, attempt=1, status="failed", response_code=500
+    )
     return Console(
-        plain_secrets=[guide_client.secret, management.secret, other_client.secret, second, third],
+        plain_secrets=[
+            guide_client.secret,
+            management.secret,
+            other_client.secret,
+            second,
+            third,
+            signing_secret,
+        ],
         credentials={"guide": guide_client, "management": management, "other": other_client},
     )
 

@@ -46,6 +46,8 @@ def test_every_model_of_ours_is_registered():
         "clients.AuditEvent",
         "clients.ClientKey",
         "clients.TrustPolicy",
+        "clients.WebhookEndpoint",
+        "clients.WebhookDelivery",
         "oauth.TokenStat",
         "oauth.RevokedToken",
         "oauth.SigningKey",

@@ -23,8 +23,10 @@ from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.e2e
 
-# Up to this many generated requests per operation and mode (13 operations, 2 modes).
+# Up to this many generated requests per operation and mode (every operation, 2 modes).
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
+# gunicorn's default limit_request_line, in bytes: a longer request line is its 414.
+GUNICORN_REQUEST_LINE = 4094 - len("GET  HTTP/1.1")
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +95,10 @@ def check_case(case, api_server, session) -> None:
                 case.path_parameters[name] = api_server[name]
     response = case.call(session=session, headers=api_server["headers"], timeout=30)
     assert response.status_code < 500, (case.method, case.formatted_path, response.text)
+    if response.status_code == 414 and len(response.request.path_url) > GUNICORN_REQUEST_LINE:
+        # A request line over gunicorn's limit (limit_request_line) is refused by gunicorn
+        # before our code sees it: generated query strings on the longer paths reach it.
+        return
     case.validate_response(
         response,
         excluded_checks=[

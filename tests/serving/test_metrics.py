@@ -12,9 +12,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from clients.models import OutboxTask
+from clients.services import Actor, webhook_endpoint_create, webhook_endpoint_test
 from oauth import keys
 from oauth.models import SigningKey
+from tests.clients.test_webhooks import deliver
 from tests.conftest import post_form, request_token
+from tests.webhook_receiver import Receiver
 
 TOKEN = "metrics-token-0123456789abcdef"
 pytestmark = pytest.mark.django_db
@@ -172,3 +176,33 @@ def test_signing_key_age_is_read_from_the_database_at_scrape_time(client, metric
 def test_signing_key_age_is_absent_without_a_key(client, metrics_enabled):
     samples = scrape(client)
     assert not any(name == "signing_key_age_seconds" for name, _ in samples)
+
+
+def test_the_outbox_age_is_read_from_the_database_at_scrape_time(client, metrics_enabled):
+    assert value(scrape(client), "outbox_oldest_pending_age_seconds") == 0
+    task = OutboxTask.objects.create(kind="email", payload={})
+    OutboxTask.objects.filter(pk=task.pk).update(create_time=timezone.now() - timedelta(minutes=10))
+    age = value(scrape(client), "outbox_oldest_pending_age_seconds")
+    assert 600 <= age < 660
+    OutboxTask.objects.filter(pk=task.pk).update(status="done")
+    assert value(scrape(client), "outbox_oldest_pending_age_seconds") == 0
+
+
+def test_webhook_deliveries_are_counted_by_outcome(client, metrics_enabled, org, settings):
+    settings.OUTBOUND_ALLOW_INSECURE = True
+    before = scrape(client)
+    receiver = Receiver(statuses=[500]).start()
+    try:
+        endpoint, receiver.secret = webhook_endpoint_create(
+            actor=Actor.system("tests"), organization=org, url=receiver.url
+        )
+        webhook_endpoint_test(actor=Actor.system("tests"), endpoint=endpoint)
+        deliver()
+    finally:
+        receiver.stop()
+    after = scrape(client)
+    for outcome, added in (("success", 1), ("failure", 1)):
+        # Two deliveries (the endpoint's own webhook_endpoint.created, the test event): the
+        # first answered 500, the other 200.
+        was = before.get(("webhook_deliveries_total", (("outcome", outcome),)), 0)
+        assert value(after, "webhook_deliveries_total", outcome=outcome) == was + added

@@ -15,8 +15,20 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from clients.models import AuditEvent, Invitation, Membership
-from clients.services import client_create, client_key_add, secret_add, trust_policy_create
+from clients.models import (
+    AuditEvent,
+    Invitation,
+    Membership,
+    WebhookDelivery,
+    WebhookEvent,
+)
+from clients.services import (
+    client_create,
+    client_key_add,
+    secret_add,
+    trust_policy_create,
+    webhook_endpoint_create,
+)
 from oauth.keys import public_jwk
 from tests.conftest import SYSTEM, logged_in, make_user, request_token
 
@@ -94,6 +106,16 @@ def world(org, other_org, owner, viewer, guide_client):
         actor=SYSTEM, client=guide_client.client, name="ours", **policy
     )
     their_policy = trust_policy_create(actor=SYSTEM, client=theirs, name="theirs", **policy)
+    endpoints, deliveries = {}, {}
+    for side, organization in (("ours", org), ("theirs", other_org)):
+        endpoint, _ = webhook_endpoint_create(
+            actor=SYSTEM, organization=organization, url="https://hooks.example.com/"
+        )
+        event = WebhookEvent.objects.create(type="webhook.test", organization_id=organization.id)
+        endpoints[side] = endpoint.id
+        deliveries[side] = WebhookDelivery.objects.create(
+            endpoint=endpoint, event=event, attempt=1, status="failed"
+        ).id
     assert AuditEvent.objects.filter(organization_id=other_org.id).exists()
     return {
         "ours": {
@@ -105,6 +127,8 @@ def world(org, other_org, owner, viewer, guide_client):
             "key_id": our_key.id,
             "invitation_id": our_invitation.id,
             "policy_id": our_policy.id,
+            "endpoint_id": endpoints["ours"],
+            "delivery_id": deliveries["ours"],
         },
         "theirs": {
             "org_id": other_org.id,
@@ -115,6 +139,8 @@ def world(org, other_org, owner, viewer, guide_client):
             "key_id": their_key.id,
             "invitation_id": their_invitation.id,
             "policy_id": their_policy.id,
+            "endpoint_id": endpoints["theirs"],
+            "delivery_id": deliveries["theirs"],
         },
     }
 
@@ -125,7 +151,17 @@ def mixes(route: Route, world: dict) -> list[dict[str, str]]:
     out = []
     if {"org_id", "organization_id"} & set(route.params):
         out.append(dict(theirs))
-    for name in ("client_id", "secret_id", "membership_id", "key_id", "invitation_id", "policy_id"):
+    names = (
+        "client_id",
+        "secret_id",
+        "membership_id",
+        "key_id",
+        "invitation_id",
+        "policy_id",
+        "endpoint_id",
+        "delivery_id",
+    )
+    for name in names:
         if name in route.params:
             mixed = dict(ours)
             mixed[name] = theirs[name]

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from clients import outbox
+from clients import outbox, webhooks
 from oauth.assertions import purge_used_assertions
 from oauth.introspection import purge_revoked_tokens
 
@@ -10,7 +10,8 @@ from oauth.introspection import purge_revoked_tokens
 class Command(BaseCommand):
     help = (
         "Forget revoked tokens and used client-assertion jtis past their expiry (both tables are "
-        "also purged on each revocation and assertion), and outbox tasks done over a week ago; "
+        "also purged on each revocation and assertion), outbox tasks done over a week ago, and "
+        "webhook events and their delivery log over 30 days old; "
         "run this from cron."
     )
 
@@ -18,6 +19,8 @@ class Command(BaseCommand):
         revoked = purge_revoked_tokens()
         used = purge_used_assertions()
         tasks = outbox.purge_done()
+        events = webhooks.purge_old_events()
         self.stdout.write(
-            f"purged {revoked} revoked tokens, {used} used assertions and {tasks} done tasks"
+            f"purged {revoked} revoked tokens, {used} used assertions and {tasks} done tasks, "
+            f"{events} webhook events"
         )

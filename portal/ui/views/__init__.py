@@ -44,6 +44,14 @@ from portal.ui.views.members import (
     members,
 )
 from portal.ui.views.organization import organization_settings, organization_settings_update
+from portal.ui.views.webhooks import (
+    webhook_delete,
+    webhook_detail,
+    webhook_retry,
+    webhook_rotate,
+    webhook_test,
+    webhooks,
+)
 
 __all__ = [
     "LoginView",
@@ -79,4 +87,10 @@ __all__ = [
     "trust_policy_delete",
     "trust_policy_new",
     "trust_policy_test",
+    "webhook_delete",
+    "webhook_detail",
+    "webhook_retry",
+    "webhook_rotate",
+    "webhook_test",
+    "webhooks",
 ]
