@@ -185,3 +185,18 @@ def trust_policy_get(client: ApiClient, policy_id: str) -> TrustPolicy:
     if policy is None:
         raise Http404("trust policy not found")
     return policy
+
+
+def owner_and_admin_emails(organization: Organization) -> list[str]:
+    """The addresses of an organization's owners and admins (notifications about it)."""
+    return sorted(
+        {
+            email
+            for email in Membership.objects.filter(
+                organization=organization,
+                role__in=[Membership.Role.OWNER, Membership.Role.ADMIN],
+                user__is_active=True,
+            ).values_list("user__email", flat=True)
+            if email
+        }
+    )

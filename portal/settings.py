@@ -215,6 +215,14 @@ OAUTH = {
         "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", None, minimum=1),
         "ARGON2_MEMORY_COST": env_int("OAUTH_ARGON2_MEMORY_COST", None, minimum=8),
         "ARGON2_PARALLELISM": env_int("OAUTH_ARGON2_PARALLELISM", None, minimum=1),
+        "TOKEN_QUOTA_DEFAULT_PER_HOUR": env_int(
+            "OAUTH_TOKEN_QUOTA_DEFAULT_PER_HOUR", None, minimum=1
+        ),
+        "TOKEN_QUOTA_DEFAULT_PER_DAY": env_int(
+            "OAUTH_TOKEN_QUOTA_DEFAULT_PER_DAY", None, minimum=1
+        ),
+        "TOKEN_QUOTA_DEFAULT_MODE": env("OAUTH_TOKEN_QUOTA_DEFAULT_MODE"),
+        "TOKEN_USAGE_RETENTION_DAYS": env_int("OAUTH_TOKEN_USAGE_RETENTION_DAYS", None, minimum=1),
     }.items()
     if value is not None
 }

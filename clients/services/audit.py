@@ -95,6 +95,7 @@ ApiAction = Literal[
 SigningKeyAction = Literal["signing_key.rotate", "signing_key.withdraw"]
 TokenAction = Literal["token.revoke", "token.federated"]
 TrustPolicyAction = Literal["trust_policy.create", "trust_policy.update", "trust_policy.delete"]
+QuotaAction = Literal["quota.warn", "quota.exceed"]
 
 
 def audit_organization(
