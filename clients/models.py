@@ -235,6 +235,10 @@ class Organization(models.Model):
     def __str__(self) -> str:
         return f"{self.display_name} ({self.id})"
 
+    @property
+    def token_quota(self) -> dict[str, Any] | None:
+        return quota_of(self)
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
         check_quota_fields(self, errors)
@@ -278,6 +282,10 @@ class ApiClient(models.Model):
     @property
     def client_id(self) -> str:
         return self.id
+
+    @property
+    def token_quota(self) -> dict[str, Any] | None:
+        return quota_of(self)
 
     @property
     def is_management(self) -> bool:

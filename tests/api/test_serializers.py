@@ -59,6 +59,7 @@ def organization_shape(org: Organization) -> dict:
         "external_id": org.external_id,
         "create_time": stamp(org.create_time),
         "update_time": stamp(org.update_time),
+        "token_quota": None,
     }
 
 
@@ -106,6 +107,7 @@ def client_shape(client: ApiClient, secrets: list[dict], keys: list[dict], **cha
         "custom_claims": fields["custom_claims"],
         "expiry": fields["expiry"],
         "dpop_bound_access_tokens": fields.get("dpop_bound_access_tokens", False),
+        "token_quota": fields.get("token_quota"),
     }
 
 
@@ -172,6 +174,7 @@ def test_get_organization(api, world):
                 "external_id": None,
                 "create_time": "2024-01-02T03:04:05.000000Z",
                 "update_time": "2024-05-06T07:08:09.123456Z",
+                "token_quota": None,
             }
         },
     )

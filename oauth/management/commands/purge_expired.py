@@ -3,6 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from clients import outbox
+from oauth import stats
 from oauth.assertions import purge_used_assertions
 from oauth.introspection import purge_revoked_tokens
 
@@ -10,7 +11,8 @@ from oauth.introspection import purge_revoked_tokens
 class Command(BaseCommand):
     help = (
         "Forget revoked tokens and used client-assertion jtis past their expiry (both tables are "
-        "also purged on each revocation and assertion), and outbox tasks done over a week ago; "
+        "also purged on each revocation and assertion), outbox tasks done over a week ago, and "
+        "per-client token counts past their retention; "
         "run this from cron."
     )
 
@@ -18,6 +20,8 @@ class Command(BaseCommand):
         revoked = purge_revoked_tokens()
         used = purge_used_assertions()
         tasks = outbox.purge_done()
+        usage_rows = stats.purge_usage()
         self.stdout.write(
-            f"purged {revoked} revoked tokens, {used} used assertions and {tasks} done tasks"
+            f"purged {revoked} revoked tokens, {used} used assertions, {tasks} done tasks and "
+            f"{usage_rows} token usage rows (older than OAUTH_TOKEN_USAGE_RETENTION_DAYS)"
         )
