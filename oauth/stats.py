@@ -133,9 +133,16 @@ class TokenCounter:
         try:
             _add_usage(usage)
         except DatabaseError:
+            # The database is down (or the connection dead): keep everything for the next
+            # flush, and do not try the hourly totals on the same connection now.
             with self._lock:
                 for key, n in usage.items():
                     self._usage[key] = self._usage.get(key, 0) + n
+                for hour, (issued, failed) in pending.items():
+                    counts = self._pending.setdefault(hour, [0, 0])
+                    counts[0] += issued
+                    counts[1] += failed
+            return 0
         written = 0
         try:
             for hour, (issued, failed) in sorted(pending.items()):

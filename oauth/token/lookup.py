@@ -186,7 +186,8 @@ def batch_sql() -> str:
         "FROM {client} WHERE id = wanted.id OFFSET 0) c "
         "CROSS JOIN LATERAL (SELECT id, secret_hash, secret_suffix, last_used_time "
         "FROM {secret} s WHERE s.client_id = wanted.id AND " + _USABLE + " OFFSET 0) s "
-        "LEFT JOIN {org} o ON o.id = c.organization_id"
+        "LEFT JOIN LATERAL (SELECT token_quota_per_hour, token_quota_per_day, token_quota_mode "
+        "FROM {org} WHERE id = c.organization_id OFFSET 0) o ON true"
     ).format(**_tables())
 
 
