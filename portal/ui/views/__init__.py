@@ -43,6 +43,7 @@ from portal.ui.views.members import (
     member_role,
     members,
 )
+from portal.ui.views.usage import client_quota, organization_usage
 
 __all__ = [
     "LoginView",
@@ -55,6 +56,7 @@ __all__ = [
     "client_detail",
     "client_list",
     "client_new",
+    "client_quota",
     "client_update",
     "home",
     "invitation",
@@ -67,6 +69,7 @@ __all__ = [
     "member_remove",
     "member_role",
     "members",
+    "organization_usage",
     "secret_new",
     "secret_revoke",
     "secret_revoke_confirm",

@@ -23,7 +23,7 @@ def page_of(request: HttpRequest, items: object, per_page: int) -> object:
 def org_context(request: HttpRequest, member: Membership, **extra: object) -> dict:
     """What every organization page needs: the member, the organization, the switcher."""
     url_name = request.resolver_match.url_name if request.resolver_match else ""
-    sections = {"audit-log": "audit", "catalog": "catalog"}
+    sections = {"audit-log": "audit", "catalog": "catalog", "usage": "usage"}
     section = sections.get(url_name) or ("members" if "member" in url_name else "clients")
     return {
         "section": section,
