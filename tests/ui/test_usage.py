@@ -34,7 +34,7 @@ def test_the_usage_page_shows_a_chart_a_table_and_the_top_clients(
         page = as_owner.get(f"{usage_url(org)}?range={range_key}")
         assert page.status_code == 200
         html = page.content.decode()
-        assert '<svg viewBox="0 0 720 220" role="img"' in html
+        assert '<svg viewBox="0 0 720 250" role="img"' in html
         assert '<title id="org-chart-title">' in html
         assert "3 tokens issued and 1 requests refused" in html
         assert "<table>" in html and "invalid_scope" in html

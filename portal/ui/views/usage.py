@@ -26,7 +26,7 @@ RANGES = {
     "7d": ("Last 7 days", timedelta(days=7), "day"),
     "30d": ("Last 30 days", timedelta(days=30), "day"),
 }
-CHART_WIDTH, CHART_HEIGHT, CHART_LEFT, CHART_BOTTOM = 720, 220, 44, 24
+CHART_WIDTH, CHART_HEIGHT, CHART_LEFT, CHART_BOTTOM, CHART_TOP = 720, 250, 48, 36, 16
 # The kit's README, section "Call an API: ClientCredentials" (token caching done for you).
 KIT_DOCS = "https://pypi.org/project/m2m-auth-kit/#call-an-api-clientcredentials"
 
@@ -59,7 +59,7 @@ def chart(entries: list[dict[str, Any]], granularity: str, title: str) -> dict[s
         rows.append((entry["start_time"], entry["tokens_issued"], refused))
     top = _nice_max(max((i + r for _, i, r in rows), default=0))
     plot_w = CHART_WIDTH - CHART_LEFT - 8
-    plot_h = CHART_HEIGHT - CHART_BOTTOM - 8
+    plot_h = CHART_HEIGHT - CHART_BOTTOM - CHART_TOP
     slot = plot_w / max(len(rows), 1)
     bar_w = max(2.0, slot * 0.7)
     bars, labels = [], []
@@ -68,7 +68,7 @@ def chart(entries: list[dict[str, Any]], granularity: str, title: str) -> dict[s
         x = CHART_LEFT + index * slot + (slot - bar_w) / 2
         issued_h = plot_h * issued / top
         refused_h = plot_h * refused / top
-        base = 8 + plot_h
+        base = CHART_TOP + plot_h
         label = start.strftime("%H:%M") if granularity == "hour" else start.strftime("%b %d")
         bars.append(
             {
@@ -86,7 +86,7 @@ def chart(entries: list[dict[str, Any]], granularity: str, title: str) -> dict[s
         if index % every == 0:
             labels.append({"x": round(x + bar_w / 2, 1), "text": label})
     grid = [
-        {"y": round(8 + plot_h - plot_h * f, 1), "value": round(top * f)}
+        {"y": round(CHART_TOP + plot_h - plot_h * f, 1), "value": round(top * f)}
         for f in (0, 0.25, 0.5, 0.75, 1)
     ]
     total_issued = sum(i for _, i, _ in rows)
@@ -103,8 +103,8 @@ def chart(entries: list[dict[str, Any]], granularity: str, title: str) -> dict[s
         "height": CHART_HEIGHT,
         "left": CHART_LEFT,
         "right": CHART_WIDTH - 8,
-        "baseline": 8 + plot_h,
-        "label_y": CHART_HEIGHT - 6,
+        "baseline": CHART_TOP + plot_h,
+        "label_y": CHART_HEIGHT - 8,
         "bars": bars,
         "labels": labels,
         "grid": grid,
