@@ -258,7 +258,7 @@ def quota(db: Database, client: dict[str, str], args: argparse.Namespace, ceilin
     try:
         for label, value in (
             ("without", None),
-            ("with", {"per_hour": 10**9, "per_day": 10**10, "mode": "enforce"}),
+            ("with", {"per_hour": 10**8, "per_day": 10**9, "mode": "enforce"}),
         ):
             db.manage("shell", "-c", SET_QUOTA.format(client_id=client["client_id"], quota=value))
             with gunicorn(db, REDIS_URL=QUOTA_REDIS_URL) as server:

@@ -227,6 +227,9 @@ OAUTH = {
     if value is not None
 }
 
+if OAUTH.get("TOKEN_QUOTA_DEFAULT_MODE") not in (None, "enforce", "observe"):
+    raise ImproperlyConfigured("OAUTH_TOKEN_QUOTA_DEFAULT_MODE must be enforce or observe")
+
 # --- Operations: proxies, Redis, metrics ---------------------------------------------------------
 # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto we believe (IPs or CIDRs, and
 # "unix" for a Unix socket). Empty: the peer address is the client. See portal/lib/net.py.

@@ -69,12 +69,15 @@ class CustomClaimSerializer(StrictSerializer):
     value = StrictCharField(allow_blank=True)
 
 
+MAX_QUOTA = 2_000_000_000  # the column is a 32-bit integer
+
+
 class TokenQuotaInput(StrictSerializer):
     """Tokens per hour and per UTC day (null or left out: no quota for that window); ``mode``
     enforce (refuse past it with 429, the default) or observe (count and warn only)."""
 
-    per_hour = StrictIntegerField(required=False, allow_null=True, min_value=1)
-    per_day = StrictIntegerField(required=False, allow_null=True, min_value=1)
+    per_hour = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_QUOTA)
+    per_day = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_QUOTA)
     mode = serializers.ChoiceField(choices=["enforce", "observe"], required=False)
 
 

@@ -400,8 +400,12 @@ class TokenTestForm(forms.Form):
 class QuotaForm(forms.Form):
     """A client's token quota (empty: no quota for that window)."""
 
-    per_hour = forms.IntegerField(required=False, min_value=1, label="Tokens per hour")
-    per_day = forms.IntegerField(required=False, min_value=1, label="Tokens per day")
+    per_hour = forms.IntegerField(
+        required=False, min_value=1, max_value=2_000_000_000, label="Tokens per hour"
+    )
+    per_day = forms.IntegerField(
+        required=False, min_value=1, max_value=2_000_000_000, label="Tokens per day"
+    )
     mode = forms.ChoiceField(
         choices=[("enforce", "Enforce: refuse past the quota"), ("observe", "Observe: warn only")],
         initial="enforce",

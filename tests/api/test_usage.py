@@ -91,7 +91,15 @@ def test_quotas_are_set_shown_and_validated(api, guide_client):
     body = assert_error(above, 400, 3)
     assert "cap of 100" in violations(body)["token_quota"]
     assert api.call("get", client_path(guide_client)).json()["client"]["token_quota"] == quota
-    for bad in ({"per_hour": 0}, {"per_hour": "10"}, {"mode": "warn"}, {"per_minute": 1}, 5):
+    bad_quotas = (
+        {"per_hour": 0},
+        {"per_day": 3_000_000_000},
+        {"per_hour": "10"},
+        {"mode": "warn"},
+        {"per_minute": 1},
+        5,
+    )
+    for bad in bad_quotas:
         response = api.call("patch", client_path(guide_client), {"token_quota": bad})
         assert_error(response, 400, 3)
     cleared = api.call("patch", client_path(guide_client), {"token_quota": None})
