@@ -11,8 +11,8 @@ refuses. Windows are clock-aligned UTC hours and days.
 
 Where the counts live:
 
-- with ``REDIS_URL``: one pipelined round trip per token (an ``INCR`` and an ``EXPIRE`` per
-  quota window), shared by every server process, exact;
+- with ``REDIS_URL``: one round trip per token (one script that increments each quota
+  window's key and gives a new key its expiry), shared by every server process, exact;
 - without: each process reads the organization's and the client's issued counts of the window
   from ``TokenUsage`` (at most once a minute per subject) and adds what it issued since. Tokens
   that other processes issued and have not flushed yet (up to a minute's) and issued since this
@@ -27,6 +27,7 @@ happens at most once per process, quota, window and threshold.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -95,13 +96,29 @@ def _policy_name(quota: Quota, window: str) -> str:
     return window if quota.subject_type == "client" else f"organization-{window}"
 
 
+# One command per token whatever the number of quota windows: INCR each key, and give a new
+# key its expiry (the end of its window, plus a minute).
+_INCR_LUA = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+  out[i] = n
+end
+return out
+"""
+
+
+@functools.cache
+def _incr_script(url: str) -> Any:
+    return ratelimit.redis_client(url).register_script(_INCR_LUA)
+
+
 def _counts_redis(keys: list[tuple[str, int]]) -> list[int]:
-    pipe = ratelimit.redis_client(settings.REDIS_URL).pipeline(transaction=False)
-    for key, ttl in keys:
-        pipe.incr(key)
-        pipe.expire(key, ttl)
-    answer = pipe.execute()
-    return [int(answer[i]) for i in range(0, len(answer), 2)]
+    answer = _incr_script(settings.REDIS_URL)(
+        keys=[key for key, _ttl in keys], args=[ttl for _key, ttl in keys]
+    )
+    return [int(n) for n in answer]
 
 
 class _LocalCounts:

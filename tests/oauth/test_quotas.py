@@ -18,7 +18,7 @@ from clients.models import AuditEvent, QuotaAlert
 from clients.services import client_update, organization_update
 from oauth import quotas, stats, usage
 from oauth.models import TokenUsage
-from tests.conftest import SYSTEM, Credentials, member, request_token, run_worker
+from tests.conftest import SYSTEM, Credentials, member, post_form, request_token, run_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -306,3 +306,28 @@ def test_the_series_fills_empty_hours_and_sums_days(client, guide_client, clock)
     )
     assert (day["tokens_issued"], day["requests_refused"]) == (2, {"invalid_scope": 1})
     assert re.match(r"2026-06-01", day["start_time"].isoformat())
+
+
+def test_a_new_organization_gets_the_default_caps(settings, db):
+    from clients.services import organization_create
+
+    settings.OAUTH = {
+        **settings.OAUTH,
+        "TOKEN_QUOTA_DEFAULT_PER_HOUR": 500,
+        "TOKEN_QUOTA_DEFAULT_MODE": "observe",
+    }
+    organization = organization_create(actor=SYSTEM, display_name="Defaults Inc")
+    assert organization.token_quota == {"per_hour": 500, "per_day": None, "mode": "observe"}
+
+
+def test_a_private_key_jwt_client_is_under_its_quota_too(client, guide_client, rs256, clock):
+    from tests.assertion_helpers import assertion_form
+
+    set_quota(guide_client, per_hour=1)
+    guide_client.client.refresh_from_db()
+    answers = [
+        post_form(client, "/oauth/token", assertion_form(rs256.assertion(guide_client.client_id)))
+        for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [200, 429]
+    assert answers[0]["RateLimit"] == '"hour";r=0;t=2400'
