@@ -72,7 +72,15 @@ OLD_TO_CURRENT = {
 }
 
 # Columns added to our tables since the old state: table -> {column: the value old rows get}.
-ADDED_COLUMNS = {"clients_apiclient": {"dpop_bound_access_tokens": False}}
+QUOTA_COLUMNS = {
+    "token_quota_mode": "enforce",
+    "token_quota_per_day": None,
+    "token_quota_per_hour": None,
+}
+ADDED_COLUMNS = {
+    "clients_apiclient": {"dpop_bound_access_tokens": False, **QUOTA_COLUMNS},
+    "clients_organization": QUOTA_COLUMNS,
+}
 
 T0 = dt.datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=dt.UTC)
 ORG = "org_10000000000000001"
