@@ -129,6 +129,14 @@ class _LocalCounts:
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str, int], list[float]] = {}  # -> [count, read at]
 
+    def peek(self, quota: Quota, start: int, end: int) -> int:
+        key = (quota.subject_type, quota.subject_id, start)
+        with self._lock:
+            entry = self._seen.get(key)
+        if entry is None or time.monotonic() - entry[1] >= DB_REFRESH_SECONDS:
+            return self._read(quota, start, end)
+        return int(entry[0])
+
     def take(self, quota: Quota, start: int, end: int) -> int:
         key = (quota.subject_type, quota.subject_id, start)
         with self._lock:
@@ -175,9 +183,14 @@ def reset() -> None:
         _alerted.clear()
 
 
-def take(client_id: str, organization_id: str | None, columns: tuple[Any, ...]) -> dict[str, str]:
+def take(
+    client_id: str, organization_id: str | None, columns: tuple[Any, ...], count: bool = True
+) -> dict[str, str]:
     """Count one token of a client against its quotas (``columns``: the client's per hour, per
-    day and mode, then its organization's); the header fields of the answer, or a 429."""
+    day and mode, then its organization's); the header fields of the answer, or a 429.
+
+    ``count=False``: only read, for the header fields of a refusal of an authenticated client
+    (``invalid_scope``…): nothing is counted, no alert, no 429."""
     quotas = quotas_of(client_id, organization_id, columns)
     if not quotas:
         return {}
@@ -188,7 +201,15 @@ def take(client_id: str, organization_id: str | None, columns: tuple[Any, ...]) 
             start = int(now // seconds * seconds)
             plan.append((quota, window, limit, seconds, start))
     try:
-        if settings.REDIS_URL:
+        if settings.REDIS_URL and not count:
+            keys = [
+                f"quota:{q.subject_type}:{q.subject_id}:{w}:{start}" for q, w, _l, _s, start in plan
+            ]
+            redis = ratelimit.redis_client(settings.REDIS_URL)
+            counts = [int(n or 0) for n in redis.mget(keys)]
+        elif not count:
+            counts = [_local.peek(q, start, start + seconds) for q, _w, _l, seconds, start in plan]
+        elif settings.REDIS_URL:
             counts = _counts_redis(
                 [
                     (
@@ -209,6 +230,8 @@ def take(client_id: str, organization_id: str | None, columns: tuple[Any, ...]) 
         reset_in = max(1, math.ceil(start + seconds - now))
         policies.append(f'"{name}";q={limit};w={seconds}')
         states.append(f'"{name}";r={max(0, limit - used)};t={reset_in}')
+        if not count:
+            continue
         for threshold in THRESHOLDS:
             if used >= math.ceil(limit * threshold / 100):
                 _alert(quota, window, start, threshold, limit, used)

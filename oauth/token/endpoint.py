@@ -97,16 +97,22 @@ def _token(
         client, auth_method = authenticate_client(
             authorization, params, log, ip, ahead, parsed.credentials
         )
-    scopes = _requested_scopes(params, client.scopes)
-    audience = _requested_audience(params, client.audience)
-    jkt, headers = None, None
-    if proof is not None:  # only then: a bearer request does no DPoP work
-        jkt = _proof_key(proof, target_uri)
-        headers = dpop.nonce_headers()
-    elif client.dpop_bound:
-        raise OAuthError(
-            "invalid_dpop_proof", "this client's tokens are DPoP-bound: send a DPoP proof"
-        )
+    try:
+        scopes = _requested_scopes(params, client.scopes)
+        audience = _requested_audience(params, client.audience)
+        jkt, headers = None, None
+        if proof is not None:  # only then: a bearer request does no DPoP work
+            jkt = _proof_key(proof, target_uri)
+            headers = dpop.nonce_headers()
+        elif client.dpop_bound:
+            raise OAuthError(
+                "invalid_dpop_proof", "this client's tokens are DPoP-bound: send a DPoP proof"
+            )
+    except OAuthError as error:
+        if client.quota is not None:  # every answer to a client under a quota says where it is
+            limits = quotas.take(client.client_id, client.organization_id, client.quota, False)
+            error.headers = {**error.headers, **limits}
+        raise
     if client.quota is not None:  # only then: a client without a quota does no quota work
         limits = quotas.take(client.client_id, client.organization_id, client.quota)
         headers = {**(headers or {}), **limits}

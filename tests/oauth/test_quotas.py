@@ -146,6 +146,16 @@ def test_an_enforced_hourly_quota_refuses_with_429_and_resets_next_hour(
     assert refusals.count == 1
 
 
+def test_a_refusal_of_a_client_under_a_quota_says_where_it_is(client, guide_client, clock, store):
+    set_quota(guide_client, per_hour=5)
+    assert request_token(client, guide_client).status_code == 200
+    refused = request_token(client, guide_client, scope="nope")
+    assert refused.status_code == 400
+    assert refused["RateLimit-Policy"] == '"hour";q=5;w=3600'
+    assert refused["RateLimit"] == '"hour";r=4;t=2400'  # not counted
+    assert request_token(client, guide_client)["RateLimit"] == '"hour";r=3;t=2400'
+
+
 def test_a_daily_quota_and_the_organization_cap_are_both_announced(
     client, guide_client, clock, store
 ):
