@@ -82,7 +82,8 @@ class TokenUsage(models.Model):
                 fields=["client_id", "hour", "reason"], name="token_usage_one_row"
             )
         ]
-        indexes = [models.Index(fields=["organization_id", "hour"])]
+        # The usage pages read by organization; the dashboard and purge_expired by hour.
+        indexes = [models.Index(fields=["organization_id", "hour"]), models.Index(fields=["hour"])]
 
     def __str__(self) -> str:
         return (
