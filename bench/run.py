@@ -11,6 +11,8 @@ port and prints:
   not a 200 with an access_token), and the ratio of tokens/s to the ceiling;
 - DPoP-bound tokens (bench/token_dpop.lua: a fresh ES256 proof per request, signed beforehand)
   beside bearer ones, at the highest concurrency, on the same server;
+- with Redis (BENCH_REDIS_URL, default db 9), the load client without and then with an enforced
+  token quota (issue 20), at the highest concurrency, back to back;
 - ES256 beside RS256, and the plain Django view (OAUTH_TOKEN_FAST_PATH=false), at the highest
   concurrency;
 - the resident memory (RSS) of each gunicorn worker after the load;
@@ -219,6 +221,7 @@ def bench_database(label: str, args: argparse.Namespace, ceiling: float) -> dict
             result = run_wrk(server, load_client, top, args.duration)
             print(describe(f"Django view, no fast path, c={top:<3d}", result, ceiling), flush=True)
             summary["view"] = result
+        summary["quota"] = quota(db, load_client, args, ceiling)
         es_top = es256(db, load_client, args, ceiling)
         summary["es256"] = es_top
         summary["federated"] = federated(db, args, ceiling)
@@ -235,6 +238,36 @@ def federated(db: Database, args: argparse.Namespace, ceiling: float) -> dict:
         result = run_wrk(server, client, top, args.duration)
         print(describe(f"federated jwt-bearer c={top:<3d}", result, ceiling), flush=True)
     return result
+
+
+QUOTA_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+SET_QUOTA = (
+    "from clients.models import ApiClient\n"
+    "from clients.services import Actor, client_update\n"
+    "client_update(actor=Actor.system('bench'), client=ApiClient.objects.get(pk={client_id!r}),"
+    " token_quota={quota!r})"
+)
+
+
+def quota(db: Database, client: dict[str, str], args: argparse.Namespace, ceiling: float) -> dict:
+    """Token quotas (issue 20) at the highest concurrency, both servers with REDIS_URL: first the
+    client without a quota, then with an enforced one (per hour and per day, too large to refuse:
+    one pipelined INCR/EXPIRE round trip to Redis per token), back to back in the same minutes."""
+    top = max(args.concurrency)
+    out = {}
+    try:
+        for label, value in (
+            ("without", None),
+            ("with", {"per_hour": 10**8, "per_day": 10**9, "mode": "enforce"}),
+        ):
+            db.manage("shell", "-c", SET_QUOTA.format(client_id=client["client_id"], quota=value))
+            with gunicorn(db, REDIS_URL=QUOTA_REDIS_URL) as server:
+                result = run_wrk(server, client, top, args.duration)
+                print(describe(f"Redis, {label} a quota c={top:<3d}", result, ceiling), flush=True)
+            out[label] = result
+    finally:
+        db.manage("shell", "-c", SET_QUOTA.format(client_id=client["client_id"], quota=None))
+    return out
 
 
 def es256(db: Database, client: dict[str, str], args: argparse.Namespace, ceiling: float) -> dict:
@@ -359,6 +392,8 @@ def main() -> int:
         for key, value in summary.items():
             if key.startswith("rs256_c") or key in ("es256", "view", "federated", "dpop"):
                 failed = failed or value["errors"] > 0
+            if key == "quota":
+                failed = failed or any(v["errors"] > 0 for v in value.values())
         top = summary[f"rs256_c{max(args.concurrency)}"]
         print(
             f"{summary['db']:8s} c={max(args.concurrency)}: {top['tokens_per_s']:.0f} tokens/s"
@@ -367,6 +402,9 @@ def main() -> int:
             f" ES256 {summary['es256']['tokens_per_s']:.0f} tokens/s;"
             f" federated {summary['federated']['tokens_per_s']:.0f} tokens/s;"
             f" DPoP {summary['dpop']['tokens_per_s']:.0f} tokens/s;"
+            f" Redis without/with an enforced quota"
+            f" {summary['quota']['without']['tokens_per_s']:.0f}/"
+            f"{summary['quota']['with']['tokens_per_s']:.0f} tokens/s;"
             f" cold {summary['cold_ms']:.0f} ms;"
             f" single client median {summary['latency']['median_ms']:.2f} ms"
             f" p99 {summary['latency']['p99_ms']:.2f} ms"

@@ -35,5 +35,10 @@ client_settings = AppSettings(
         "ARGON2_TIME_COST": 2,
         "ARGON2_MEMORY_COST": 19456,
         "ARGON2_PARALLELISM": 1,
+        # The token quota of a new organization (the provider's caps; None: no quota), and its
+        # mode: "enforce" refuses past it, "observe" counts and warns only.
+        "TOKEN_QUOTA_DEFAULT_PER_HOUR": None,
+        "TOKEN_QUOTA_DEFAULT_PER_DAY": None,
+        "TOKEN_QUOTA_DEFAULT_MODE": "enforce",
     },
 )

@@ -160,6 +160,61 @@ def new_secret_id() -> str:
     return random_id("sks_")
 
 
+class QuotaMode(models.TextChoices):
+    """``enforce`` refuses past the quota; ``observe`` counts and warns but never refuses."""
+
+    ENFORCE = "enforce", "enforce"
+    OBSERVE = "observe", "observe"
+
+
+def quota_fields() -> tuple[models.Field, models.Field, models.Field]:
+    """Tokens per hour and per day (None: no quota) and the mode: on organizations (the caps
+    the provider sets) and on clients (set by the organization, within those caps)."""
+    return (
+        models.PositiveIntegerField(
+            null=True, blank=True, help_text="Tokens per clock hour (UTC); empty: no quota."
+        ),
+        models.PositiveIntegerField(
+            null=True, blank=True, help_text="Tokens per UTC day; empty: no quota."
+        ),
+        models.CharField(
+            max_length=8,
+            choices=QuotaMode.choices,
+            default=QuotaMode.ENFORCE,
+            help_text="enforce: refuse past the quota (429); observe: count and warn only.",
+        ),
+    )
+
+
+def check_quota_fields(instance: Any, errors: dict[str, list[str]]) -> None:
+    for name in ("token_quota_per_hour", "token_quota_per_day"):
+        value = getattr(instance, name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            errors.setdefault("token_quota", []).append(f"{name[12:]} must be at least 1")
+    if instance.token_quota_mode not in QuotaMode.values:
+        errors.setdefault("token_quota", []).append("mode must be enforce or observe")
+
+
+def quota_of(instance: Any) -> dict[str, Any] | None:
+    """The ``token_quota`` of an organization or a client as the API shows it; None: no quota."""
+    if instance.token_quota_per_hour is None and instance.token_quota_per_day is None:
+        return None
+    return {
+        "per_hour": instance.token_quota_per_hour,
+        "per_day": instance.token_quota_per_day,
+        "mode": instance.token_quota_mode,
+    }
+
+
+def set_quota(instance: Any, quota: dict[str, Any] | None) -> None:
+    """Set an organization's or a client's quota from ``{"per_hour", "per_day", "mode"}`` (a
+    missing member: no quota for that window; mode defaults to enforce) or None (no quota)."""
+    quota = quota or {}
+    instance.token_quota_per_hour = quota.get("per_hour")
+    instance.token_quota_per_day = quota.get("per_day")
+    instance.token_quota_mode = quota.get("mode") or QuotaMode.ENFORCE
+
+
 class Organization(models.Model):
     """A customer of the API provider; owns API clients and members."""
 
@@ -173,6 +228,8 @@ class Organization(models.Model):
     # restrict an organization to no API at all without the meaning flipping.
     restrict_apis = models.BooleanField(default=False)
     allowed_apis = models.ManyToManyField("ApiResource", blank=True, related_name="organizations")
+    # The caps the provider sets on the organization's tokens (oauth.quotas).
+    token_quota_per_hour, token_quota_per_day, token_quota_mode = quota_fields()
 
     class OnLeak(models.TextChoices):
         REVOKE = "revoke", "Revoke the secret at once"
@@ -200,6 +257,16 @@ class Organization(models.Model):
             return cap
         return own if cap is None else min(own, cap)
 
+    @property
+    def token_quota(self) -> dict[str, Any] | None:
+        return quota_of(self)
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        check_quota_fields(self, errors)
+        if errors:
+            raise ValidationError(errors)
+
 
 class ApiClient(models.Model):
     """An OAuth client. ``organization`` is None for a management client (``skc_``)."""
@@ -221,6 +288,8 @@ class ApiClient(models.Model):
         help_text="Refuse token requests without a DPoP proof (RFC 9449): every token is "
         "bound to the client's key.",
     )
+    # The client's own quota, within its organization's caps (oauth.quotas).
+    token_quota_per_hour, token_quota_per_day, token_quota_mode = quota_fields()
     create_time = models.DateTimeField(default=timezone.now, editable=False)
     update_time = models.DateTimeField(auto_now=True)
 
@@ -237,6 +306,10 @@ class ApiClient(models.Model):
         return self.id
 
     @property
+    def token_quota(self) -> dict[str, Any] | None:
+        return quota_of(self)
+
+    @property
     def is_management(self) -> bool:
         return self.organization_id is None
 
@@ -251,8 +324,40 @@ class ApiClient(models.Model):
             self.scopes, self.audience, self.custom_claims, management=self.is_management
         ).items():
             errors.setdefault(field, []).extend(problems)
+        check_quota_fields(self, errors)
+        organization = self.organization if self.organization_id else None
+        if organization is not None and not errors.get("token_quota"):
+            for name, label in (("token_quota_per_hour", "hour"), ("token_quota_per_day", "day")):
+                cap, value = getattr(organization, name), getattr(self, name)
+                if cap is not None and value is not None and value > cap:
+                    errors.setdefault("token_quota", []).append(
+                        f"per_{label} must be at most the organization's cap of {cap}"
+                    )
         if errors:
             raise ValidationError(errors)
+
+
+class QuotaAlert(models.Model):
+    """One 80 % or 100 % e-mail about one quota window: the unique row is claimed in the
+    transaction that queues the e-mail, so each goes out once per window (oauth.quotas)."""
+
+    subject_type = models.CharField(max_length=16)  # client | organization
+    subject_id = models.CharField(max_length=32)
+    window = models.CharField(max_length=8)  # hour | day
+    window_start = models.DateTimeField()
+    threshold = models.PositiveSmallIntegerField()  # 80 | 100
+    create_time = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject_type", "subject_id", "window", "window_start", "threshold"],
+                name="quota_alert_once_per_window",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.threshold}% of {self.subject_type} {self.subject_id} per {self.window}"
 
 
 def is_management_scope(scope: str) -> bool:

@@ -33,6 +33,11 @@ TOKEN_FAILURES = Counter(
     "Token requests refused, by OAuth error code (RFC 6749 section 5.2).",
     ["reason"],
 )
+QUOTA_REFUSALS = Counter(
+    "oauth_quota_refusals",
+    "Token requests refused by a token quota (HTTP 429), by organization.",
+    ["organization"],
+)
 TOKEN_SECONDS = Histogram(
     "oauth_token_request_seconds",
     "Time spent answering a token request, successful or not.",
@@ -62,16 +67,37 @@ def _failed(reason: str) -> Counter:
     return TOKEN_FAILURES.labels(reason=reason)
 
 
-def record_token_issued(auth_method: str) -> None:
-    """Count an issued token under its client authentication method."""
+def record_token_issued(
+    auth_method: str, client_id: str | None = None, organization_id: str | None = None
+) -> None:
+    """Count an issued token under its client authentication method (and, for the usage
+    pages, against its client: in memory, flushed once a minute)."""
     _issued(auth_method).inc()
-    stats.record_issued()  # the dashboard's hourly count: in memory, flushed once a minute
+    stats.record_issued(client_id, organization_id)
 
 
-def record_token_failure(reason: str) -> None:
-    """Count a refused token request under its OAuth error code (``invalid_client``…)."""
+def record_token_failure(
+    reason: str,
+    client_id: str | None = None,
+    organization_id: str | None = None,
+    usage_reason: str | None = None,
+) -> None:
+    """Count a refused token request under its OAuth error code (``invalid_client``…), and
+    against the client it names under ``usage_reason`` (``rate_limited``, ``quota_exceeded``:
+    refusals the error code alone does not tell apart)."""
     _failed(reason).inc()
-    stats.record_failed()
+    stats.record_failed(usage_reason or reason, client_id, organization_id)
+
+
+@functools.cache
+def _quota_refused(organization_id: str) -> Counter:
+    return QUOTA_REFUSALS.labels(organization=organization_id)
+
+
+def record_quota_refusal(organization_id: str) -> None:
+    """Count a token request refused by a quota, per organization (never per client: the
+    label's values stay as few as the organizations)."""
+    _quota_refused(organization_id or "").inc()
 
 
 def observe_token_seconds(seconds: float) -> None:

@@ -64,6 +64,33 @@ class UsedAssertion(models.Model):
         return f"{self.jti} ({self.client_id})"
 
 
+class TokenUsage(models.Model):
+    """Per client and hour: tokens issued (``reason`` "") and requests refused by reason
+    (``invalid_client``, ``quota_exceeded``…), summed over every worker. Workers count in memory
+    and add here at most once a minute and on exit (``oauth.stats``). Ids, not foreign keys:
+    the counts outlive a deleted client until ``purge_expired`` removes old hours."""
+
+    hour = models.DateTimeField()
+    client_id = models.CharField(max_length=64)
+    organization_id = models.CharField(max_length=32, blank=True, default="")
+    reason = models.CharField(max_length=40, blank=True, default="")
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client_id", "hour", "reason"], name="token_usage_one_row"
+            )
+        ]
+        # The usage pages read by organization; the dashboard and purge_expired by hour.
+        indexes = [models.Index(fields=["organization_id", "hour"]), models.Index(fields=["hour"])]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.client_id} {self.hour:%Y-%m-%d %H}:00 {self.reason or 'issued'}: {self.count}"
+        )
+
+
 class TokenStat(models.Model):
     """Tokens issued and refused per hour, summed over every worker.
 

@@ -51,6 +51,8 @@ oauth_settings = AppSettings(
         # one to two periods of DPOP_NONCE_SECONDS, by every server process.
         "DPOP_NONCE_REQUIRED": False,
         "DPOP_NONCE_SECONDS": 300,
+        # Days of per-client hourly token counts kept (oauth.stats; purge_expired removes older).
+        "TOKEN_USAGE_RETENTION_DAYS": 90,
     },
     fallback=client_settings,
 )

@@ -219,9 +219,20 @@ OAUTH = {
         "ARGON2_TIME_COST": env_int("OAUTH_ARGON2_TIME_COST", None, minimum=1),
         "ARGON2_MEMORY_COST": env_int("OAUTH_ARGON2_MEMORY_COST", None, minimum=8),
         "ARGON2_PARALLELISM": env_int("OAUTH_ARGON2_PARALLELISM", None, minimum=1),
+        "TOKEN_QUOTA_DEFAULT_PER_HOUR": env_int(
+            "OAUTH_TOKEN_QUOTA_DEFAULT_PER_HOUR", None, minimum=1
+        ),
+        "TOKEN_QUOTA_DEFAULT_PER_DAY": env_int(
+            "OAUTH_TOKEN_QUOTA_DEFAULT_PER_DAY", None, minimum=1
+        ),
+        "TOKEN_QUOTA_DEFAULT_MODE": env("OAUTH_TOKEN_QUOTA_DEFAULT_MODE"),
+        "TOKEN_USAGE_RETENTION_DAYS": env_int("OAUTH_TOKEN_USAGE_RETENTION_DAYS", None, minimum=1),
     }.items()
     if value is not None
 }
+
+if OAUTH.get("TOKEN_QUOTA_DEFAULT_MODE") not in (None, "enforce", "observe"):
+    raise ImproperlyConfigured("OAUTH_TOKEN_QUOTA_DEFAULT_MODE must be enforce or observe")
 
 # --- Operations: proxies, Redis, metrics ---------------------------------------------------------
 # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto we believe (IPs or CIDRs, and

@@ -16,7 +16,7 @@ from django.test import Client
 from clients.models import ApiClient, Membership, Organization
 from clients.services import Actor, client_create, management_client_create, organization_create
 from m2m_auth_kit.guards import reset_verifier
-from oauth import stats
+from oauth import quotas, stats
 from oauth.token.authenticate import forget_verified_secrets
 from portal.api.authentication import reset_management_verifier
 
@@ -57,7 +57,10 @@ def _fresh_process_caches():
     reset_management_verifier()
     # A fresh minute: no test sees another test's token counts flushed into its database.
     stats.counter.reset()
+    stats.set_clock(None)
+    quotas.reset()
     yield
+    stats.set_clock(None)
     forget_verified_secrets()
     reset_verifier()
     reset_management_verifier()

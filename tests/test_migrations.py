@@ -72,15 +72,24 @@ OLD_TO_CURRENT = {
 }
 
 # Columns added to our tables since the old state: table -> {column: the value old rows get}.
+QUOTA_COLUMNS = {
+    "token_quota_mode": "enforce",
+    "token_quota_per_day": None,
+    "token_quota_per_hour": None,
+}
 ADDED_COLUMNS = {
-    "clients_apiclient": {"dpop_bound_access_tokens": False},
+    "clients_apiclient": {"dpop_bound_access_tokens": False, **QUOTA_COLUMNS},
     "clients_clientsecret": {
         "leak_source": "",
         "leak_time": None,
         "leak_url": "",
         "lookup_hmac": None,
     },
-    "clients_organization": {"on_leak": "revoke", "secret_max_lifetime_days": None},
+    "clients_organization": {
+        "on_leak": "revoke",
+        "secret_max_lifetime_days": None,
+        **QUOTA_COLUMNS,
+    },
 }
 
 T0 = dt.datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=dt.UTC)

@@ -48,6 +48,7 @@ from clients.services.organizations import (
     organization_update,
 )
 from clients.services.outbox import email_enqueue, enqueue
+from clients.services.quotas import quota_alert
 from clients.services.reminders import secret_reminders_send
 from clients.services.secrets import (
     expire_time_from_seconds,
@@ -114,6 +115,7 @@ __all__ = [
     "organization_update",
     "password_reset_request",
     "provider_grants",
+    "quota_alert",
     "secret_add",
     "secret_delete",
     "secret_reminders_send",

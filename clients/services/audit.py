@@ -118,6 +118,7 @@ WebhookEndpointAction = Literal[
 ]
 TokenAction = Literal["token.revoke", "token.federated"]
 TrustPolicyAction = Literal["trust_policy.create", "trust_policy.update", "trust_policy.delete"]
+QuotaAction = Literal["quota.warn", "quota.exceed"]
 
 
 def audit_organization(

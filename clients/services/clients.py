@@ -14,6 +14,8 @@ from clients.models import (
     Organization,
     new_client_id,
     new_management_client_id,
+    quota_of,
+    set_quota,
 )
 from clients.services._common import check_model, delete_once, form_claim, new_secret
 from clients.services.audit import Actor, audit_client, audit_secret
@@ -74,6 +76,7 @@ CLIENT_UPDATABLE_FIELDS = (
     "custom_claims",
     "expiry",
     "dpop_bound_access_tokens",
+    "token_quota",  # {"per_hour", "per_day", "mode"} or None: within the organization's caps
 )
 
 
@@ -85,10 +88,15 @@ def client_update(*, actor: Actor, client: ApiClient, **fields: Any) -> ApiClien
         raise ValidationError({name: ["this field cannot be changed"] for name in sorted(unknown)})
     changes = {}
     for name, value in fields.items():
-        before = getattr(client, name)
+        if name == "token_quota":
+            before = quota_of(client)
+            set_quota(client, value)
+            value = quota_of(client)
+        else:
+            before = getattr(client, name)
+            setattr(client, name, value)
         if before != value:
             changes[name] = [before, value]
-        setattr(client, name, value)
     check_model(client, exclude=["id"])
     client.save()
     # Before and after of each changed field, so the activity log can say what changed.

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from clients.conf import client_settings
-from clients.models import Organization
+from clients.models import Organization, quota_of, set_quota
 from clients.services._common import check_model
 from clients.services.audit import Actor, audit_organization
 
@@ -20,7 +20,13 @@ def organization_create(
     *, actor: Actor, display_name: str, external_id: str | None = None
 ) -> Organization:
     """A customer's organization. ``external_id``, the provider's own reference, is unique."""
-    organization = Organization(display_name=display_name, external_id=external_id or None)
+    organization = Organization(
+        display_name=display_name,
+        external_id=external_id or None,
+        token_quota_per_hour=client_settings.TOKEN_QUOTA_DEFAULT_PER_HOUR,
+        token_quota_per_day=client_settings.TOKEN_QUOTA_DEFAULT_PER_DAY,
+        token_quota_mode=client_settings.TOKEN_QUOTA_DEFAULT_MODE,
+    )
     check_model(organization)
     if external_id and Organization.objects.filter(external_id=external_id).exists():
         raise ValidationError({"external_id": [_EXTERNAL_ID_TAKEN]})
@@ -47,10 +53,13 @@ def organization_update(
     external_id: Any = ...,
     on_leak: str | None = None,
     secret_max_lifetime_days: Any = ...,
+    token_quota: Any = ...,
 ) -> Organization:
     """Change what is given: ``external_id=None`` (or "") clears it; left out, it stays.
     ``secret_max_lifetime_days=None`` lifts the organization's own limit (the provider's cap,
-    OAUTH["SECRET_MAX_LIFETIME_DAYS_CAP"], still applies; a value above it is refused)."""
+    OAUTH["SECRET_MAX_LIFETIME_DAYS_CAP"], still applies; a value above it is refused).
+    ``token_quota``: ``{"per_hour", "per_day", "mode"}`` or None (no quota): the provider's caps
+    (the organization's own clients' quotas stay within them)."""
     changed: dict[str, Any] = {}
     changes: dict[str, list[Any]] = {}
     if on_leak is not None:
@@ -77,6 +86,12 @@ def organization_update(
             changes["secret_max_lifetime_days"] = [organization.secret_max_lifetime_days, days]
         organization.secret_max_lifetime_days = days
         changed["secret_max_lifetime_days"] = days
+    if token_quota is not ...:
+        before = quota_of(organization)
+        set_quota(organization, token_quota)
+        if quota_of(organization) != before:
+            changes["token_quota"] = [before, quota_of(organization)]
+        changed["token_quota"] = quota_of(organization)
     if display_name is not None:
         if organization.display_name != display_name:
             changes["display_name"] = [organization.display_name, display_name]

@@ -135,6 +135,7 @@ def too_many_failures(limited: ratelimit.RateLimited) -> OAuthError:
         f"too many failed attempts; retry after {limited.retry_after} s",
         status=429,
         headers={"Retry-After": str(limited.retry_after)},
+        count_as="rate_limited",
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import DatabaseError
 
-from oauth import dpop, keys
+from oauth import dpop, keys, quotas
 from oauth import metrics as token_metrics
 from oauth.token import federated, lookup
 from oauth.token.authenticate import authenticate_client, dummy_check
@@ -97,16 +97,25 @@ def _token(
         client, auth_method = authenticate_client(
             authorization, params, log, ip, ahead, parsed.credentials
         )
-    scopes = _requested_scopes(params, client.scopes)
-    audience = _requested_audience(params, client.audience)
-    jkt, headers = None, None
-    if proof is not None:  # only then: a bearer request does no DPoP work
-        jkt = _proof_key(proof, target_uri)
-        headers = dpop.nonce_headers()
-    elif client.dpop_bound:
-        raise OAuthError(
-            "invalid_dpop_proof", "this client's tokens are DPoP-bound: send a DPoP proof"
-        )
+    try:
+        scopes = _requested_scopes(params, client.scopes)
+        audience = _requested_audience(params, client.audience)
+        jkt, headers = None, None
+        if proof is not None:  # only then: a bearer request does no DPoP work
+            jkt = _proof_key(proof, target_uri)
+            headers = dpop.nonce_headers()
+        elif client.dpop_bound:
+            raise OAuthError(
+                "invalid_dpop_proof", "this client's tokens are DPoP-bound: send a DPoP proof"
+            )
+    except OAuthError as error:
+        if client.quota is not None:  # every answer to a client under a quota says where it is
+            limits = quotas.take(client.client_id, client.organization_id, client.quota, False)
+            error.headers = {**error.headers, **limits}
+        raise
+    if client.quota is not None:  # only then: a client without a quota does no quota work
+        limits = quotas.take(client.client_id, client.organization_id, client.quota)
+        headers = {**(headers or {}), **limits}
     token = issue_token(client, scopes=scopes, audience=audience, jkt=jkt)
     if client.federation is not None:
         federated.record(client, token.jti, ip)
@@ -118,7 +127,7 @@ def _token(
     }
     if token.scopes:
         body["scope"] = " ".join(token.scopes)
-    token_metrics.record_token_issued(auth_method)
+    token_metrics.record_token_issued(auth_method, client.client_id, client.organization_id)
     log.update(outcome="token_issued", auth_method=auth_method)
     return _answer(body, headers=headers)
 
@@ -190,7 +199,11 @@ def token_endpoint(
 
 
 def _refused(error: OAuthError, log: dict[str, Any]) -> TokenAnswer:
-    token_metrics.record_token_failure(error.error)
+    # Against the client the request names: its organization is known once it authenticated;
+    # otherwise oauth.stats looks the client up when it flushes (and drops made-up ids).
+    token_metrics.record_token_failure(
+        error.error, log.get("client_id"), log.get("organization_id"), error.count_as
+    )
     log["outcome"] = error.error
     return _answer(
         {"error": error.error, "error_description": error.description},

@@ -23,7 +23,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from clients.models import ApiClient, ClientSecret
+from clients.models import ApiClient, ClientSecret, Organization
 from oauth.models import SigningKey
 from oauth.settings import oauth_settings
 from portal.lib.encoding import loads
@@ -64,6 +64,9 @@ class AuthenticatedClient:
 
     # Set when an external workload token admitted the client (oauth.federation).
     federation: Federation | None = None
+    # The token quota columns of the client and of its organization (per hour, per day, mode;
+    # oauth.quotas), or None when neither has a quota.
+    quota: tuple[Any, ...] | None = None
 
     @classmethod
     def of_client(
@@ -80,6 +83,14 @@ class AuthenticatedClient:
             current_kid=None,
             dpop_bound=client.dpop_bound_access_tokens,
             federation=federation,
+            quota=_quota_columns(
+                (
+                    client.token_quota_per_hour,
+                    client.token_quota_per_day,
+                    client.token_quota_mode,
+                    *_organization_quota(client),
+                )
+            ),
         )
 
     @classmethod
@@ -95,6 +106,7 @@ class AuthenticatedClient:
             current_kid=row[10],
             secret_id=row[6],
             dpop_bound=bool(row[11]),
+            quota=_quota_columns(row[12:18]),
         )
 
 
@@ -117,9 +129,31 @@ _COLUMNS = (
     "CASE WHEN s.last_used_time IS NULL OR s.last_used_time < %s THEN 1 ELSE 0 END, "
     "(SELECT k.kid FROM {key} k WHERE k.retire_time IS NULL ORDER BY k.create_time DESC LIMIT 1), "
     "c.dpop_bound_access_tokens, "
+    "c.token_quota_per_hour, c.token_quota_per_day, c.token_quota_mode, "
+    "o.token_quota_per_hour, o.token_quota_per_day, o.token_quota_mode, "
+    # Index 18 (NEEDS_LOOKUP): a secret made before keyed lookups (clients.models.secret_lookup).
     "CASE WHEN s.lookup_hmac IS NULL THEN 1 ELSE 0 END "
 )
 
+
+def _quota_columns(columns: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    has_quota = any(columns[i] is not None for i in (0, 1, 3, 4))
+    return tuple(columns) if has_quota else None
+
+
+def _organization_quota(client: ApiClient) -> tuple[Any, Any, Any]:
+    organization = client.organization if client.organization_id else None
+    if organization is None:
+        return (None, None, None)
+    return (
+        organization.token_quota_per_hour,
+        organization.token_quota_per_day,
+        organization.token_quota_mode,
+    )
+
+
+# The column of a row that says its secret has no keyed lookup yet.
+NEEDS_LOOKUP = 18
 
 _USABLE = "s.status = 'ACTIVE' AND (s.expire_time IS NULL OR s.expire_time > %s)"
 
@@ -130,6 +164,7 @@ def _tables() -> dict[str, str]:
         "client": ApiClient._meta.db_table,
         "secret": ClientSecret._meta.db_table,
         "key": SigningKey._meta.db_table,
+        "org": Organization._meta.db_table,
     }
 
 
@@ -137,6 +172,7 @@ def _sql() -> str:
     """The token query for one client: (stale, client id, now)."""
     return (
         _COLUMNS + "FROM {client} c JOIN {secret} s ON s.client_id = c.id "
+        "LEFT JOIN {org} o ON o.id = c.organization_id "
         "WHERE c.id = %s AND " + _USABLE
     ).format(**_tables())
 
@@ -152,9 +188,12 @@ def batch_sql() -> str:
     return (
         _COLUMNS + "FROM unnest(%s::varchar[]) AS wanted(id) "
         "CROSS JOIN LATERAL (SELECT id, organization_id, scopes, audience, custom_claims, expiry, "
-        "dpop_bound_access_tokens FROM {client} WHERE id = wanted.id OFFSET 0) c "
+        "dpop_bound_access_tokens, token_quota_per_hour, token_quota_per_day, token_quota_mode "
+        "FROM {client} WHERE id = wanted.id OFFSET 0) c "
         "CROSS JOIN LATERAL (SELECT id, secret_hash, secret_suffix, last_used_time, lookup_hmac "
-        "FROM {secret} s WHERE s.client_id = wanted.id AND " + _USABLE + " OFFSET 0) s"
+        "FROM {secret} s WHERE s.client_id = wanted.id AND " + _USABLE + " OFFSET 0) s "
+        "LEFT JOIN LATERAL (SELECT token_quota_per_hour, token_quota_per_day, token_quota_mode "
+        "FROM {org} WHERE id = c.organization_id OFFSET 0) o ON true"
     ).format(**_tables())
 
 

@@ -36,12 +36,16 @@ class OAuthError(Exception):
         description: str,
         status: int = 400,
         headers: dict[str, str] | None = None,
+        count_as: str | None = None,
     ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
         self.headers = headers or {}
+        # The reason the usage counts give it (``rate_limited``, ``quota_exceeded``): several
+        # refusals share ``temporarily_unavailable``.
+        self.count_as = count_as or error
 
 
 def invalid_client(

@@ -114,6 +114,29 @@ def annotate() -> None:
             ],
         ),
     )(views.AuditEventListView)
+    usage_parameters = [
+        OpenApiParameter("start", OpenApiTypes.DATETIME, description="RFC 3339; inclusive"),
+        OpenApiParameter("end", OpenApiTypes.DATETIME, description="RFC 3339; exclusive"),
+        OpenApiParameter(
+            "granularity", str, enum=["hour", "day"], description="hour (default) or day"
+        ),
+    ]
+    extend_schema_view(
+        get=_op(
+            "get_organization_usage",
+            "Tokens issued and requests refused per hour or day in an organization",
+            s.Usage,
+            parameters=usage_parameters,
+        ),
+    )(views.OrganizationUsageView)
+    extend_schema_view(
+        get=_op(
+            "get_client_usage",
+            "Tokens issued and requests refused per hour or day by a client",
+            s.Usage,
+            parameters=usage_parameters,
+        ),
+    )(views.ClientUsageView)
     extend_schema_view(
         get=_op("get_client", "Get a client", s.ClientOne),
         patch=_op("update_client", "Update a client", s.ClientOne, request=s.ClientPatch),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rest_framework import serializers
@@ -15,6 +15,7 @@ from clients.models import (
     ClientSecret,
     Organization,
 )
+from oauth import usage
 
 
 class StrictCharField(serializers.CharField):
@@ -69,6 +70,27 @@ class CustomClaimSerializer(StrictSerializer):
     value = StrictCharField(allow_blank=True)
 
 
+MAX_QUOTA = 2_000_000_000  # the column is a 32-bit integer
+
+
+class TokenQuotaInput(StrictSerializer):
+    """Tokens per hour and per UTC day (null or left out: no quota for that window); ``mode``
+    enforce (refuse past it with 429, the default) or observe (count and warn only)."""
+
+    per_hour = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_QUOTA)
+    per_day = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_QUOTA)
+    mode = serializers.ChoiceField(choices=["enforce", "observe"], required=False)
+
+
+class TokenQuotaSerializer(serializers.Serializer):
+    per_hour = serializers.IntegerField(allow_null=True, help_text="tokens per clock hour (UTC)")
+    per_day = serializers.IntegerField(allow_null=True, help_text="tokens per UTC day")
+    mode = serializers.ChoiceField(
+        choices=["enforce", "observe"],
+        help_text="enforce: refuse past the quota (429); observe: count and warn only",
+    )
+
+
 class OrganizationInput(StrictSerializer):
     display_name = StrictCharField(max_length=MAX_NAME_LENGTH)
     external_id = StrictCharField(max_length=128, required=False, allow_null=True, allow_blank=True)
@@ -86,6 +108,12 @@ class OrganizationPatch(OrganizationInput):
         allow_null=True,
         min_value=1,
         help_text="new secrets expire after at most this many days; null: no own limit",
+    )
+    token_quota = TokenQuotaInput(
+        required=False,
+        allow_null=True,
+        help_text="the caps on the organization's tokens (null: none); its clients' quotas "
+        "must stay within them",
     )
 
 
@@ -116,6 +144,11 @@ class ClientInput(StrictSerializer):
 
 class ClientPatch(ClientInput):
     name = StrictCharField(max_length=MAX_NAME_LENGTH, required=False)
+    token_quota = TokenQuotaInput(
+        required=False,
+        allow_null=True,
+        help_text="the client's token quota (null: none), at most its organization's caps",
+    )
 
 
 class SecretInput(StrictSerializer):
@@ -160,6 +193,33 @@ class AuditEventQuery(serializers.Serializer):
         if data.get("since") and data.get("until") and data["until"] <= data["since"]:
             raise serializers.ValidationError({"until": ["until must come after since"]})
         return data
+
+
+class UsageQuery(serializers.Serializer):
+    """The range of a usage report (query parameters)."""
+
+    start = serializers.DateTimeField(
+        required=False,
+        help_text="RFC 3339; rounded down to the hour or day (default: 24 hours "
+        "before end for hour, 30 days for day)",
+    )
+    end = serializers.DateTimeField(required=False, help_text="RFC 3339; exclusive (default: now)")
+    granularity = serializers.ChoiceField(choices=["hour", "day"], required=False, default="hour")
+
+    MAX_BUCKETS = 24 * 31
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        granularity = data["granularity"]
+        end = data.get("end") or usage.utc_now()
+        default_span = timedelta(days=1) if granularity == "hour" else timedelta(days=30)
+        start = data.get("start") or end - default_span
+        if end <= start:
+            raise serializers.ValidationError({"end": ["end must come after start"]})
+        if (end - start) / usage.GRANULARITIES[granularity] > self.MAX_BUCKETS:
+            raise serializers.ValidationError(
+                {"start": [f"at most {self.MAX_BUCKETS} {granularity}s per request"]}
+            )
+        return {"start": start, "end": end, "granularity": granularity}
 
 
 class ClaimConditionSerializer(StrictSerializer):
@@ -223,6 +283,7 @@ class OrganizationSerializer(serializers.Serializer):
     update_time = Rfc3339Field()
     on_leak = serializers.ChoiceField(choices=Organization.OnLeak.values)
     secret_max_lifetime_days = serializers.IntegerField(allow_null=True)
+    token_quota = TokenQuotaSerializer(allow_null=True, help_text="null: no quota")
 
 
 class LeakSerializer(serializers.Serializer):
@@ -295,6 +356,7 @@ class ClientSerializer(serializers.Serializer):
     dpop_bound_access_tokens = serializers.BooleanField(
         help_text="every token of this client is DPoP-bound (RFC 9449 §5.2)"
     )
+    token_quota = TokenQuotaSerializer(allow_null=True, help_text="null: no quota")
 
 
 # Bound once: a serializer made per client would copy its nested fields for each client.
@@ -415,6 +477,23 @@ class KeyOne(serializers.Serializer):
 
 class TrustPolicyList(serializers.Serializer):
     trust_policies = TrustPolicySerializer(many=True)
+
+
+class UsageEntry(serializers.Serializer):
+    start_time = Rfc3339Field()
+    tokens_issued = serializers.IntegerField()
+    requests_refused = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="by reason: invalid_client, invalid_scope, invalid_target, rate_limited, "
+        "quota_exceeded, invalid_grant, invalid_dpop_proof…",
+    )
+
+
+class Usage(serializers.Serializer):
+    """Tokens issued and requests refused per hour or day, oldest first, empty ones included.
+    Counts reach the table within a minute (each server process writes them once a minute)."""
+
+    usage = UsageEntry(many=True)
 
 
 class TrustPolicyOne(serializers.Serializer):

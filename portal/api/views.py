@@ -13,7 +13,7 @@ from clients import selectors, services
 from clients.models import ApiClient, Organization
 from clients.services import Actor
 from m2m_auth_kit.guards import HasScopes
-from oauth import ratelimit
+from oauth import ratelimit, usage
 from oauth.settings import oauth_settings
 from portal.api import serializers as s
 from portal.api.authentication import ManagementTokenAuthentication
@@ -65,6 +65,12 @@ class ManagementView(APIView):
     def actor(self) -> Actor:
         claims = self.request.auth
         return Actor.for_client(claims.client_id, ip=client_ip(self.request))
+
+    @staticmethod
+    def parse_query(serializer_class: type, request: Request) -> dict[str, Any]:
+        serializer = serializer_class(data=request.query_params.dict())
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
 
     @staticmethod
     def parse(serializer_class: type, request: Request, partial: bool = False) -> dict[str, Any]:
@@ -147,6 +153,22 @@ class AuditEventListView(ManagementView):
         events = selectors.audit_list(organization, **query.validated_data)
         items, paging = page(events, request.query_params, f"audit:{organization.id}")
         return Response(s.AuditEventList({"audit_events": items, **paging}).data)
+
+
+class OrganizationUsageView(ManagementView):
+    def get(self, request: Request, organization_id: str) -> Response:
+        organization = selectors.organization_get(organization_id)
+        query = self.parse_query(s.UsageQuery, request)
+        entries = usage.series(organization_id=organization.id, client_id=None, **query)
+        return Response(s.Usage({"usage": entries}).data)
+
+
+class ClientUsageView(ManagementView):
+    def get(self, request: Request, organization_id: str, client_id: str) -> Response:
+        client = self.client_of(organization_id, client_id)
+        query = self.parse_query(s.UsageQuery, request)
+        entries = usage.series(organization_id=organization_id, client_id=client.id, **query)
+        return Response(s.Usage({"usage": entries}).data)
 
 
 class ClientDetailView(ManagementView):

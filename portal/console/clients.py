@@ -14,6 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -71,7 +72,16 @@ class ClientForm(forms.ModelForm):
 
     class Meta:
         model = ApiClient
-        fields = ("organization", "name", "description", "expiry", "dpop_bound_access_tokens")
+        fields = (
+            "organization",
+            "name",
+            "description",
+            "expiry",
+            "dpop_bound_access_tokens",
+            "token_quota_per_hour",
+            "token_quota_per_day",
+            "token_quota_mode",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -84,9 +94,20 @@ class ClientForm(forms.ModelForm):
             )
         if "organization" in self.fields:
             self.fields["organization"].required = True
+        if "token_quota_mode" in self.fields:
+            self.fields["token_quota_mode"].required = False
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # The model names its quota problems "token_quota" (the API's field); shown here
+        # beside the per-hour field.
+        error_dict = getattr(errors, "error_dict", None)
+        if error_dict and "token_quota" in error_dict:
+            error_dict["token_quota_per_hour"] = error_dict.pop("token_quota")
+        super()._update_errors(errors)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        data["token_quota_mode"] = data.get("token_quota_mode") or "enforce"
         claims = []
         for number, line in enumerate(_lines(data.get("claims_text", "")), start=1):
             key, equals, value = line.partition("=")
@@ -116,6 +137,17 @@ class ClientForm(forms.ModelForm):
         fields["expiry"] = data["expiry"]
         fields["dpop_bound_access_tokens"] = data.get("dpop_bound_access_tokens", False)
         return fields
+
+    def token_quota(self) -> dict[str, Any] | None:
+        """The quota fields as ``client_update`` takes them (None: no quota)."""
+        data = self.cleaned_data
+        if data.get("token_quota_per_hour") is None and data.get("token_quota_per_day") is None:
+            return None
+        return {
+            "per_hour": data.get("token_quota_per_hour"),
+            "per_day": data.get("token_quota_per_day"),
+            "mode": data.get("token_quota_mode") or "enforce",
+        }
 
 
 class BaseClientAdmin(ServiceAdmin):
@@ -254,6 +286,10 @@ class ApiClientAdmin(BaseClientAdmin):
                 "Token contents",
                 {"fields": ["scopes_text", "audience_text", "claims_text", "nonce"]},
             ),
+            (
+                "Token quota (within the organization's caps; empty: none)",
+                {"fields": ["token_quota_per_hour", "token_quota_per_day", "token_quota_mode"]},
+            ),
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
@@ -267,7 +303,12 @@ class ApiClientAdmin(BaseClientAdmin):
         actor = staff_actor(request)
         if change:
             current = ApiClient.objects.get(pk=obj.pk)
-            saved = services.client_update(actor=actor, client=current, **form.service_fields())
+            saved = services.client_update(
+                actor=actor,
+                client=current,
+                token_quota=form.token_quota(),
+                **form.service_fields(),
+            )
         else:
             saved, plain = services.client_create(
                 actor=actor,

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from clients.models import ClientSecret, Organization
+from clients.models import ApiClient, ClientSecret, Organization
+from oauth import usage
 from oauth.models import TokenStat
 
 TOP_ORGANIZATIONS = 10
@@ -23,6 +24,7 @@ class Dashboard:
     stale_count: int
     stale_days: int = STALE_DAYS
     top: list[Organization] = field(default_factory=list)
+    top_clients: list[dict] = field(default_factory=list)
     stale: list[ClientSecret] = field(default_factory=list)
 
 
@@ -46,7 +48,21 @@ def dashboard(now: datetime | None = None) -> Dashboard:
         .order_by("-n_clients", "display_name")
         .only("id", "display_name")[:TOP_ORGANIZATIONS]
     )
+    busiest = usage.top_clients(organization_id=None, start=since, end=now + timedelta(hours=1))
+    names = dict(
+        ApiClient.objects.filter(id__in=[u.client_id for u in busiest]).values_list("id", "name")
+    )
+    top_clients = [
+        {
+            "id": u.client_id,
+            "name": names.get(u.client_id, u.client_id),
+            "issued": u.issued,
+            "refused": u.refused,
+        }
+        for u in busiest
+    ]
     return Dashboard(
+        top_clients=top_clients,
         issued=totals["issued"] or 0,
         failed=totals["failed"] or 0,
         stale_count=stale.count(),

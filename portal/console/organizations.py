@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -35,8 +36,53 @@ class RestrictApisForm(forms.Form):
     )
 
 
+class OrganizationForm(forms.ModelForm):
+    """The organization's page; an empty quota mode means enforce."""
+
+    class Meta:
+        model = Organization
+        fields = (
+            "display_name",
+            "external_id",
+            "restrict_apis",
+            "allowed_apis",
+            "token_quota_per_hour",
+            "token_quota_per_day",
+            "token_quota_mode",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "token_quota_mode" in self.fields:
+            self.fields["token_quota_mode"].required = False
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # The model names its quota problems "token_quota" (the API's field); shown here
+        # beside the per-hour field.
+        error_dict = getattr(errors, "error_dict", None)
+        if error_dict and "token_quota" in error_dict:
+            error_dict["token_quota_per_hour"] = error_dict.pop("token_quota")
+        super()._update_errors(errors)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        data["token_quota_mode"] = data.get("token_quota_mode") or "enforce"
+        return data
+
+
+def _quota(data: dict[str, Any]) -> dict[str, Any] | None:
+    if data.get("token_quota_per_hour") is None and data.get("token_quota_per_day") is None:
+        return None
+    return {
+        "per_hour": data.get("token_quota_per_hour"),
+        "per_day": data.get("token_quota_per_day"),
+        "mode": data.get("token_quota_mode") or "enforce",
+    }
+
+
 @admin.register(Organization)
 class OrganizationAdmin(ServiceAdmin):
+    form = OrganizationForm
     list_display = (
         "display_name",
         "id",
@@ -58,6 +104,9 @@ class OrganizationAdmin(ServiceAdmin):
         "allowed_apis",
         "on_leak",
         "secret_max_lifetime_days",
+        "token_quota_per_hour",
+        "token_quota_per_day",
+        "token_quota_mode",
         "clients_link",
         "create_time",
         "update_time",
@@ -117,6 +166,7 @@ class OrganizationAdmin(ServiceAdmin):
                 external_id=data.get("external_id") or None,
                 on_leak=data.get("on_leak") or Organization.OnLeak.REVOKE,
                 secret_max_lifetime_days=data.get("secret_max_lifetime_days"),
+                token_quota=_quota(data),
             )
         else:
             saved = services.organization_create(
@@ -126,12 +176,14 @@ class OrganizationAdmin(ServiceAdmin):
             )
             on_leak = data.get("on_leak") or Organization.OnLeak.REVOKE
             days = data.get("secret_max_lifetime_days")
-            if on_leak != saved.on_leak or days is not None:
+            quota_given = data.get("token_quota_per_hour") or data.get("token_quota_per_day")
+            if on_leak != saved.on_leak or days is not None or quota_given:
                 saved = services.organization_update(
                     actor=actor,
                     organization=saved,
                     on_leak=on_leak,
                     secret_max_lifetime_days=days,
+                    token_quota=_quota(data) if quota_given else ...,
                 )
         copy_fields(obj, saved)
 

@@ -448,3 +448,28 @@ class WebhookForm(forms.Form):
         label="Description", max_length=MAX_DESCRIPTION_LENGTH, required=False
     )
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
+
+
+class QuotaForm(forms.Form):
+    """A client's token quota (empty: no quota for that window)."""
+
+    per_hour = forms.IntegerField(
+        required=False, min_value=1, max_value=2_000_000_000, label="Tokens per hour"
+    )
+    per_day = forms.IntegerField(
+        required=False, min_value=1, max_value=2_000_000_000, label="Tokens per day"
+    )
+    mode = forms.ChoiceField(
+        choices=[("enforce", "Enforce: refuse past the quota"), ("observe", "Observe: warn only")],
+        initial="enforce",
+    )
+
+    def quota(self) -> dict[str, Any] | None:
+        data = self.cleaned_data
+        if data.get("per_hour") is None and data.get("per_day") is None:
+            return None
+        return {
+            "per_hour": data.get("per_hour"),
+            "per_day": data.get("per_day"),
+            "mode": data["mode"],
+        }

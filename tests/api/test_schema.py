@@ -120,12 +120,16 @@ def test_every_operation_answers_as_documented(checked, document, org, guide_cli
     call("get", f"/organizations/{created['id']}")
     call("patch", f"/organizations/{created['id']}", {"external_id": "ini"})
     call("patch", f"/organizations/{created['id']}", {"on_leak": "notify"})
+    call("patch", f"/organizations/{created['id']}", {"token_quota": {"per_hour": 100}})
+    call("get", f"/organizations/{org.id}/usage?granularity=day")
 
     clients = f"/organizations/{org.id}/clients"
     call("get", clients)
     new = call("post", clients, GUIDE_CLIENT).json()["client"]
     call("get", world.path)
     call("patch", world.path, {"description": ""})
+    call("patch", world.path, {"token_quota": {"per_day": 50, "mode": "observe"}})
+    call("get", f"{world.path}/usage")
 
     call("get", f"{world.path}/secrets")
     call("post", f"{world.path}/secrets")
@@ -199,6 +203,7 @@ def test_the_checks_catch_a_drift(document):
         "update_time": "2024-01-02T03:04:05.000000Z",
         "on_leak": "revoke",
         "secret_max_lifetime_days": None,
+        "token_quota": None,
     }
     schema = {"$ref": "#/components/schemas/Organization", "components": document.components}
     validator = Draft202012Validator(schema, format_checker=FORMATS)

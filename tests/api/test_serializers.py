@@ -61,6 +61,7 @@ def organization_shape(org: Organization) -> dict:
         "update_time": stamp(org.update_time),
         "on_leak": org.on_leak,
         "secret_max_lifetime_days": org.secret_max_lifetime_days,
+        "token_quota": None,
     }
 
 
@@ -110,6 +111,7 @@ def client_shape(client: ApiClient, secrets: list[dict], keys: list[dict], **cha
         "custom_claims": fields["custom_claims"],
         "expiry": fields["expiry"],
         "dpop_bound_access_tokens": fields.get("dpop_bound_access_tokens", False),
+        "token_quota": fields.get("token_quota"),
     }
 
 
@@ -178,6 +180,7 @@ def test_get_organization(api, world):
                 "update_time": "2024-05-06T07:08:09.123456Z",
                 "on_leak": "revoke",
                 "secret_max_lifetime_days": None,
+                "token_quota": None,
             }
         },
     )

@@ -44,6 +44,7 @@ from portal.ui.views.members import (
     members,
 )
 from portal.ui.views.organization import organization_settings, organization_settings_update
+from portal.ui.views.usage import client_quota, organization_usage
 from portal.ui.views.webhooks import (
     webhook_delete,
     webhook_detail,
@@ -64,6 +65,7 @@ __all__ = [
     "client_detail",
     "client_list",
     "client_new",
+    "client_quota",
     "client_update",
     "home",
     "invitation",
@@ -78,6 +80,7 @@ __all__ = [
     "members",
     "organization_settings",
     "organization_settings_update",
+    "organization_usage",
     "secret_new",
     "secret_revoke",
     "secret_revoke_confirm",

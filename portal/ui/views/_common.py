@@ -26,6 +26,7 @@ def org_context(request: HttpRequest, member: Membership, **extra: object) -> di
     sections = {
         "audit-log": "audit",
         "catalog": "catalog",
+        "usage": "usage",
         "organization-settings": "settings",
         "organization-settings-update": "settings",
     }

@@ -23,6 +23,7 @@ from portal.ui import forms
 from portal.ui.tenancy import member_view
 from portal.ui.views._common import actor_for, org_context, page_of
 from portal.ui.views.federation import federation_context
+from portal.ui.views.usage import usage_context
 
 CLIENTS_PER_PAGE = 20
 
@@ -155,7 +156,15 @@ def _detail_context(
         secrets=list(client.secrets.all()),
         revoked_secrets=selectors.recently_revoked_secrets(client),
         max_secrets=oauth_settings.MAX_SECRETS_PER_CLIENT,
+        quota_form=forms.QuotaForm(
+            initial={
+                "per_hour": client.token_quota_per_hour,
+                "per_day": client.token_quota_per_day,
+                "mode": client.token_quota_mode,
+            }
+        ),
         **federation_context(client),
+        **usage_context(request, member.organization, client),
     )
 
 

@@ -333,7 +333,8 @@ def test_the_batch_query_looks_each_client_up_by_index_whatever_the_statistics(g
         finally:
             cursor.execute("DEALLOCATE token_batch")
     assert "Seq Scan" not in plan, plan
-    assert plan.count("Index Scan") == 3, plan  # client, secret, current key
+    # client, secret, current key, and the organization (its token quota caps)
+    assert plan.count("Index Scan") == 4, plan
 
 
 @postgres_only
