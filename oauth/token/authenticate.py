@@ -22,6 +22,7 @@ from oauth import assertions, federation, ratelimit
 from oauth import metrics as token_metrics
 from oauth.settings import oauth_settings
 from oauth.token.lookup import (
+    NEEDS_LOOKUP,
     AuthenticatedClient,
     Prefetched,
     could_be_client_id,
@@ -110,7 +111,7 @@ def authenticate_with_secret(
         matched = next((row for row in candidates if check_secret(secret, row[7])), None)
         if matched is None:
             return None
-        if matched[12]:  # made before keyed lookups: store its lookup now (once)
+        if matched[NEEDS_LOOKUP]:  # made before keyed lookups: store its lookup now (once)
             record_lookup(matched[6], secret_lookup(secret))
         ttl = oauth_settings.SECRET_CACHE_SECONDS
         if ttl > 0:
