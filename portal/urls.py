@@ -2,7 +2,10 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
-from portal.serving import health, metrics
+from portal.serving import errors, health, metrics
+
+# Refusals Django makes before any view (a Host outside ALLOWED_HOSTS, …), in each face's format.
+handler400 = errors.bad_request
 
 urlpatterns = [
     path("", include("oauth.urls")),
