@@ -119,15 +119,20 @@ def _secret_context(secret: ClientSecret) -> dict[str, Any]:
     }
 
 
-@outbox.handler("secret.leaked")
-def secret_leaked(payload: dict[str, Any]) -> None:
-    """Tell the owners and admins that a secret was found in public: where, whether it was
-    revoked, and how to rotate. Nothing when the secret was deleted meanwhile."""
-    secret = (
+def _secret_of(payload: dict[str, Any]) -> ClientSecret | None:
+    """The secret a mail is about, with its client and organization; None once deleted."""
+    return (
         ClientSecret.objects.select_related("client", "client__organization")
         .filter(pk=payload["secret_id"])
         .first()
     )
+
+
+@outbox.handler("secret.leaked")
+def secret_leaked(payload: dict[str, Any]) -> None:
+    """Tell the owners and admins that a secret was found in public: where, whether it was
+    revoked, and how to rotate. Nothing when the secret was deleted meanwhile."""
+    secret = _secret_of(payload)
     if secret is None:
         return
     context = {
@@ -142,11 +147,7 @@ def secret_leaked(payload: dict[str, Any]) -> None:
 @outbox.handler("secret.expiring")
 def secret_expiring(payload: dict[str, Any]) -> None:
     """Remind the owners and admins that a secret expires soon (clients.services.reminders)."""
-    secret = (
-        ClientSecret.objects.select_related("client", "client__organization")
-        .filter(pk=payload["secret_id"])
-        .first()
-    )
+    secret = _secret_of(payload)
     if secret is None:
         return
     context = {

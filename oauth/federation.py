@@ -19,7 +19,6 @@ claim condition. Descriptions say which check failed and never echo the token or
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -90,19 +89,6 @@ def forget_issuer_keys() -> None:
         _cache.clear()
 
 
-def _json_of(url: str) -> tuple[dict[str, Any], dict[str, str]]:
-    response = outbound.fetch(url)
-    if response.status != 200:
-        raise outbound.OutboundRefused(f"{url} answered {response.status}")
-    try:
-        document = json.loads(response.body)
-    except ValueError as exc:
-        raise outbound.OutboundRefused(f"{url} did not answer JSON") from exc
-    if not isinstance(document, dict):
-        raise outbound.OutboundRefused(f"{url} did not answer a JSON object")
-    return document, response.headers
-
-
 def _max_age(headers: dict[str, str]) -> int:
     cache_control = headers.get("cache-control", "")
     if "no-store" in cache_control.lower() or "no-cache" in cache_control.lower():
@@ -119,7 +105,7 @@ def _discover_keys(issuer: str) -> tuple[list[dict[str, Any]], int]:
     document: dict[str, Any] | None = None
     for suffix in ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"):
         try:
-            document, _headers = _json_of(base + suffix)
+            document, _headers = outbound.fetch_json(base + suffix)
             break
         except outbound.OutboundRefused as exc:
             last = exc
@@ -130,7 +116,7 @@ def _discover_keys(issuer: str) -> tuple[list[dict[str, Any]], int]:
     jwks_uri = document.get("jwks_uri")
     if not isinstance(jwks_uri, str):
         raise outbound.OutboundRefused("the discovery document has no jwks_uri")
-    jwks, headers = _json_of(jwks_uri)
+    jwks, headers = outbound.fetch_json(jwks_uri)
     keys = jwks.get("keys")
     if not isinstance(keys, list):
         raise outbound.OutboundRefused("the issuer's JWKS has no keys list")

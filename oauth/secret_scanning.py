@@ -74,14 +74,8 @@ def forget_keys() -> None:
 def _fetch_keys() -> dict[str, str]:
     """GitHub's keys by identifier (PEM), fetched through the safe fetcher."""
     url = keys_url()
-    response = outbound.fetch(url)
-    if response.status != 200:
-        raise outbound.OutboundRefused(f"{url} answered {response.status}")
-    try:
-        document = json.loads(response.body)
-    except ValueError as exc:
-        raise outbound.OutboundRefused(f"{url} did not answer JSON") from exc
-    entries = document.get("public_keys") if isinstance(document, dict) else None
+    document, _headers = outbound.fetch_json(url)
+    entries = document.get("public_keys")
     if not isinstance(entries, list):
         raise outbound.OutboundRefused(f"{url} has no public_keys list")
     keys = {

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import json
 import socket
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
@@ -268,6 +270,21 @@ def fetch(url: str, *, accept: str = "application/json") -> OutboundResponse:
             raise OutboundRefused("the server redirects to another host")
         url = target
     raise OutboundRefused("too many redirects")
+
+
+def fetch_json(url: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """GET ``url`` (as ``fetch``) and its JSON object, with the answer's headers; a status other
+    than 200, or a body that is not a JSON object, is ``OutboundRefused``."""
+    response = fetch(url)
+    if response.status != 200:
+        raise OutboundRefused(f"{url} answered {response.status}")
+    try:
+        document = json.loads(response.body)
+    except ValueError as exc:
+        raise OutboundRefused(f"{url} did not answer JSON") from exc
+    if not isinstance(document, dict):
+        raise OutboundRefused(f"{url} did not answer a JSON object")
+    return document, response.headers
 
 
 def post(
