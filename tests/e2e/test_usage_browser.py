@@ -42,13 +42,15 @@ now = usage.floor(usage.utc_now(), "hour")
 for back in range(24 * 8):
     hour = now - timedelta(hours=back)
     busy = 40 + (hour.hour * 37) % 90 + (150 if 9 <= hour.hour <= 17 else 0)
-    TokenUsage.objects.create(hour=hour, client_id=client.id,
-                              organization_id=client.organization_id, reason="", count=busy)
+    # update_or_create: the server may have flushed this hour's own tokens already.
+    TokenUsage.objects.update_or_create(hour=hour, client_id=client.id, reason="",
+                                        defaults={{"organization_id": client.organization_id,
+                                                   "count": busy}})
     if back % 5 == 0:
-        TokenUsage.objects.create(hour=hour, client_id=client.id,
-                                  organization_id=client.organization_id,
-                                  reason="invalid_scope" if back % 2 else "invalid_client",
-                                  count=3 + back % 7)
+        TokenUsage.objects.update_or_create(
+            hour=hour, client_id=client.id,
+            reason="invalid_scope" if back % 2 else "invalid_client",
+            defaults={{"organization_id": client.organization_id, "count": 3 + back % 7}})
 """
 
 
