@@ -141,7 +141,12 @@ def authenticate_with_assertion(assertion: str, client_id: str | None) -> Authen
     if kid is not None and not isinstance(kid, str):
         raise AssertionRejected("the client assertion's kid must be a string")
 
-    client = ApiClient.objects.filter(pk=issuer).prefetch_related("keys").first()
+    client = (
+        ApiClient.objects.filter(pk=issuer)
+        .select_related("organization")
+        .prefetch_related("keys")
+        .first()
+    )
     candidates = [
         key
         for key in (client.keys.all() if client is not None else ())

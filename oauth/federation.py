@@ -348,6 +348,7 @@ def federated_client(token: str, client_id: str | None) -> AuthenticatedClient:
         raise FederationRejected("client_id is required to select the trust policies")
     client = (
         ApiClient.objects.filter(pk=client_id, organization__isnull=False)
+        .select_related("organization")  # its quota caps (AuthenticatedClient.of_client)
         .prefetch_related("trust_policies")
         .first()
     )

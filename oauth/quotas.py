@@ -259,6 +259,8 @@ def _alert(quota: Quota, window: str, start: int, threshold: int, limit: int, us
     with _alerted_lock:
         if key in _alerted:
             return
+        if len(_alerted) > 10000:  # past windows' keys: the QuotaAlert rows still say "sent"
+            _alerted.clear()
         _alerted.add(key)
     try:
         services.quota_alert(

@@ -106,7 +106,7 @@ class AuthenticatedClient:
             current_kid=row[10],
             secret_id=row[6],
             dpop_bound=bool(row[11]),
-            quota=_quota_columns(row[12:18]),
+            quota=_quota_columns(row[QUOTA_COLUMNS]),
         )
 
 
@@ -152,7 +152,9 @@ def _organization_quota(client: ApiClient) -> tuple[Any, Any, Any]:
     )
 
 
-# The column of a row that says its secret has no keyed lookup yet.
+# The token row's quota columns (the client's, then its organization's), and the column that
+# says its secret has no keyed lookup yet.
+QUOTA_COLUMNS = slice(12, 18)
 NEEDS_LOOKUP = 18
 
 _USABLE = "s.status = 'ACTIVE' AND (s.expire_time IS NULL OR s.expire_time > %s)"

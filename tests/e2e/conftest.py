@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,18 +32,26 @@ class LiveServer(ServerProcess):
         return [p.read_text() for p in sorted(self.mail_dir.glob("*.log"))]
 
 
-@pytest.fixture(scope="session")
-def live_server_process(tmp_path_factory) -> Iterator[LiveServer]:
-    """``manage.py runserver`` on a free port: migrated, bootstrapped (the guide's API seeded)."""
-    tmp = tmp_path_factory.mktemp("live")
+@contextmanager
+def live_server(tmp_path_factory, name: str, **env: str) -> Iterator[LiveServer]:
+    """``manage.py runserver`` on a free port, on a database of its own: migrated, bootstrapped
+    (the guide's API seeded), with ``env`` added to its environment."""
+    tmp = tmp_path_factory.mktemp(name)
     mail_dir = tmp / "mail"
     mail_dir.mkdir()
     with server_database(tmp) as database:
         server = LiveServer(database, mail_dir)
+        server.env.update(env)
         try:
             yield server.prepare("--demo").serve(tmp, runserver=True)
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server_process(tmp_path_factory) -> Iterator[LiveServer]:
+    with live_server(tmp_path_factory, "live") as server:
+        yield server
 
 
 SCREENSHOTS = ROOT / "test-results" / "screenshots"

@@ -12,8 +12,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import LiveServer
-from tests.e2e.server import server_database
+from tests.e2e.conftest import LiveServer, live_server
 from tests.e2e.test_portal_browser import (
     CLIENT_NAME,
     browser,  # noqa: F401 (the module's Chromium fixture)
@@ -31,16 +30,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[LiveServer]:
     """The live server, allowed (test-only) to fetch keys from an issuer on 127.0.0.1."""
-    tmp = tmp_path_factory.mktemp("federation")
-    mail_dir = tmp / "mail"
-    mail_dir.mkdir()
-    with server_database(tmp) as database:
-        live = LiveServer(database, mail_dir)
-        live.env["OUTBOUND_ALLOW_INSECURE"] = "true"
-        try:
-            yield live.prepare("--demo").serve(tmp, runserver=True)
-        finally:
-            live.stop()
+    with live_server(tmp_path_factory, "federation", OUTBOUND_ALLOW_INSECURE="true") as live:
+        yield live
 
 
 @pytest.fixture(scope="module")

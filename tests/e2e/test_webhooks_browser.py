@@ -11,8 +11,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import LiveServer
-from tests.e2e.server import server_database
+from tests.e2e.conftest import LiveServer, live_server
 from tests.e2e.test_portal_browser import (
     browser,  # noqa: F401 (the module's Chromium fixture)
     new_context,
@@ -31,16 +30,8 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[LiveServer]:
     """The live server, allowed (test-only) to deliver to a receiver on 127.0.0.1."""
-    tmp = tmp_path_factory.mktemp("webhooks-browser")
-    mail_dir = tmp / "mail"
-    mail_dir.mkdir()
-    with server_database(tmp) as database:
-        live = LiveServer(database, mail_dir)
-        live.env["OUTBOUND_ALLOW_INSECURE"] = "true"
-        try:
-            yield live.prepare("--demo").serve(tmp, runserver=True)
-        finally:
-            live.stop()
+    with live_server(tmp_path_factory, "webhooks-browser", OUTBOUND_ALLOW_INSECURE="true") as live:
+        yield live
 
 
 def shots(page: Page, name: str) -> None:

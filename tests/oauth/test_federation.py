@@ -558,3 +558,23 @@ def test_the_kit_trades_a_projected_token_file_for_an_access_token(live_server, 
     )
     claims = jwt.decode(credentials.token(), options={"verify_signature": False})
     assert claims["client_id"] == client.id and claims["act"]["iss"] == K8S_ISSUER
+
+
+def test_a_federated_token_reads_the_organizations_quota_with_the_client(
+    client, guide_client, issuer, github_policy
+):
+    """The organization's quota caps come joined to the client's row, not by one more query."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from clients.services import organization_update
+
+    organization_update(
+        actor=SYSTEM, organization=guide_client.client.organization, token_quota={"per_hour": 50}
+    )
+    with CaptureQueriesContext(connection) as queries:
+        response = grant(client, issuer.github_token(OUR_ISSUER), guide_client.client_id)
+    assert response.status_code == 200, response.content
+    assert response["RateLimit-Policy"]  # the organization's cap was applied
+    alone = [q["sql"] for q in queries if 'FROM "clients_organization"' in q["sql"]]
+    assert alone == []
